@@ -1,0 +1,288 @@
+/* form.c: application/x-www-form-urlencoded, UTF-8, the PHP bracket way the
+ * vendor reads it. Order is deterministic so a request can be logged,
+ * compared and replayed: top-level keys sorted, arrays in index order
+ * (liste[]=12&liste[]=13), maps by sorted key (liste_maj_code_envoi[145]=1).
+ * Numbers with an integer value are written without a decimal part, so an id
+ * that went through a float (LuaJIT, or an unrestored cjson value) still goes
+ * on the wire as the vendor wrote it.
+ *
+ * Scratch memory lives in userdata at fixed stack slots (never malloc), so a
+ * luaL_error for a programmer mistake cannot leak; luaL_Buffer is not used
+ * because it forbids touching the stack between additions. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+
+typedef struct {
+    lua_State *L;
+    int slot;          /* stack index of the userdata holding data */
+    char *data;
+    size_t len, cap;
+} out_buf;
+
+static void out_init(lua_State *L, out_buf *o)
+{
+    o->L = L;
+    o->cap = 256;
+    o->len = 0;
+    o->data = lua_newuserdata(L, o->cap);
+    o->slot = lua_gettop(L);
+}
+
+static void out_reserve(out_buf *o, size_t extra)
+{
+    if (o->len + extra > o->cap) {
+        size_t cap = o->cap;
+        char *data;
+        while (o->len + extra > cap)
+            cap *= 2;
+        data = lua_newuserdata(o->L, cap);
+        memcpy(data, o->data, o->len);
+        lua_replace(o->L, o->slot);
+        o->data = data;
+        o->cap = cap;
+    }
+}
+
+static void out_add(out_buf *o, const char *s, size_t len)
+{
+    out_reserve(o, len);
+    memcpy(o->data + o->len, s, len);
+    o->len += len;
+}
+
+static void out_escaped(out_buf *o, const char *s, size_t len, int keep_brackets)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+    out_reserve(o, len * 3);
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '*' ||
+            (keep_brackets && (c == '[' || c == ']'))) {
+            o->data[o->len++] = (char)c;
+        } else if (c == ' ') {
+            o->data[o->len++] = '+';
+        } else {
+            o->data[o->len++] = '%';
+            o->data[o->len++] = hex[c >> 4];
+            o->data[o->len++] = hex[c & 15];
+        }
+    }
+}
+
+/* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
+ * the value cannot go in a form. */
+static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text, size_t *len)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        *text = lua_tolstring(L, idx, len);
+        return 0;
+    case LUA_TBOOLEAN:   /* the spec's booleans are 0/1 on input */
+        *text = lua_toboolean(L, idx) ? "1" : "0";
+        *len = 1;
+        return 0;
+    case LUA_TNUMBER: {
+        lua_Number n = lua_tonumber(L, idx);
+        int w;
+        if (bt_isinteger(L, idx))
+            w = snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+        else if (n == floor(n) && fabs(n) < 9007199254740992.0)
+            w = snprintf(buf, size, "%.0f", (double)n);
+        else if (isfinite(n))
+            w = snprintf(buf, size, "%.17g", (double)n);
+        else
+            return -1;
+        *text = buf;
+        *len = (size_t)w;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* One sortable key of a table; string pointers stay valid because the table
+ * holding the keys stays on the stack. */
+typedef struct {
+    int is_number;
+    lua_Number number;
+    const char *str;
+    size_t len;
+} sort_key;
+
+static int sort_key_cmp(const void *pa, const void *pb)
+{
+    const sort_key *a = pa, *b = pb;
+    size_t n;
+    int c;
+    if (a->is_number != b->is_number)
+        return a->is_number ? -1 : 1;
+    if (a->is_number)
+        return (a->number > b->number) - (a->number < b->number);
+    n = a->len < b->len ? a->len : b->len;
+    c = memcmp(a->str, b->str, n);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Collects and sorts the keys of the table at idx into a userdata pushed on
+ * the stack; returns the array and sets *count. Keys other than strings and
+ * numbers are a programmer mistake. */
+static sort_key *sorted_keys(lua_State *L, int idx, const char *field, size_t *count)
+{
+    size_t n = 0, i = 0;
+    sort_key *keys;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    keys = lua_newuserdata(L, (n ? n : 1) * sizeof *keys);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            keys[i].is_number = 1;
+            keys[i].number = lua_tonumber(L, -1);
+            keys[i].str = NULL;
+            keys[i].len = 0;
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            keys[i].is_number = 0;
+            keys[i].number = 0;
+            keys[i].str = lua_tolstring(L, -1, &keys[i].len);
+        } else {
+            luaL_error(L, "form field %s: keys must be strings or numbers, not %s",
+                       field ? field : "(top level)", luaL_typename(L, -1));
+        }
+        i++;
+    }
+    qsort(keys, n, sizeof *keys, sort_key_cmp);
+    *count = n;
+    return keys;
+}
+
+/* Pushes the key described by k. */
+static void push_key(lua_State *L, const sort_key *k)
+{
+    if (k->is_number) {
+#if BT_HAS_INTEGERS
+        if (k->number == floor(k->number) && fabs(k->number) < 9007199254740992.0) {
+            lua_pushinteger(L, (lua_Integer)k->number);
+            return;
+        }
+#endif
+        lua_pushnumber(L, k->number);
+    } else {
+        lua_pushlstring(L, k->str, k->len);
+    }
+}
+
+static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen,
+                     const char *sub, size_t sublen, int bracket, int value_idx)
+{
+    char num[64];
+    const char *text;
+    size_t len;
+    if (scalar_text(L, value_idx, num, sizeof num, &text, &len) != 0)
+        luaL_error(L, "form field %s: cannot encode a %s", name, luaL_typename(L, value_idx));
+    if (o->len)
+        out_add(o, "&", 1);
+    out_escaped(o, name, namelen, 1);   /* a caller's own "liste[]" stays readable */
+    if (bracket) {
+        out_add(o, "[", 1);
+        out_escaped(o, sub, sublen, 0);
+        out_add(o, "]", 1);
+    }
+    out_add(o, "=", 1);
+    out_escaped(o, text, len, 0);
+}
+
+/* A table value under `name`: a sequence gives name[]=v, anything else
+ * name[key]=v by sorted key. One level only: the vendor reads no deeper. */
+static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen, int tidx)
+{
+    size_t n = bt_rawlen(L, tidx), count, i;
+    sort_key *keys;
+    int top = lua_gettop(L);
+    keys = sorted_keys(L, tidx, name, &count);
+    if (n > 0 && count == n) {              /* a proper sequence */
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, tidx, (int)i);
+            if (lua_type(L, -1) == LUA_TTABLE)
+                luaL_error(L, "form field %s: nested tables are not supported", name);
+            add_pair(L, o, name, namelen, "", 0, 1, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+    } else {
+        for (i = 0; i < count; i++) {
+            char num[64];
+            const char *sub;
+            size_t sublen;
+            push_key(L, &keys[i]);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, tidx);
+            if (lua_type(L, -1) == LUA_TTABLE)
+                luaL_error(L, "form field %s: nested tables are not supported", name);
+            scalar_text(L, -2, num, sizeof num, &sub, &sublen);
+            add_pair(L, o, name, namelen, sub, sublen, 1, lua_gettop(L));
+            lua_pop(L, 2);
+        }
+    }
+    lua_settop(L, top);
+}
+
+/* form_encode(fields) -> "a=1&b%5B%5D=..." */
+static int l_form_encode(lua_State *L)
+{
+    out_buf o;
+    sort_key *keys;
+    size_t count, i;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    out_init(L, &o);                          /* slot 2 */
+    keys = sorted_keys(L, 1, NULL, &count);   /* slot 3 */
+    for (i = 0; i < count; i++) {
+        const char *name;
+        size_t namelen;
+        if (keys[i].is_number)
+            luaL_error(L, "form fields need string names, got a number key");
+        name = keys[i].str;
+        namelen = keys[i].len;
+        lua_pushlstring(L, name, namelen);
+        lua_rawget(L, 1);
+        if (lua_type(L, -1) == LUA_TTABLE)
+            add_table(L, &o, name, namelen, lua_gettop(L));
+        else
+            add_pair(L, &o, name, namelen, NULL, 0, 0, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pushlstring(L, o.data, o.len);
+    return 1;
+}
+
+/* form_escape(s) -> s percent-encoded for a query or form value. */
+static int l_form_escape(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    out_buf o;
+    lua_settop(L, 1);
+    out_init(L, &o);
+    out_escaped(&o, s, len, 0);
+    lua_pushlstring(L, o.data, o.len);
+    return 1;
+}
+
+void bt_form_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "form_encode", l_form_encode },
+        { "form_escape", l_form_escape },
+        { NULL, NULL }
+    };
+    luaL_setfuncs(L, fns, 0);
+}

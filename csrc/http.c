@@ -1,0 +1,492 @@
+/* http.c: the libcurl engine. One engine owns one multi handle, hence one
+ * connection cache (keep-alive), DNS cache and TLS session cache shared by
+ * every transfer it runs, blocking or concurrent. Transfers live in slots
+ * that keep their easy handle and buffers for reuse, so a steady stream of
+ * calls allocates nothing.
+ *
+ * Lua API (methods of the userdata returned by core.http_engine{...}):
+ *   id = engine:start{ url=, method="POST"|"GET", body=, headers={"A: b"},
+ *                      timeout=s, connect_timeout=s, max_size=bytes,
+ *                      verify=true, cainfo=, capath=, gzip=true }
+ *   status, body, content_type, errkind, errmsg, request_id = engine:wait(id)
+ *        (blocks, driving every transfer, until id is done; frees the slot)
+ *   ids = engine:poll(timeout_ms)   -- drives transfers, returns finished ids
+ *   ... = engine:result(id)          -- same values as wait, for a finished id
+ *   engine:cancel(id); engine:pending(); engine:close()
+ * errkind is nil on success, else "timeout", "tls", "too_large" or "network".
+ *
+ * libcurl callbacks only copy bytes: nothing in them can raise a Lua error,
+ * so no longjmp ever crosses libcurl. */
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "core.h"
+
+#define ENGINE_MT "billetterie.http_engine"
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
+
+typedef struct {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;            /* response body */
+    size_t len, cap, max_size;
+    int too_big;
+    enum slot_state state;
+    CURLcode code;
+    char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+typedef struct {
+    CURLM *multi;
+    transfer **slots;      /* pointers, so easy handles' WRITEDATA stay valid */
+    size_t nslots;
+    size_t running;
+    char *user_agent;
+    char *default_cainfo;  /* libcurl's built-in CA locations, restored */
+    char *default_capath;  /* when a request names none */
+    int closed;
+} engine;
+
+static engine *check_engine(lua_State *L)
+{
+    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
+    if (e->closed)
+        luaL_error(L, "http engine is closed");
+    return e;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer *t = userp;
+    size_t n = size * nmemb;
+    if (t->len + n > t->max_size) {     /* MAXFILESIZE misses chunked bodies */
+        t->too_big = 1;
+        return 0;
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 16384;
+        char *body;
+        while (t->len + n + 1 > cap)
+            cap *= 2;
+        body = realloc(t->body, cap);
+        if (!body)
+            return 0;                   /* libcurl reports a write error */
+        t->body = body;
+        t->cap = cap;
+    }
+    memcpy(t->body + t->len, data, n);
+    t->len += n;
+    return n;
+}
+
+/* Moves finished transfers to SLOT_DONE and out of the multi handle. */
+static void collect_done(engine *e)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(e->multi, &left))) {
+        transfer *t = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        t->code = msg->data.result;
+        t->state = SLOT_DONE;
+        curl_multi_remove_handle(e->multi, msg->easy_handle);
+        e->running--;
+    }
+}
+
+static transfer *slot_of(lua_State *L, engine *e, int arg)
+{
+    lua_Integer id = luaL_checkinteger(L, arg);
+    if (id < 1 || (size_t)id > e->nslots || e->slots[id - 1]->state == SLOT_FREE)
+        luaL_argerror(L, arg, "no such transfer");
+    return e->slots[id - 1];
+}
+
+static int free_slot_index(lua_State *L, engine *e)
+{
+    size_t i;
+    transfer **slots, *t;
+    for (i = 0; i < e->nslots; i++)
+        if (e->slots[i]->state == SLOT_FREE)
+            return (int)i;
+    t = calloc(1, sizeof *t);
+    slots = t ? realloc(e->slots, (e->nslots + 1) * sizeof *slots) : NULL;
+    if (!slots) {
+        free(t);
+        luaL_error(L, "out of memory");
+    }
+    e->slots = slots;
+    t->easy = curl_easy_init();
+    if (!t->easy) {
+        free(t);
+        luaL_error(L, "curl_easy_init failed");
+    }
+    e->slots[e->nslots] = t;
+    return (int)e->nslots++;
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *key, const char *def)
+{
+    const char *v;
+    lua_getfield(L, idx, key);
+    v = lua_isnil(L, -1) ? def : luaL_checkstring(L, -1);
+    lua_pop(L, 1);          /* the string stays alive: it is held by the table */
+    return v;
+}
+
+static double opt_number(lua_State *L, int idx, const char *key, double def)
+{
+    double v;
+    lua_getfield(L, idx, key);
+    v = lua_isnil(L, -1) ? def : (double)luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *key, int def)
+{
+    int v;
+    lua_getfield(L, idx, key);
+    v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_start(lua_State *L)
+{
+    engine *e = check_engine(L);
+    const char *url, *method, *cainfo, *capath, *body;
+    size_t body_len = 0, i, n;
+    double timeout, connect_timeout, max_size;
+    transfer *t;
+    CURL *h;
+    int idx;
+    CURLMcode mc;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    url = opt_string(L, 2, "url", NULL);
+    if (!url)
+        return luaL_argerror(L, 2, "url is required");
+    method = opt_string(L, 2, "method", "POST");
+    cainfo = opt_string(L, 2, "cainfo", NULL);
+    capath = opt_string(L, 2, "capath", NULL);
+    timeout = opt_number(L, 2, "timeout", 30);
+    connect_timeout = opt_number(L, 2, "connect_timeout", 10);
+    max_size = opt_number(L, 2, "max_size", 64.0 * 1024 * 1024);
+    lua_getfield(L, 2, "body");
+    body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
+    lua_pop(L, 1);
+    if (strcmp(method, "POST") && strcmp(method, "GET"))
+        return luaL_argerror(L, 2, "method must be POST or GET");
+    if (timeout <= 0 || connect_timeout <= 0 || max_size <= 0)
+        return luaL_argerror(L, 2, "timeouts and max_size must be positive");
+
+    idx = free_slot_index(L, e);
+    t = e->slots[idx];
+    h = t->easy;
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    lua_getfield(L, 2, "headers");
+    if (lua_istable(L, -1)) {
+        n = bt_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            struct curl_slist *l;
+            lua_rawgeti(L, -1, (int)i);
+            l = curl_slist_append(t->headers, luaL_checkstring(L, -1));
+            lua_pop(L, 1);
+            if (!l)
+                return luaL_error(L, "out of memory");
+            t->headers = l;
+        }
+    }
+    lua_pop(L, 1);
+
+    t->len = 0;
+    t->too_big = 0;
+    t->max_size = (size_t)max_size;
+    t->errbuf[0] = '\0';
+    /* Every option is set on every use, so nothing leaks from the previous
+     * request of a reused handle (cheaper than curl_easy_reset). */
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)t);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_size);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, opt_bool(L, 2, "gzip", 1) ? "" : NULL);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, opt_bool(L, 2, "verify", 1) ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, opt_bool(L, 2, "verify", 1) ? 2L : 0L);
+    curl_easy_setopt(h, CURLOPT_CAINFO, cainfo ? cainfo : e->default_cainfo);
+    curl_easy_setopt(h, CURLOPT_CAPATH, capath ? capath : e->default_capath);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (method[0] == 'G') {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+    }
+    mc = curl_multi_add_handle(e->multi, h);
+    if (mc != CURLM_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, curl_multi_strerror(mc));
+        return 2;
+    }
+    t->state = SLOT_RUNNING;
+    e->running++;
+    lua_pushinteger(L, idx + 1);
+    return 1;
+}
+
+static const char *error_kind(CURLcode code, int too_big)
+{
+    if (too_big)
+        return "too_large";
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+        return "tls";
+    default:
+        return "network";
+    }
+}
+
+/* Pushes the outcome of a finished transfer and frees its slot:
+ * status, body, content_type, errkind, errmsg, request_id */
+static int push_result(lua_State *L, transfer *t)
+{
+    long status = 0;
+    char *ctype = NULL;
+    struct curl_header *hdr = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    lua_pushinteger(L, status);
+    lua_pushlstring(L, t->body ? t->body : "", t->len);
+    if (ctype)
+        lua_pushstring(L, ctype);
+    else
+        lua_pushnil(L);
+    if (t->code == CURLE_OK && !t->too_big) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    } else {
+        lua_pushstring(L, error_kind(t->code, t->too_big));
+        if (t->too_big)
+            lua_pushfstring(L, "response larger than max_size (%d bytes)", (int)t->max_size);
+        else
+            lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->code));
+    }
+    if (status && curl_easy_header(t->easy, "X-Request-Id", 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK)
+        lua_pushstring(L, hdr->value);
+    else
+        lua_pushnil(L);
+    t->state = SLOT_FREE;
+    /* Keep the buffer for the next transfer unless it grew large. */
+    if (t->cap > 1024 * 1024) {
+        free(t->body);
+        t->body = NULL;
+        t->cap = 0;
+    }
+    t->len = 0;
+    return 6;
+}
+
+/* One round of work: run what is ready, wait up to timeout_ms for more. */
+static void drive(engine *e, int timeout_ms)
+{
+    int still;
+    curl_multi_perform(e->multi, &still);
+    collect_done(e);
+    if (e->running == 0 || timeout_ms <= 0)
+        return;
+    curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
+    curl_multi_perform(e->multi, &still);
+    collect_done(e);
+}
+
+static int l_wait(lua_State *L)
+{
+    engine *e = check_engine(L);
+    transfer *t = slot_of(L, e, 2);
+    while (t->state == SLOT_RUNNING)
+        drive(e, 1000);
+    return push_result(L, t);
+}
+
+static int l_poll(lua_State *L)
+{
+    engine *e = check_engine(L);
+    lua_Integer timeout_ms = luaL_optinteger(L, 2, 0);
+    size_t i;
+    int n = 0;
+    drive(e, (int)(timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : timeout_ms));
+    lua_newtable(L);
+    for (i = 0; i < e->nslots; i++) {
+        if (e->slots[i]->state == SLOT_DONE) {
+            lua_pushinteger(L, (lua_Integer)i + 1);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    return 1;
+}
+
+static int l_result(lua_State *L)
+{
+    engine *e = check_engine(L);
+    transfer *t = slot_of(L, e, 2);
+    if (t->state != SLOT_DONE)
+        return luaL_argerror(L, 2, "transfer still running");
+    return push_result(L, t);
+}
+
+static int l_cancel(lua_State *L)
+{
+    engine *e = check_engine(L);
+    transfer *t = slot_of(L, e, 2);
+    if (t->state == SLOT_RUNNING) {
+        curl_multi_remove_handle(e->multi, t->easy);
+        e->running--;
+    }
+    t->state = SLOT_FREE;
+    t->len = 0;
+    return 0;
+}
+
+static int l_pending(lua_State *L)
+{
+    engine *e = check_engine(L);
+    lua_pushinteger(L, (lua_Integer)e->running);
+    return 1;
+}
+
+/* close, __gc and __close: one idempotent destructor. */
+static int l_close(lua_State *L)
+{
+    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
+    size_t i;
+    if (e->closed)
+        return 0;
+    e->closed = 1;
+    for (i = 0; i < e->nslots; i++) {
+        transfer *t = e->slots[i];
+        if (t->state == SLOT_RUNNING)
+            curl_multi_remove_handle(e->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        curl_slist_free_all(t->headers);
+        free(t->body);
+        free(t);
+    }
+    free(e->slots);
+    e->slots = NULL;
+    e->nslots = 0;
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+    free(e->user_agent);
+    free(e->default_cainfo);
+    free(e->default_capath);
+    e->user_agent = e->default_cainfo = e->default_capath = NULL;
+    curl_global_cleanup();   /* balances the init of l_new (libcurl counts) */
+    return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Setting CURLOPT_CAINFO to NULL would disable verification's trust store,
+ * so the built-in defaults are read once and set back on every request. */
+static void remember_ca_defaults(engine *e)
+{
+    CURL *h = curl_easy_init();
+    char *info = NULL, *path = NULL;
+    if (!h)
+        return;
+    curl_easy_getinfo(h, CURLINFO_CAINFO, &info);
+    curl_easy_getinfo(h, CURLINFO_CAPATH, &path);
+    e->default_cainfo = dup_or_null(info);
+    e->default_capath = dup_or_null(path);
+    curl_easy_cleanup(h);
+}
+
+/* core.http_engine{ user_agent = "...", max_host_connections = n } */
+static int l_new(lua_State *L)
+{
+    const char *ua;
+    engine *e;
+    lua_Integer max_host;
+    if (lua_isnoneornil(L, 1))
+        lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    ua = opt_string(L, 1, "user_agent", "billetterie/" BT_VERSION);
+    max_host = (lua_Integer)opt_number(L, 1, "max_host_connections", 0);
+    e = lua_newuserdata(L, sizeof *e);
+    memset(e, 0, sizeof *e);
+    e->closed = 1;                     /* until fully built: __gc then does nothing */
+    luaL_getmetatable(L, ENGINE_MT);
+    lua_setmetatable(L, -2);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return luaL_error(L, "curl_global_init failed");
+    e->closed = 0;                     /* from here __gc undoes whatever was built */
+    e->multi = curl_multi_init();
+    e->user_agent = strdup(ua);
+    if (!e->multi || !e->user_agent)
+        return luaL_error(L, "cannot create the http engine");
+    remember_ca_defaults(e);
+    if (max_host > 0)
+        curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host);
+    return 1;
+}
+
+static int l_curl_version(lua_State *L)
+{
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    return 1;
+}
+
+void bt_http_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "start", l_start },
+        { "wait", l_wait },
+        { "poll", l_poll },
+        { "result", l_result },
+        { "cancel", l_cancel },
+        { "pending", l_pending },
+        { "close", l_close },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, ENGINE_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushliteral(L, ENGINE_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "http_engine");
+    lua_pushcfunction(L, l_curl_version);
+    lua_setfield(L, -2, "curl_version");
+}

@@ -1,0 +1,236 @@
+-- A client of one L@billetterie site: validates a call against the
+-- catalogue, adds the credentials its service's auth mode needs, sends it
+-- through the transport and turns the answer into payload, statut or nil, err.
+local catalogue = require "billetterie.catalogue"
+local core = require "billetterie.core"
+local envelope = require "billetterie.envelope"
+local errors = require "billetterie.error"
+local json = require "billetterie.json"
+local params = require "billetterie.params"
+local transport = require "billetterie.transport"
+
+local Client = {}
+Client.__index = Client
+
+-- Secret option values live here, not in the client table, so printing or
+-- dumping a client never shows them.
+local secrets_of = setmetatable({}, { __mode = "k" })
+
+local OPTIONS = {
+  url = "string", login = "string", password = "string", client_id = "number",
+  timeout = "number", connect_timeout = "number", max_size = "number",
+  verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
+  pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
+  transport = "table",
+}
+local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
+
+local function with_slash(url)
+  return url:sub(-1) == "/" and url or url .. "/"
+end
+
+-- billetterie.new{ url=, login=, password=, client_id=, timeout=10, ... }
+-- Option mistakes are programmer mistakes: they raise.
+function Client.new(opts)
+  if type(opts) ~= "table" then error("billetterie.new needs a table of options", 2) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error("billetterie.new: unknown option '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= want then error(("billetterie.new: option %s must be a %s"):format(k, want), 2) end
+  end
+  if not opts.url or not opts.url:match("^https?://[^/]") then
+    error("billetterie.new: url must be an http:// or https:// address", 2)
+  end
+  for k in pairs(SECRET_OPTIONS) do
+    if opts[k] and #opts[k] < 4 then error("billetterie.new: " .. k .. " is too short to be real", 2) end
+  end
+  local self = setmetatable({
+    url = with_slash(opts.url),
+    api_url = opts.api_url and with_slash(opts.api_url),
+    login = opts.login,
+    api_login = opts.api_login,
+    client_id = opts.client_id,
+    timeout = opts.timeout or 30,
+    connect_timeout = opts.connect_timeout or 10,
+    max_size = opts.max_size or 64 * 1024 * 1024,
+    verify = opts.verify ~= false,
+    cainfo = opts.cainfo,
+    capath = opts.capath,
+    strict = opts.strict ~= false,
+    transport = opts.transport or transport.curl,
+    headers = { "Accept: application/json, application/xml;q=0.9, */*;q=0.1", "Expect:" },
+  }, Client)
+  local secrets = { password = opts.password, pwd_key = opts.pwd_key, api_key = opts.api_key, list = {} }
+  for k in pairs(SECRET_OPTIONS) do
+    if opts[k] then secrets.list[#secrets.list + 1] = opts[k] end
+  end
+  secrets_of[self] = secrets
+  return self
+end
+
+function Client:__tostring()
+  return ("billetterie client %s (login %s)"):format(self.url, tostring(self.login))
+end
+
+local function invalid(ws, name, reason)
+  return nil, errors.new{
+    kind = "invalid_param", ws = ws, param = name, retryable = false,
+    message = ("parameter %s %s"):format(name, reason),
+  }
+end
+
+-- The credential fields of an auth mode, from the client's options. Values
+-- the caller passed (a session token, say) win.
+local function add_credentials(self, mode, fields)
+  local s = secrets_of[self]
+  local function need(name, value, hint)
+    if fields[name] == nil then fields[name] = value end
+    if fields[name] == nil then return name, hint end
+  end
+  local missing, hint
+  if mode == "ws" or mode == "ws_and_token" then
+    missing, hint = need("x_rsi_ws_login", self.login, "needs the client's login option")
+    if not missing then missing, hint = need("x_rsi_ws_mdp", s.password, "needs the client's password option") end
+    if not missing then missing, hint = need("x_rsi_client", self.client_id, "needs the client's client_id option") end
+  end
+  if not missing and (mode == "token" or mode == "ws_and_token") then
+    missing, hint = need("x_rsi_token", nil, "is required (a session token)")
+  end
+  if not missing and mode == "pwd_key" then
+    missing, hint = need("x_rsi_pwd_key", s.pwd_key, "needs the client's pwd_key option")
+  end
+  if not missing and mode == "api_key" then
+    missing, hint = need("x_rsi_login", self.api_login, "needs the client's api_login option")
+    if not missing then missing, hint = need("x_rsi_api_key", s.api_key, "needs the client's api_key option") end
+    if not missing then missing, hint = need("x_rsi_client", self.client_id, "needs the client's client_id option") end
+  end
+  return missing, hint
+end
+
+local function credential_names(mode)
+  local names = {}
+  local list = catalogue.credentials[mode] or {}
+  if list.one_of then
+    for _, m in ipairs(list.one_of) do
+      for _, n in ipairs(catalogue.credentials[m]) do names[n] = true end
+    end
+  else
+    for _, n in ipairs(list) do names[n] = true end
+  end
+  return names
+end
+local CREDENTIAL_NAMES = {}
+for mode in pairs(catalogue.credentials) do CREDENTIAL_NAMES[mode] = credential_names(mode) end
+
+-- Up to 160 characters of an unexpected body, tags stripped, for messages.
+local function excerpt(text)
+  local title = text:match("<[Tt][Ii][Tt][Ll][Ee]>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
+  local s = title or text:gsub("<[^>]*>", " ")
+  s = s:gsub("%s+", " "):gsub("^ ", "")
+  if #s > 160 then s = s:sub(1, 157) .. "..." end
+  return s
+end
+
+local xml  -- loaded on the first XML answer only
+
+-- Decoder options per XML service: its list elements as a set, so a list of
+-- one item is still an array.
+local XML_OPTIONS = {}
+for _, service in pairs(catalogue.services) do
+  if service.xml_arrays then
+    local set = {}
+    for _, n in ipairs(service.xml_arrays) do set[n] = true end
+    XML_OPTIONS[service] = { arrays = set }
+  end
+end
+
+-- Turns what the transport returned into payload, statut | nil, err.
+function Client:_answer(service, status, body, content_type, errkind, errmsg, request_id)
+  local secrets = secrets_of[self].list
+  local ws = service.name
+  if errkind then
+    local kind, message, retryable = "network", errmsg, nil
+    if errkind == "timeout" then
+      kind = "timeout"
+    elseif errkind == "tls" then
+      message = errmsg .. " (TLS verification failed: give the CA bundle that signs this server with the cainfo or capath option)"
+      retryable = false
+    elseif errkind == "too_large" then
+      kind, retryable = "http", false
+    end
+    return nil, errors.new({ kind = kind, ws = ws, message = message, retryable = retryable,
+                             http_status = status ~= 0 and status or nil, request_id = request_id }, secrets)
+  end
+  local first = body:match("^%s*(.)")
+  if status >= 400 then
+    return nil, errors.new({ kind = "http", ws = ws, http_status = status, request_id = request_id,
+                             message = ("HTTP %d%s"):format(status, first and (": " .. excerpt(body)) or "") }, secrets)
+  end
+  if not first then
+    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = "empty answer" }, secrets)
+  end
+  if first == "<" then
+    xml = xml or require "billetterie.xml"
+    local doc, root = xml.decode(body, XML_OPTIONS[service])
+    if doc == nil then
+      return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                               message = "malformed XML: " .. tostring(root) }, secrets)
+    end
+    if root:lower() == "html" or service.response ~= "xml" then
+      return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                               message = "expected " .. service.response:upper() .. ", got "
+                                 .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) }, secrets)
+    end
+    return doc, { traitement = "ok", root = root }
+  end
+  local doc, err = json.decode(body)
+  if doc == nil then
+    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = "malformed JSON (" .. err .. "): " .. excerpt(body) }, secrets)
+  end
+  local payload, statut = envelope.open(doc)
+  if payload == nil and type(statut) ~= "table" then
+    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = statut }, secrets)
+  end
+  if not envelope.ok(statut) then
+    return nil, errors.new({ kind = "vendor", ws = ws, code = statut.code, http_status = status,
+                             request_id = request_id, message = envelope.message(statut),
+                             detail = statut.detail }, secrets)
+  end
+  return payload, statut
+end
+
+-- c:call("ws_name", { params }) -> payload, statut | nil, err
+function Client:call(name, given)
+  if type(name) ~= "string" then error("call needs a web service name", 2) end
+  if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
+  local service = catalogue.services[name]
+  if not service then
+    return nil, errors.new{ kind = "invalid_param", ws = name, retryable = false,
+                            message = "unknown web service " .. name }
+  end
+  local mode = service.auth
+  local fields, bad, reason = params.prepare(service, given or {}, CREDENTIAL_NAMES[mode] or {}, self.strict)
+  if not fields then return invalid(name, bad, reason) end
+  if mode == "ws_or_token" then
+    mode = fields.x_rsi_token and "token" or "ws"
+  end
+  local missing, hint = add_credentials(self, mode, fields)
+  if missing then return invalid(name, missing, hint) end
+
+  local base = service.host == "api" and self.api_url or self.url
+  if not base then return invalid(name, "api_url", "is needed for " .. name .. " (the api host)") end
+  local body, url = core.form_encode(fields), base .. service.path
+  if service.method == "GET" then
+    url, body = url .. "?" .. body, nil
+  end
+  return self:_answer(service, self.transport:request{
+    url = url, method = service.method, body = body, headers = self.headers,
+    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
+    verify = self.verify, cainfo = self.cainfo, capath = self.capath,
+  })
+end
+
+return Client

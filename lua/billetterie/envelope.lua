@@ -1,0 +1,82 @@
+-- Normalises every JSON envelope variant the spec shows (reference 1.4) to
+-- one pair: payload, statut = { code, traitement, message [, detail] }.
+-- Success is decided on traitement, not on the code alone: the vendor reuses
+-- codes (102 is "Abonnement non trouvé" in annex 4.2 but an ok answer of
+-- ws_info_telechargement). The shape is recognised from the document itself,
+-- so an answer in an unexpected variant still reads correctly.
+local codes = require "billetterie.codes"
+
+local envelope = {}
+
+local function lower(s)
+  return type(s) == "string" and s:lower() or nil
+end
+
+-- Builds the statut of a decoded JSON document, and the payload.
+-- Returns payload, statut, or nil, reason when the document has no status.
+function envelope.open(doc)
+  if type(doc) ~= "table" then return nil, "answer is not a JSON object" end
+  local r = doc.retour
+  if r == nil then
+    -- statut_data (ws_liste_fiches_modifiees): {"statut": {...}, "data": ...}
+    if type(doc.statut) == "table" then
+      local st = doc.statut
+      return doc.data, { code = st.code, traitement = st.traitement, message = st.message }
+    end
+    return nil, "answer has neither retour nor statut"
+  end
+  if type(r) ~= "table" then return nil, "retour is not an object" end
+
+  local st = r.statut
+  if type(st) == "table" then
+    local statut = { code = st.code, traitement = st.traitement, message = st.message }
+    if type(r.detail) == "string" then statut.detail = r.detail end      -- retour_detail
+    if type(r.erreur) == "table" then                                    -- retour_erreur
+      statut.detail = r.erreur["détail"] or r.erreur.detail
+    end
+    if statut.traitement == nil and type(r.traitement) == "string" then  -- retour_traitement
+      statut.traitement = r.traitement
+    end
+    if r.message ~= nil then return r.message, statut end
+    -- No message: the retour without its status fields is the payload.
+    local payload = {}
+    for k, v in pairs(r) do
+      if k ~= "statut" and k ~= "detail" and k ~= "erreur" and k ~= "traitement" then payload[k] = v end
+    end
+    return payload, statut
+  end
+
+  if r.code ~= nil or r.traitement ~= nil then
+    -- retour_flat (code, traitement, message string, lists beside them) and
+    -- retour_historique (historique, traitement, message string, no code).
+    local statut = { code = r.code, traitement = r.traitement,
+                     message = type(r.message) == "string" and r.message or nil }
+    local payload = {}
+    for k, v in pairs(r) do
+      if k ~= "code" and k ~= "traitement" and not (k == "message" and statut.message) then
+        payload[k] = v
+      end
+    end
+    return payload, statut
+  end
+  -- ws_login as printed ({"contact": {...}} with no status at all).
+  return nil, "answer has no status"
+end
+
+-- ok(statut) -> true when the vendor says the request succeeded.
+function envelope.ok(statut)
+  local t = lower(statut.traitement)
+  if t == "ok" then return true end
+  if t == "ko" then return false end
+  local known = statut.code and codes[statut.code]
+  return known ~= nil and known.ok == true
+end
+
+-- The readable message of a ko statut: the vendor's, else annex 4.2's.
+function envelope.message(statut)
+  if type(statut.message) == "string" and statut.message ~= "" then return statut.message end
+  local known = statut.code and codes[statut.code]
+  return known and known.message or "the vendor refused the request"
+end
+
+return envelope

@@ -1,0 +1,68 @@
+-- JSON through lua-cjson (never re-implemented), with the two fixes an SDK
+-- needs on Debian's lua-cjson 2.1.0: numbers keep their integer-ness under
+-- Lua 5.4 (603, not 603.0), and a private instance so our settings never
+-- change the application's own cjson.
+local cjson = require "cjson"
+local core = require "billetterie.core"
+
+local json = {}
+
+local codec = cjson.new()
+codec.encode_sparse_array(true, 1, 1)  -- a sparse "array" is an error, not a silent object
+local decode_raw, encode_raw = codec.decode, codec.encode
+local restore_integers = core.restore_integers
+
+json.null = cjson.null
+
+-- Marks a table to be encoded as a JSON array even when empty: cjson encodes
+-- every empty table as {} and the vendor expects [] for lists.
+local array_mt = { __jsontype = "array" }
+local EMPTY_ARRAY = "__billetterie_empty_array_5f0c2a__"
+function json.array(t)
+  return setmetatable(t or {}, array_mt)
+end
+
+-- decode(text) -> value | nil, message
+function json.decode(text)
+  local ok, value = pcall(decode_raw, text)
+  if not ok then
+    return nil, (tostring(value):gsub("^.-: ", ""))
+  end
+  return restore_integers(value)
+end
+
+local function has_empty_array(v, depth)
+  if type(v) ~= "table" or depth > 100 then return false end
+  if next(v) == nil then return getmetatable(v) == array_mt end
+  for _, x in pairs(v) do
+    if has_empty_array(x, depth + 1) then return true end
+  end
+  return false
+end
+
+-- encode(value) -> minified JSON text | nil, message.
+function json.encode(value)
+  local ok, text = pcall(encode_raw, value)
+  if not ok then
+    return nil, (tostring(text):gsub("^.-: ", ""))
+  end
+  if has_empty_array(value, 0) then
+    -- cjson wrote {} for lists marked with json.array; rewrite those only.
+    ok, text = pcall(encode_raw, json._mark_empty(value))
+    if not ok then return nil, text end
+    text = text:gsub('"' .. EMPTY_ARRAY .. '"', "[]")
+  end
+  return text
+end
+
+-- Replaces empty tables marked as arrays with a sentinel string (copying
+-- only the path to them) so cjson can encode the rest unchanged.
+function json._mark_empty(v)
+  if type(v) ~= "table" then return v end
+  if next(v) == nil and getmetatable(v) == array_mt then return EMPTY_ARRAY end
+  local copy = {}
+  for k, x in pairs(v) do copy[k] = json._mark_empty(x) end
+  return copy
+end
+
+return json

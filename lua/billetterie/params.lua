@@ -1,0 +1,176 @@
+-- Checks a call's parameters against the catalogue and turns them into form
+-- fields, before anything is sent. Every failure is an invalid_param error
+-- naming the parameter; nothing leaves the machine.
+local json = require "billetterie.json"
+local core = require "billetterie.core"
+
+local params = {}
+
+local floor = math.floor
+local utf8_len = utf8 and utf8.len or function(s)
+  -- LuaJIT: count bytes that do not continue a UTF-8 sequence.
+  local _, n = s:gsub("[^\128-\191]", "")
+  return n
+end
+
+local function is_integer(v)
+  if type(v) == "number" then return v == floor(v) and v > -2^53 and v < 2^53 end
+  return type(v) == "string" and v:match("^%-?%d+$") ~= nil
+end
+
+local function is_scalar(v)
+  local t = type(v)
+  return t == "string" or t == "number" or t == "boolean"
+end
+
+local function leap(y) return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 end
+local function valid_day(y, m, d)
+  local days = { 31, leap(y) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+  return m >= 1 and m <= 12 and d >= 1 and d <= days[m]
+end
+
+-- Date formats of the spec (reference 1.6): pattern and field order.
+local DATE_FORMATS = {
+  ["AAAAMMJJ"] = function(s)
+    local y, m, d = s:match("^(%d%d%d%d)(%d%d)(%d%d)$")
+    return y and valid_day(tonumber(y), tonumber(m), tonumber(d))
+  end,
+  ["jj/mm/aaaa"] = function(s)
+    local d, m, y = s:match("^(%d%d)/(%d%d)/(%d%d%d%d)$")
+    return d and valid_day(tonumber(y), tonumber(m), tonumber(d))
+  end,
+  ["AAAA-MM-JJ"] = function(s)
+    local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    return y and valid_day(tonumber(y), tonumber(m), tonumber(d))
+  end,
+  ["AAAA-MM-DDTHH:MM:SS"] = function(s)
+    local y, m, d, hh, mm, ss = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)$")
+    return y and valid_day(tonumber(y), tonumber(m), tonumber(d))
+      and tonumber(hh) < 24 and tonumber(mm) < 60 and tonumber(ss) < 60
+  end,
+}
+params.DATE_FORMATS = DATE_FORMATS
+
+local function in_enum(enum, v)
+  for i = 1, #enum do
+    if enum[i] == v or tostring(enum[i]) == tostring(v) then return true end
+  end
+  return false
+end
+
+-- Checks one value against its catalogue entry and returns the value to put
+-- in the form (base64/JSON encoded where the spec says so), or nil, reason.
+local function check(spec, v)
+  local t = spec.type
+  if t == "integer" then
+    if not is_integer(v) then return nil, "must be an integer" end
+  elseif t == "string" then
+    if type(v) ~= "string" then return nil, "must be a string" end
+  elseif t == "boolean" then
+    if v == true or v == 1 or v == "1" then v = 1
+    elseif v == false or v == 0 or v == "0" then v = 0
+    else return nil, "must be a boolean (true/false or 1/0)" end
+  elseif t == "date" then
+    if type(v) ~= "string" then return nil, "must be a date string" end
+    local fmt = spec.format and DATE_FORMATS[spec.format]
+    if fmt and not fmt(v) then return nil, "must be a date formatted " .. spec.format end
+  elseif t == "base64_json" then
+    if type(v) == "table" then
+      local text, err = json.encode(v)
+      if not text then return nil, "cannot be encoded as JSON: " .. err end
+      v = core.b64encode(text)
+    elseif type(v) ~= "string" then
+      return nil, "must be a table (or its base64 JSON text)"
+    end
+  elseif t == "json" then
+    if type(v) == "table" then
+      local text, err = json.encode(v)
+      if not text then return nil, "cannot be encoded as JSON: " .. err end
+      v = text
+    elseif type(v) ~= "string" then
+      return nil, "must be a table (or its JSON text)"
+    end
+  elseif t == "bracket_array" then
+    if type(v) ~= "table" then return nil, "must be an array" end
+    local n = #v
+    for k, x in pairs(v) do
+      if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return nil, "must be an array (1..n)" end
+      if not is_scalar(x) then return nil, "items must be strings or numbers" end
+    end
+  elseif t == "bracket_map" then
+    if type(v) ~= "table" then return nil, "must be a table { [key] = value }" end
+    for k, x in pairs(v) do
+      if not (type(k) == "number" or type(k) == "string") or not is_scalar(x) then
+        return nil, "must map ids to values"
+      end
+    end
+  elseif not is_scalar(v) then
+    return nil, "must be a string or a number"
+  end
+  if spec.enum and type(v) ~= "table" and not in_enum(spec.enum, v) then
+    local shown = {}
+    for i = 1, #spec.enum do shown[i] = tostring(spec.enum[i]) end
+    return nil, "must be one of " .. table.concat(shown, ", ")
+  end
+  if spec.max and type(v) == "string" and t ~= "base64_json" and t ~= "json" then
+    local n = utf8_len(v)
+    if not n then return nil, "is not valid UTF-8" end
+    if n > spec.max then return nil, ("is longer than %d characters"):format(spec.max) end
+  end
+  return v
+end
+
+-- Index of a service's params by name, built once per service.
+local by_name_cache = setmetatable({}, { __mode = "k" })
+local function by_name(service)
+  local index = by_name_cache[service]
+  if not index then
+    index = {}
+    for _, p in ipairs(service.params or {}) do index[p.name] = p end
+    by_name_cache[service] = index
+  end
+  return index
+end
+params.by_name = by_name
+
+-- prepare(service, given, credential_names, strict) -> fields | nil, name, reason
+-- `given` is the caller's table (never modified). Credential parameters are
+-- allowed in `given` and are checked by the caller.
+function params.prepare(service, given, credential_names, strict)
+  local index = by_name(service)
+  local fields = {}
+  for name, v in pairs(given) do
+    if type(name) ~= "string" then
+      return nil, tostring(name), "parameter names must be strings"
+    end
+    local spec = index[name]
+    if spec then
+      local value, reason = check(spec, v)
+      if value == nil then return nil, name, reason end
+      fields[name] = value
+    elseif credential_names[name] then
+      if not is_scalar(v) then return nil, name, "must be a string or a number" end
+      fields[name] = v
+    elseif strict then
+      return nil, name, "is not a parameter of " .. service.name
+    else
+      fields[name] = v
+    end
+  end
+  for _, spec in ipairs(service.params or {}) do
+    local present = fields[spec.name] ~= nil
+    if spec.required and not present then
+      return nil, spec.name, "is required"
+    end
+    if present and spec.needs then
+      for _, other in ipairs(spec.needs) do
+        if fields[other] == nil then
+          return nil, spec.name, "needs " .. other .. " too"
+        end
+      end
+    end
+  end
+  return fields
+end
+
+return params

@@ -1,0 +1,36 @@
+-- The default transport: libcurl through the core's engine, one per Lua
+-- state, so every client of the state shares one connection cache and one
+-- event loop. A transport is any object with
+--   transport:request{ url, method, body, headers, timeout, connect_timeout,
+--                      max_size, verify, cainfo, capath }
+--     -> status, body, content_type, errkind, errmsg, request_id
+-- (errkind nil on success, else "timeout", "tls", "too_large", "network"),
+-- so OpenResty or a test can plug in its own.
+local core = require "billetterie.core"
+local runner = require "billetterie.runner"
+
+local transport = {}
+
+local engine
+local function get_engine()
+  if not engine then
+    local lua_version = jit and jit.version or _VERSION
+    engine = core.http_engine{
+      user_agent = ("billetterie/%s (%s; libcurl %s)"):format(core.version, lua_version, core.curl_version()),
+    }
+  end
+  return engine
+end
+transport.engine = get_engine
+
+local curl = {}
+
+function curl:request(req)
+  local e = get_engine()
+  local id, err = e:start(req)
+  if not id then return 0, nil, nil, "network", err end
+  return runner.await_transfer(e, id)
+end
+
+transport.curl = curl
+return transport

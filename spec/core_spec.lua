@@ -1,0 +1,208 @@
+-- The Lua-visible C core (billetterie.core), run under Lua 5.4 and LuaJIT.
+local core = require "billetterie.core"
+local cjson = require "cjson"
+
+local function engine()
+  return core.http_engine{ user_agent = "billetterie-test/1" }
+end
+
+describe("core.form_encode", function()
+  it("encodes arrays with [] and maps with [key], in a deterministic order", function()
+    assert.equal("liste[]=12&liste[]=13", core.form_encode{ liste = { 12, 13 } })
+    assert.equal("liste_maj_code_envoi[145]=1&liste_maj_code_envoi[152]=3",
+      core.form_encode{ liste_maj_code_envoi = { [152] = 3, [145] = 1 } })
+    assert.equal("a=1&b=2&c=3", core.form_encode{ c = 3, a = 1, b = 2 })
+  end)
+
+  it("writes integer-valued numbers without a decimal part", function()
+    assert.equal("id=5442", core.form_encode{ id = 5442.0 })
+    assert.equal("id=5442", core.form_encode{ id = 5442 })
+    assert.equal("x=2.5", core.form_encode{ x = 2.5 })
+  end)
+
+  it("percent-encodes UTF-8, reserved characters and spaces", function()
+    assert.equal("v_nom=Th%C3%A9%C3%A2tre+%26+Cie&k=a%2Bb%2Fc%3D", core.form_encode{ v_nom = "Théâtre & Cie", k = "a+b/c=" }
+      :gsub("^(k=[^&]*)&(.*)$", "%2&%1"))
+    assert.equal("b=1&f=0", core.form_encode{ b = true, f = false })
+  end)
+
+  it("refuses values a form cannot hold", function()
+    assert.has_error(function() core.form_encode{ f = function() end } end)
+    assert.has_error(function() core.form_encode{ t = { { 1 } } } end)
+    assert.has_error(function() core.form_encode{ [1] = "x" } end)
+  end)
+end)
+
+describe("core base64", function()
+  it("round-trips binary data with standard padding", function()
+    for _, s in ipairs{ "", "a", "ab", "abc", "abcd", "\0\255\128", string.rep("é", 100) } do
+      assert.equal(s, core.b64decode(core.b64encode(s)))
+    end
+    assert.equal("aGVsbG8=", core.b64encode("hello"))
+  end)
+
+  it("reads what the vendor's examples send: wrapped, unpadded or URL-safe", function()
+    assert.equal("hello", core.b64decode("aGVs\nbG8"))
+    assert.equal("\251\255", core.b64decode("-_8"))
+    assert.equal("\251\255", core.b64decode("+/8="))
+  end)
+
+  it("returns nil and a message on garbage", function()
+    local v, err = core.b64decode("ab$d")
+    assert.is_nil(v)
+    assert.matches("invalid base64", err)
+    assert.is_nil((core.b64decode("abcde")))
+  end)
+end)
+
+describe("core.restore_integers", function()
+  it("gives back integers for integer-valued numbers, keeps strings and reals", function()
+    local t = core.restore_integers(cjson.decode('{"code":603,"ids":[5442,2.4],"id":"070401758672","n":{"x":-7}}'))
+    assert.equal("603", tostring(t.code))
+    assert.equal("5442", tostring(t.ids[1]))
+    assert.equal(2.4, t.ids[2])
+    assert.equal("070401758672", t.id)
+    assert.equal("-7", tostring(t.n.x))
+    if math.type then assert.equal("integer", math.type(t.code)) end
+  end)
+end)
+
+describe("core http engine", function()
+  local nginx
+  setup(function() nginx = require("spec.support.nginx").start() end)
+  teardown(function() if nginx then nginx.stop() end end)
+
+  it("posts a body and reads the answer, with our user agent and gzip", function()
+    local e = engine()
+    local id = e:start{ url = nginx.url .. "echo", body = "a=1&b=%C3%A9", headers = { "X-Test: yes" } }
+    local status, body, ctype, errkind = e:wait(id)
+    assert.is_nil(errkind)
+    assert.equal(200, status)
+    assert.matches("^application/json", ctype)
+    local echo = cjson.decode(body)
+    assert.equal("POST", echo.method)
+    assert.equal("a=1&b=%C3%A9", echo.body)
+    assert.equal("billetterie-test/1", echo.headers["user-agent"])
+    assert.equal("yes", echo.headers["x-test"])
+    assert.matches("gzip", echo.headers["accept-encoding"])
+    e:close()
+  end)
+
+  it("reuses one connection across calls (keep-alive)", function()
+    local e = engine()
+    local seen = {}
+    for i = 1, 5 do
+      local _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET" })
+      seen[i] = cjson.decode(body).connection
+    end
+    for i = 2, 5 do assert.equal(seen[1], seen[i]) end
+    e:close()
+  end)
+
+  it("reports a total timeout as kind timeout", function()
+    local e = engine()
+    local status, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url .. "sleep?s=3", timeout = 0.3 })
+    assert.equal("timeout", errkind)
+    assert.equal(0, status)
+    assert.matches("timed out", errmsg)
+    e:close()
+  end)
+
+  it("reports a refused connection as kind network", function()
+    local e = engine()
+    local _, _, _, errkind = e:wait(e:start{ url = "http://127.0.0.1:1/x", connect_timeout = 1 })
+    assert.equal("network", errkind)
+    e:close()
+  end)
+
+  it("stops at max_size, with or without Content-Length", function()
+    local e = engine()
+    local _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url .. "big?n=200000", max_size = 1000 })
+    assert.equal("too_large", errkind)
+    assert.matches("max_size", errmsg)
+    _, _, _, errkind = e:wait(e:start{ url = nginx.url .. "chunked?k=64", max_size = 10000 })
+    assert.equal("too_large", errkind)
+    local status, body = e:wait(e:start{ url = nginx.url .. "chunked?k=4", max_size = 10000 })
+    assert.equal(200, status)
+    assert.equal(4096, #body)
+    e:close()
+  end)
+
+  it("reports a truncated body as a network error", function()
+    local e = engine()
+    local _, _, _, errkind = e:wait(e:start{ url = nginx.url .. "truncated" })
+    assert.equal("network", errkind)
+    e:close()
+  end)
+
+  it("hands back the X-Request-Id header", function()
+    local e = engine()
+    local _, body, _, _, _, request_id = e:wait(e:start{ url = nginx.url .. "fixed?body=ok", method = "GET" })
+    assert.equal("ok", body)
+    assert.equal("req-42", request_id)
+    e:close()
+  end)
+
+  it("verifies TLS peers by default and accepts a given CA", function()
+    local e = engine()
+    local _, _, _, errkind = e:wait(e:start{ url = nginx.tls_url .. "echo" })
+    assert.equal("tls", errkind)
+    local status, body, _, err2 = e:wait(e:start{ url = nginx.tls_url .. "echo", cainfo = nginx.cert })
+    assert.is_nil(err2)
+    assert.equal(200, status)
+    assert.equal("POST", cjson.decode(body).method)
+    e:close()
+  end)
+
+  it("runs many transfers at once on the multi handle", function()
+    local e = engine()
+    local t0 = os.time()
+    local ids, done = {}, {}
+    for i = 1, 10 do ids[i] = e:start{ url = nginx.url .. "sleep?s=0.5", method = "GET" } end
+    assert.equal(10, e:pending())
+    local n, rounds = 0, 0
+    while n < 10 and rounds < 1000 do
+      rounds = rounds + 1
+      for _, id in ipairs(e:poll(100)) do
+        local status = e:result(id)
+        assert.equal(200, status)
+        done[id] = true
+        n = n + 1
+      end
+    end
+    assert.equal(10, n)
+    -- ten half-second answers overlapped: far less than the 5 s they take in a row
+    assert.is_true(os.time() - t0 <= 3)
+    e:close()
+  end)
+
+  it("can cancel a transfer and close twice", function()
+    local e = engine()
+    local id = e:start{ url = nginx.url .. "sleep?s=2" }
+    e:cancel(id)
+    assert.equal(0, e:pending())
+    e:close()
+    e:close()
+    assert.has_error(function() e:start{ url = nginx.url } end)
+  end)
+
+  it("checks its arguments", function()
+    local e = engine()
+    assert.has_error(function() e:start{} end)
+    assert.has_error(function() e:start{ url = "http://x/", method = "PUT" } end)
+    assert.has_error(function() e:wait(99) end)
+    e:close()
+  end)
+
+  it("is collected with its transfers (no leak through __gc)", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    do
+      local e = engine()
+      e:start{ url = nginx.url .. "sleep?s=2" }
+      weak[1] = e
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+  end)
+end)
