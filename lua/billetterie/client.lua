@@ -217,6 +217,9 @@ function Client:call(name, given)
   if mode == "ws_or_token" then
     mode = fields.x_rsi_token and "token" or "ws"
   end
+  for k, v in pairs(service.fixed or {}) do   -- x_rsi_modele of the api host
+    if fields[k] == nil then fields[k] = v end
+  end
   local missing, hint = add_credentials(self, mode, fields)
   if missing then return invalid(name, missing, hint) end
 

@@ -36,6 +36,7 @@ http {
           connection = tonumber(ngx.var.connection), args = ngx.req.get_uri_args() })
       }
     }
+    location /sleepy/ { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s) or 0.5); ngx.say('{"retour":{"message":{"slept":true},"statut":{"code":2,"traitement":"ok","message":"Traitement effectué"}}}') } }
     location /sleep { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s) or 1); ngx.say('{"slept":true}') } }
     location /big { content_by_lua_block { ngx.print(string.rep("x", tonumber(ngx.var.arg_n) or 1000)) } }
     location /chunked {
@@ -51,6 +52,25 @@ http {
       }
     }
     location /fixed { content_by_lua_block { ngx.header["X-Request-Id"] = "req-42"; ngx.print(ngx.var.arg_body or "") } }
+    # /canned/NAME/anything answers the file NAME written by the test (status
+    # in NAME.status, default 200) and records the request body in NAME.request.
+    location /canned/ {
+      content_by_lua_block {
+        local name = ngx.var.uri:match("^/canned/([%w_%-]+)/")
+        local dir = "@DIR@/canned/"
+        ngx.req.read_body()
+        local rf = io.open(dir .. name .. ".request", "w")
+        rf:write(ngx.req.get_method(), " ", ngx.var.request_uri, "\n", ngx.req.get_body_data() or "")
+        rf:close()
+        local sf = io.open(dir .. name .. ".status")
+        if sf then ngx.status = tonumber(sf:read("*a")); sf:close() end
+        local f = io.open(dir .. name)
+        if not f then ngx.status = 404; return end
+        local body = f:read("*a"); f:close()
+        if body:match("^%s*<") then ngx.header["Content-Type"] = "text/xml" end
+        ngx.print(body)
+      }
+    }
     location /status {
       content_by_lua_block {
         ngx.status = tonumber(ngx.var.arg_code) or 500
@@ -89,6 +109,28 @@ function M.start()
       end
       local server = { dir = dir, port = port, url = ("http://127.0.0.1:%d/"):format(port),
                        tls_url = ("https://127.0.0.1:%d/"):format(port + 1), cert = dir .. "/cert.pem" }
+      -- nginx workers run as nobody: they record requests there
+      sh("mkdir -p " .. dir .. "/canned && chmod 0777 " .. dir .. "/canned")
+      -- canned(name, body [, status]) -> base URL answering body on any path
+      function server.canned(name, body, status)
+        local f = assert(io.open(dir .. "/canned/" .. name, "w"))
+        f:write(body)
+        f:close()
+        if status then
+          f = assert(io.open(dir .. "/canned/" .. name .. ".status", "w"))
+          f:write(tostring(status))
+          f:close()
+        end
+        return server.url .. "canned/" .. name .. "/"
+      end
+      -- last_request(name) -> method, uri, body of the last request to it
+      function server.last_request(name)
+        local f = io.open(dir .. "/canned/" .. name .. ".request")
+        if not f then return nil end
+        local text = f:read("*a")
+        f:close()
+        return text:match("^(%S+) (%S+)\n(.*)$")
+      end
       function server.stop()
         sh(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(dir, dir))
       end

@@ -1,0 +1,256 @@
+-- The client against a real HTTP peer (nginx answering the spec's own
+-- example bodies): envelopes, errors, encoding, secrets, coroutines.
+local billetterie = require "billetterie"
+local core = require "billetterie.core"
+
+local nginx
+local PASSWORD = "xrsimdp-secret"
+
+local function client(url, extra)
+  local opts = { url = url, login = "xrsitest", password = PASSWORD, client_id = 677, timeout = 5 }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return billetterie.new(opts)
+end
+
+local function form_fields(body)
+  local t = {}
+  for pair in body:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    v = v:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    t[k] = v
+  end
+  return t
+end
+
+setup(function() nginx = require("spec.support.nginx").start() end)
+teardown(function() if nginx then nginx.stop() end end)
+
+describe("c:call success", function()
+  it("returns retour.message and the statut, codes as integers", function()
+    local url = nginx.canned("idsession", [[{"retour": {"statut": {"code": 603, "message": "Session initialisée", "traitement": "ok"},
+      "message": {"duree": "PT48H", "jeton": "A25DD850FF131140BA09A8B9ADFEE79A", "temps_restant": 172800,
+      "id_session": "", "commande": {"id": "070401758672", "temps_restant": 0, "status": 0}}}}]])
+    local msg, statut = client(url):call("ws_idsession")
+    assert.same({ code = 603, traitement = "ok", message = "Session initialisée" }, statut)
+    assert.equal("603", tostring(statut.code))
+    assert.equal("A25DD850FF131140BA09A8B9ADFEE79A", msg.jeton)
+    assert.equal("172800", tostring(msg.temps_restant))
+    assert.equal("070401758672", msg.commande.id)
+    local method, uri, body = nginx.last_request("idsession")
+    assert.equal("POST", method)
+    assert.equal("/canned/idsession/ws_idsession", uri)
+    assert.same({ x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = PASSWORD, x_rsi_client = "677" }, form_fields(body))
+  end)
+
+  it("sends ids read from an answer exactly as the vendor wrote them", function()
+    local url = nginx.canned("organisme", [[{"retour":{"message":{"organisme":{"id_organisme":5442,"intitule":"Le Pont"}},
+      "statut":{"code":906,"traitement":"ok","message":"La fiche organisme a été trouvée"}}}]])
+    local c = client(url)
+    local msg = assert(c:call("ws_info_organisme", { id_organisme = 5442 }))
+    assert(c:call("ws_info_organisme", { id_organisme = msg.organisme.id_organisme, get_contact = 1 }))
+    local _, _, body = nginx.last_request("organisme")
+    assert.matches("id_organisme=5442&", body, 1, true)
+    assert.not_matches("5442%.0", body)
+  end)
+
+  it("encodes base64-JSON and plain JSON parameters from Lua tables", function()
+    local url = nginx.canned("creation", [[{"retour":{"message":{"organisme":{"id_organisme":77}},"detail":"",
+      "statut":{"code":901,"traitement":"ok","message":"organisme créé"}}}]])
+    local msg, statut = client(url):call("ws_organisme_creation", {
+      organisme = { intitule = "Théâtre du Pont", nature = "Association" },
+      adresses = { { type_adresse = "Principale", ville = "Lyon" } },
+      criteres = { id_formulaire = 6869, liste_champs = { { nom = "champ_1", valeur = 603 } } },
+    })
+    assert.equal(77, msg.organisme.id_organisme)
+    assert.equal("", statut.detail)
+    local fields = form_fields(select(3, nginx.last_request("creation")))
+    local cjson = require "cjson"
+    local organisme = cjson.decode(core.b64decode(fields.organisme))
+    assert.equal("Théâtre du Pont", organisme.intitule)
+    assert.equal("Lyon", cjson.decode(core.b64decode(fields.adresses))[1].ville)
+    assert.matches('^{.*"id_formulaire":6869', fields.criteres)
+    assert.matches('"valeur":603[,}]', fields.criteres)
+  end)
+
+  it("reads every envelope variant of the spec", function()
+    -- retour_traitement: message is a string
+    local url = nginx.canned("pwd", [[{"retour":{"message":"mot de passe mis a jour","traitement":"ok",
+      "statut":{"code":2,"traitement":"ok","message":"Traitement effectue"}}}]])
+    local msg, statut = client(url, { pwd_key = "0123456789abcdef0123456789abcdef" })
+      :call("ws_modification_pwd", { w_identifiant = "a@b.fr", v_passe = "Secret123" })
+    if msg == nil then error(tostring(statut)) end
+    assert.equal("mot de passe mis a jour", msg)
+    assert.equal(2, statut.code)
+    -- retour_flat: no statut object, lists beside code/traitement/message
+    url = nginx.canned("flat", [[{"retour":{"code":102,"traitement":"ok","message":"Traitement effectué",
+      "liste_telechargement":[{"commande":"070401758672"}],"liste_non_telechargeable":[]}}]])
+    msg, statut = client(url):call("ws_info_telechargement", { x_rsi_token = "A25DD850FF131140BA09A8B9ADFEE79A" })
+    assert.equal(102, statut.code)
+    assert.equal("070401758672", msg.liste_telechargement[1].commande)
+    assert.is_nil(msg.code)
+    -- retour_historique: no statut, no code
+    url = nginx.canned("histo", [[{"retour":{"historique":[{"prix":5}],"traitement":"ok","message":"traitement réalisé"}}]])
+    msg, statut = client(url):call("ws_historique_contact", { x_rsi_token = "A25DD850FF131140BA09A8B9ADFEE79A" })
+    if msg == nil then error(tostring(statut)) end
+    assert.equal(5, msg.historique[1].prix)
+    assert.equal("traitement réalisé", statut.message)
+    -- message array
+    url = nginx.canned("recap", [[{"retour":{"message":[{"prix_total":2.4}],"statut":{"code":2,"traitement":"ok","message":"ok"}}}]])
+    msg = client(url):call("ws_recap_achat", { id_contact = 12, format = "tableau" })
+    assert.equal(2.4, msg[1].prix_total)
+  end)
+
+  it("decodes XML answers into tables, lists as arrays", function()
+    local url = nginx.canned("caddy", [[<?xml version="1.0" encoding="UTF-8"?>
+<caddy><id>073101758907</id><produits><cartes><carte><libelle>Carte Déclic</libelle><billets>
+<billet><ref_spect>1876</ref_spect></billet></billets></carte></cartes></produits></caddy>]])
+    local doc, statut = client(url):call("ws_det_achat", { id_caddy = "073101758907" })
+    if not doc then error(tostring(statut)) end
+    assert.equal("caddy", statut.root)
+    assert.equal("073101758907", doc.id)
+    local carte = doc.produits.cartes.carte
+    carte = carte[1] or carte
+    assert.equal("Carte Déclic", carte.libelle)
+  end)
+end)
+
+describe("c:call failures", function()
+  it("turns a vendor ko into a vendor error with the code", function()
+    local url = nginx.canned("ko904", [[{"retour":{"message":{},"statut":{"code":904,"traitement":"ko","message":"La fiche organisme n'existe pas"}}}]])
+    local msg, err = client(url):call("ws_info_organisme", { id_organisme = 999999 })
+    assert.is_nil(msg)
+    assert.equal("vendor", err.kind)
+    assert.equal(904, err.code)
+    assert.equal("ws_info_organisme", err.ws)
+    assert.equal(200, err.http_status)
+    assert.is_false(err.retryable)
+    assert.equal("La fiche organisme n'existe pas", err.message)
+    assert.equal("billetterie: ws_info_organisme: vendor error 904: La fiche organisme n'existe pas", tostring(err))
+    assert.is_true(billetterie.errors.is(err))
+  end)
+
+  it("marks maintenance (7) and no communication (5) as retryable", function()
+    local url = nginx.canned("ko7", [[{"retour":{"statut":{"code":7,"traitement":"ko","message":"Le site est actuellement en maintenance"}}}]])
+    local _, err = client(url):call("ws_idsession")
+    assert.equal(7, err.code)
+    assert.is_true(err.retryable)
+  end)
+
+  it("reports an HTML page, a 5xx, a truncated or empty body with a kind and a readable message", function()
+    local _, err = client(nginx.canned("html", "<html><head><title>Erreur interne</title></head><body>x</body></html>"))
+      :call("ws_idsession")
+    assert.equal("decode", err.kind)
+    assert.matches("HTML page: Erreur interne", err.message, 1, true)
+
+    _, err = client(nginx.url .. "status?code=503&x=/"):call("ws_idsession")
+    assert.equal("http", err.kind)
+    assert.equal(503, err.http_status)
+    assert.is_true(err.retryable)
+    assert.matches("Service Unavailable", err.message)
+
+    _, err = client(nginx.canned("trunc", '{"retour":{"statut":{"code":603,')):call("ws_idsession")
+    assert.equal("decode", err.kind)
+    assert.matches("malformed JSON", err.message)
+
+    _, err = client(nginx.canned("empty", "")):call("ws_idsession")
+    assert.equal("decode", err.kind)
+
+    _, err = client(nginx.canned("nostatus", '{"contact":{"id":1}}')):call("ws_idsession")
+    assert.equal("decode", err.kind)
+  end)
+
+  it("reports a timeout and a refused connection", function()
+    local _, err = client(nginx.url .. "sleepy/", { timeout = 0.3 }):call("ws_idsession")
+    assert.equal("timeout", err.kind)
+    assert.is_true(err.retryable)
+    _, err = client("http://127.0.0.1:1/"):call("ws_idsession")
+    assert.equal("network", err.kind)
+  end)
+
+  it("validates parameters before sending anything", function()
+    local url = nginx.canned("never", "{}")
+    local c = client(url)
+    local cases = {
+      { "ws_info_organisme", {}, "id_organisme", "is required" },
+      { "ws_info_organisme", { id_organisme = "12a" }, "id_organisme", "integer" },
+      { "ws_info_organisme", { id_organisme = 1, get_contact = 2 }, "get_contact", "one of" },
+      { "ws_info_organisme", { id_organisme = 1, typo = 1 }, "typo", "not a parameter" },
+      { "ws_programmation", { date_modif = "20190701" }, "date_modif", "needs filtre" },
+      { "ws_programmation", { filtre = 1, date_modif = "2019-07-01" }, "date_modif", "AAAAMMJJ" },
+      { "ws_programmation", { filtre = 1, date_debut = "20190101" }, "date_debut", "needs date_fin" },
+      { "ws_status_session", {}, "x_rsi_token", "required" },
+      { "ws_nope", {}, nil, "unknown web service" },
+    }
+    for _, case in ipairs(cases) do
+      local msg, err = c:call(case[1], case[2])
+      assert.is_nil(msg)
+      assert.equal("invalid_param", err.kind)
+      assert.equal(case[3], err.param)
+      assert.matches(case[4], err.message, 1, true)
+      assert.is_false(err.retryable)
+    end
+    assert.is_nil(nginx.last_request("never"))
+    local _, err = billetterie.new{ url = url }:call("ws_idsession")
+    assert.equal("x_rsi_ws_login", err.param)
+  end)
+
+  it("raises for programmer mistakes in options", function()
+    assert.has_error(function() billetterie.new{ url = "ftp://x" } end)
+    assert.has_error(function() billetterie.new{ url = "http://x/", passwd = "x" } end)
+    assert.has_error(function() billetterie.new{ url = "http://x/", timeout = "10" } end)
+    assert.has_error(function() client(nginx.url):call(42) end)
+  end)
+end)
+
+describe("secrets", function()
+  it("never appear in a client, an error or its string", function()
+    local url = nginx.canned("echoes", ([[{"retour":{"statut":{"code":3,"traitement":"ko","message":"Accès refusé pour %s"}}}]]):format(PASSWORD))
+    local c = client(url)
+    local _, err = c:call("ws_idsession")
+    assert.equal(3, err.code)
+    assert.not_matches(PASSWORD, tostring(err), 1, true)
+    assert.not_matches(PASSWORD, err.message, 1, true)
+    assert.not_matches(PASSWORD, tostring(c), 1, true)
+    for k, v in pairs(c) do
+      assert.not_equal(PASSWORD, v, "client field " .. tostring(k))
+    end
+  end)
+end)
+
+describe("billetterie.run", function()
+  it("overlaps calls made from tasks and returns results in order", function()
+    local c = client(nginx.url .. "sleepy/")
+    local t0 = os.time()
+    local results = billetterie.run(function()
+      local tasks = {}
+      for i = 1, 8 do tasks[i] = billetterie.spawn(function() return c:call("ws_idsession") end) end
+      local out = {}
+      for i = 1, 8 do
+        local msg = tasks[i]:wait()
+        out[i] = msg and msg.slept
+      end
+      return out
+    end)
+    assert.same({ true, true, true, true, true, true, true, true }, results)
+    -- eight half-second answers overlapped (4 s in a row)
+    assert.is_true(os.time() - t0 <= 2)
+  end)
+
+  it("keeps other tasks alive when one fails, and raises in the waiter only", function()
+    local c = client(nginx.url .. "sleepy/")
+    local ok_result, failure = billetterie.run(function()
+      local bad = billetterie.spawn(function() error("boom") end)
+      local good = billetterie.spawn(function() return c:call("ws_idsession") end)
+      local caught = select(2, pcall(bad.wait, bad))
+      return good:wait(), caught
+    end)
+    assert.is_true(ok_result.slept)
+    assert.matches("boom", failure)
+  end)
+
+  it("blocks outside run and refuses spawn there", function()
+    local msg = client(nginx.url .. "sleepy/"):call("ws_idsession")
+    assert.is_true(msg.slept)
+    assert.has_error(function() billetterie.spawn(function() end) end)
+  end)
+end)
