@@ -38,7 +38,7 @@ LUA_CPATH_JIT = ./$(BUILD)/jit/?.so;;
 ENV54  = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_54)'
 ENVJIT = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_JIT)'
 
-.PHONY: all deps demo test test-54 test-jit test-asan test-valgrind bench clean docs
+.PHONY: all deps demo test test-asan test-valgrind bench clean rockspec catalogue
 
 all: $(CORE54) $(COREJIT) $(HTTPD54)
 
@@ -65,7 +65,7 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@$(ENV54) $(LUA54) tools/demo.lua
+	@sh tools/demo.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -82,6 +82,12 @@ test-valgrind: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
+
+rockspec:
+	$(LUA54) tools/sync-rockspec.lua
+
+catalogue:
+	$(LUA54) tools/gen_catalogue.lua ../shared/reference/labilletterie-ws.json lua/billetterie
 
 clean:
 	rm -rf build build-asan

@@ -94,6 +94,25 @@ describe("c:call success", function()
     if msg == nil then error(tostring(statut)) end
     assert.equal(5, msg.historique[1].prix)
     assert.equal("traitement réalisé", statut.message)
+    -- retour_erreur (ws_suppression_compte): statut + erreur.détail, no message
+    url = nginx.canned("suppr", [[{"retour":{"statut":{"code":534,"traitement":"ko","message":"Suppression impossible"},
+      "erreur":{"détail":"commande en cours"}}}]])
+    local _, err = client(url):call("ws_suppression_compte", { x_rsi_token = "A25DD850FF131140BA09A8B9ADFEE79A" })
+    assert.equal(534, err.code)
+    assert.equal("commande en cours", err.detail)
+    assert.matches("(commande en cours)", tostring(err), 1, true)
+    -- statut_data on the api host, sent as GET with the api key credentials
+    url = nginx.canned("api", [[{"statut":{"code":2,"traitement":"ok","message":"ok"},"data":{"contacts":[{"id":7}]}}]])
+    msg, statut = client(nginx.url, { api_url = url, api_login = "WSCE", api_key = "0123456789abcdef0123456789abcdef01234567" })
+      :call("ws_liste_fiches_modifiees", { ts = "2020-01-07T10:30:00" })
+    if msg == nil then error(tostring(statut)) end
+    assert.equal(7, msg.contacts[1].id)
+    local method, uri = nginx.last_request("api")
+    assert.equal("GET", method)
+    assert.matches("^/canned/api/ws_execute_programme%?", uri)
+    assert.matches("x_rsi_modele=ws_liste_fiches_modifiees", uri, 1, true)
+    assert.matches("x_rsi_login=WSCE", uri, 1, true)
+    assert.matches("ts=2020-01-07T10%3A30%3A00", uri, 1, true)
     -- message array
     url = nginx.canned("recap", [[{"retour":{"message":[{"prix_total":2.4}],"statut":{"code":2,"traitement":"ok","message":"ok"}}}]])
     msg = client(url):call("ws_recap_achat", { id_contact = 12, format = "tableau" })

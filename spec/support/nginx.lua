@@ -101,7 +101,8 @@ function M.start()
     local f = assert(io.open(dir .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
-    if sh(("nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(dir, dir, dir)) then
+    -- env -u: the sanitizer run preloads ASan into the interpreter only
+    if sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(dir, dir, dir)) then
       -- wait for the pid file: nginx writes it once listening
       for _ = 1, 50 do
         if sh("test -s " .. dir .. "/nginx.pid") then break end

@@ -1,0 +1,62 @@
+-- LuaRocks build of billetterie. On Debian the C libraries and lua-cjson come
+-- from apt (see the README), so an offline build is:
+--   luarocks --lua-version 5.4 make --deps-mode none rockspec/billetterie-scm-1.rockspec \
+--     CURL_INCDIR=/usr/include/$(gcc -print-multiarch)
+rockspec_format = "3.0"
+package = "billetterie"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",  -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "Drive L@billetterie and S-360 venue ticketing from Lua",
+  detailed = "A Lua module with a libcurl/libxml2 C core: every web service as a call, "
+    .. "validated before sending, with one error value, coroutines and a local sandbox.",
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson >= 2.1.0",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h" },
+  LIBXML2 = { header = "libxml2/libxml/xmlreader.h" },
+  MICROHTTPD = { header = "microhttpd.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["billetterie.core"] = {
+      sources = { "csrc/core.c", "csrc/http.c", "csrc/form.c", "csrc/base64.c", "csrc/json.c", "csrc/xml.c" },
+      libraries = { "curl", "xml2" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2" },
+      libdirs = { "$(CURL_LIBDIR)", "$(LIBXML2_LIBDIR)" },
+    },
+    ["billetterie.httpd"] = {
+      sources = { "csrc/httpd.c" },
+      libraries = { "microhttpd" },
+      incdirs = { "csrc", "$(MICROHTTPD_INCDIR)" },
+      libdirs = { "$(MICROHTTPD_LIBDIR)" },
+    },
+    -- BEGIN LUA MODULES (written by `make rockspec`; the suite checks it is current)
+    ["billetterie.catalogue"] = "lua/billetterie/catalogue.lua",
+    ["billetterie.client"] = "lua/billetterie/client.lua",
+    ["billetterie.codes"] = "lua/billetterie/codes.lua",
+    ["billetterie.envelope"] = "lua/billetterie/envelope.lua",
+    ["billetterie.error"] = "lua/billetterie/error.lua",
+    ["billetterie"] = "lua/billetterie/init.lua",
+    ["billetterie.json"] = "lua/billetterie/json.lua",
+    ["billetterie.params"] = "lua/billetterie/params.lua",
+    ["billetterie.runner"] = "lua/billetterie/runner.lua",
+    ["billetterie.sandbox.codec"] = "lua/billetterie/sandbox/codec.lua",
+    ["billetterie.sandbox.db"] = "lua/billetterie/sandbox/db.lua",
+    ["billetterie.sandbox.services"] = "lua/billetterie/sandbox/services.lua",
+    ["billetterie.sandbox.sessions"] = "lua/billetterie/sandbox/sessions.lua",
+    ["billetterie.transport"] = "lua/billetterie/transport.lua",
+    ["billetterie.xml"] = "lua/billetterie/xml.lua",
+    -- END LUA MODULES
+  },
+  install = {
+    bin = { billetterie = "bin/billetterie" },
+  },
+}

@@ -1,0 +1,23 @@
+-- billetterie.json: cjson underneath, integers kept, [] for marked lists.
+local json = require "billetterie.json"
+
+describe("billetterie.json", function()
+  it("decodes with integers restored and reports errors as values", function()
+    local v = json.decode('{"code":603,"ids":[5442],"x":1.5}')
+    assert.equal("603", tostring(v.code))
+    assert.equal("5442", tostring(v.ids[1]))
+    assert.equal(1.5, v.x)
+    local bad, err = json.decode('{"retour":')
+    assert.is_nil(bad)
+    assert.is_string(err)
+  end)
+
+  it("encodes minified JSON, ids without .0, empty lists as [] when marked", function()
+    assert.equal('{"id":5442}', json.encode{ id = 5442 })
+    assert.equal('{"l":[]}', json.encode{ l = json.array() })
+    assert.equal('[1,2]', json.encode(json.array{ 1, 2 }))
+    local nil_value, err = json.encode{ f = function() end }
+    assert.is_nil(nil_value)
+    assert.is_string(err)
+  end)
+end)

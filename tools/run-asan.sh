@@ -1,0 +1,18 @@
+#!/bin/sh
+# The suite's C-facing specs under AddressSanitizer + UndefinedBehaviorSanitizer,
+# with the garbage collector running constantly. The interpreter itself is
+# not instrumented, so the ASan runtime is preloaded into it only; child
+# processes (nginx, the sandbox) are started without it.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-asan}
+ASAN_LIB=$(gcc -print-file-name=libasan.so)
+export LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;'
+export LUA_CPATH="./$BUILD/5.4/?.so;;"
+export BILLETTERIE_PRELOAD="$ASAN_LIB"
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=tools/lsan.supp:print_suppressions=0
+SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|httpd' | tr '\n' ' ')
+echo "== ASan+UBSan: $SPECS"
+LD_PRELOAD="$ASAN_LIB" lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS
