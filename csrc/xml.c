@@ -1,0 +1,683 @@
+/* xml.c: XML to Lua tables with libxml2's xmlTextReader (billetterie.core).
+ *
+ *   core.xml_decode(text [, opts])      -> tree, root_name | nil, message
+ *   core.xml_reader(source, tag [, opts]) -> reader | nil, message
+ *   reader:next()  -> next element named `tag` (any depth) | nil at the end |
+ *                     nil, message on malformed input (then nil forever) |
+ *                     nil, "reader closed" after close
+ *   reader:close() == __gc == __close (idempotent)
+ *   source: { string = "<xml/>" } or { file = "path" }
+ *   opts: max_depth (default 256; libxml2 itself stops at 256 too),
+ *         max_size (bytes, string input only), arrays (set of element names)
+ *
+ * Mapping of one element to a Lua value:
+ *   - no attributes and no child elements: its text as a string, never a
+ *     number ("073101758907" keeps its zeros; <a/> -> "").
+ *   - otherwise a table: attributes as string fields, child elements as
+ *     fields named by their local name (prefixes dropped), text under
+ *     `_text` when it has non-whitespace characters or CDATA (verbatim).
+ *   - an attribute and a child with the same name: the child keeps the
+ *     field, the attribute moves to "@name".
+ *   - a repeated child name becomes a sequence in document order; names in
+ *     opts.arrays are always sequences (absent elements stay nil).
+ *   Comments, processing instructions and entity references (to entities
+ *   declared in a DTD) are dropped: entities are never expanded nor loaded.
+ *
+ * Why the reader for both functions: it builds Lua tables straight from the
+ * parse events (no libxml2 tree of the whole document), frees each node once
+ * passed, so memory is bounded by one subtree, and it is the fastest libxml2
+ * path (GUIDE.md, "XML and JSON").
+ *
+ * Safety: XML_PARSE_NONET and never NOENT/DTDLOAD (no XXE, no network);
+ * libxml2 errors go to a per-reader structured handler that only copies the
+ * message into the object (no Lua call, so no longjmp through libxml2, and
+ * nothing printed, no global handler touched). Files are read through our
+ * own I/O callbacks so a missing file is our error, not a libxml2 warning on
+ * stderr. decode also owns its xmlTextReader through a userdata, so a Lua
+ * memory error while building tables cannot leak it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlreader.h>
+
+#include "core.h"
+
+#define XR_MT "billetterie.xml_reader"
+#define XR_OPTS (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_COMPACT)
+#define XR_DEFAULT_DEPTH 256
+
+enum { XR_OPEN, XR_DONE, XR_CLOSED };   /* DONE: end or error, libxml2 freed */
+enum { MARK_ATTR = 1, MARK_ARRAY = 2 }; /* values of a frame's meta table */
+
+/* One open element while building. Its Lua stack slots are, from base+3k:
+ * table (nil until needed), meta (nil until needed: name -> MARK_*), name. */
+typedef struct {
+    size_t tstart;          /* its text starts here in xreader.text */
+    int nattr;              /* attributes stored in its table */
+    unsigned char cdata;    /* saw a CDATA section */
+    unsigned char meta;     /* attribute names snapshotted into meta */
+} frame;
+
+typedef struct {
+    xmlTextReaderPtr r;
+    int state, busy, last, max_depth;
+    const char *tag;        /* reader tag; the string lives in the uservalue */
+    char *text;             /* text of open elements, used as a stack */
+    size_t tlen, tcap;
+    frame *fr;
+    int frcap;
+    int errlevel, errcode, errline;
+    char err[256];
+} xreader;
+
+/* ---- libxml2 side: no Lua calls in here ---- */
+
+#if LIBXML_VERSION >= 21200
+static void on_error(void *arg, const xmlError *e)
+#else
+static void on_error(void *arg, xmlErrorPtr e)
+#endif
+{
+    xreader *x = arg;
+    size_t n;
+    /* Keep the first message of the worst level seen: the fatal one. */
+    if (e == NULL || (int)e->level < XML_ERR_ERROR || (int)e->level <= x->errlevel)
+        return;
+    x->errlevel = (int)e->level;
+    x->errcode = e->code;
+    x->errline = e->line;
+    snprintf(x->err, sizeof x->err, "line %d: %s", e->line,
+             e->message ? e->message : "XML error");
+    n = strlen(x->err);
+    while (n > 0 && (x->err[n - 1] == '\n' || x->err[n - 1] == ' '))
+        x->err[--n] = '\0';
+    while (n-- > 0)                 /* some messages add a "Bytes: ..." line */
+        if (x->err[n] == '\n') x->err[n] = ' ';
+}
+
+static int io_read(void *ctx, char *buf, int len)
+{
+    size_t n = fread(buf, 1, (size_t)len, (FILE *)ctx);
+    return (n == 0 && ferror((FILE *)ctx)) ? -1 : (int)n;
+}
+
+static int io_close(void *ctx)
+{
+    return fclose((FILE *)ctx) == 0 ? 0 : -1;
+}
+
+/* Frees libxml2 and C buffers; the object stays a valid userdata. */
+static void xr_release(xreader *x)
+{
+    if (x->r) {
+        xmlFreeTextReader(x->r);
+        x->r = NULL;
+    }
+    free(x->text);
+    x->text = NULL;
+    x->tlen = x->tcap = 0;
+    free(x->fr);
+    x->fr = NULL;
+    x->frcap = 0;
+}
+
+static void xr_fail(xreader *x, const char *msg)
+{
+    if (x->errlevel < XML_ERR_FATAL + 1) {  /* ours beat libxml2's */
+        x->errlevel = XML_ERR_FATAL + 1;
+        snprintf(x->err, sizeof x->err, "%s", msg);
+    }
+}
+
+static int too_deep(xreader *x)
+{
+    char msg[64];
+    if (xmlTextReaderDepth(x->r) + 1 <= x->max_depth)
+        return 0;
+    snprintf(msg, sizeof msg, "XML nesting deeper than %d", x->max_depth);
+    xr_fail(x, msg);
+    return 1;
+}
+
+/* ---- building Lua values ---- */
+
+/* lua_pushlstring, not lua_pushstring: on Lua 5.4 the latter goes through a
+ * pointer-keyed cache with a strcmp that costs more than it saves here. */
+static void push_str(lua_State *L, const char *s)
+{
+    if (s == NULL) s = "";
+    lua_pushlstring(L, s, strlen(s));
+}
+
+/* Local name of the current node; also drops an undeclared prefix, which
+ * libxml2 leaves in the name (after a namespace error it does not stop on). */
+static const char *local_name(xmlTextReaderPtr r)
+{
+    const char *n = (const char *)xmlTextReaderConstLocalName(r), *c;
+    if (n == NULL) return "";
+    c = strrchr(n, ':');
+    return c ? c + 1 : n;
+}
+
+static void text_add(lua_State *L, xreader *x, const xmlChar *s)
+{
+    size_t n = s ? strlen((const char *)s) : 0;
+    if (n == 0) return;
+    if (x->tcap - x->tlen < n) {
+        size_t cap = x->tcap ? x->tcap : 256;
+        char *p;
+        while (cap - x->tlen < n) {
+            if (cap > (size_t)-1 / 2) luaL_error(L, "not enough memory");
+            cap *= 2;
+        }
+        if ((p = realloc(x->text, cap)) == NULL) luaL_error(L, "not enough memory");
+        x->text = p;
+        x->tcap = cap;
+    }
+    memcpy(x->text + x->tlen, s, n);
+    x->tlen += n;
+}
+
+static int is_blank(const char *s, size_t n)
+{
+    while (n-- > 0)
+        if (s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r') return 0;
+    return 1;
+}
+
+/* Element start at frame k: pushes its 3 slots (attributes already in its
+ * table). Returns 0 (nothing pushed) if too deep. */
+static int open_elem(lua_State *L, xreader *x, int base, int k)
+{
+    int s = base + 3 * k;
+    frame *f;
+    if (too_deep(x)) return 0;
+    if (k >= x->frcap) {
+        int cap = x->frcap ? 2 * x->frcap : 16;
+        frame *p = realloc(x->fr, (size_t)cap * sizeof *p);
+        if (p == NULL) luaL_error(L, "not enough memory");
+        x->fr = p;
+        x->frcap = cap;
+    }
+    if (!lua_checkstack(L, 12)) luaL_error(L, "XML too deep for the Lua stack");
+    f = &x->fr[k];
+    f->tstart = x->tlen;
+    f->nattr = 0;
+    f->cdata = f->meta = 0;
+    lua_pushnil(L);
+    lua_pushnil(L);
+    push_str(L, local_name(x->r));
+    if (xmlTextReaderHasAttributes(x->r) == 1) {
+        while (xmlTextReaderMoveToNextAttribute(x->r) == 1) {
+            if (xmlTextReaderIsNamespaceDecl(x->r) == 1) continue;
+            if (f->nattr++ == 0) {
+                lua_createtable(L, 0, 4);
+                lua_replace(L, s);
+            }
+            push_str(L, local_name(x->r));
+            push_str(L, (const char *)xmlTextReaderConstValue(x->r));
+            lua_rawset(L, s);
+        }
+        xmlTextReaderMoveToElement(x->r);
+    }
+    return 1;
+}
+
+/* Stores the value on top into the table of parent frame k-1 under the name
+ * of frame k, applying the attribute/array rules. Pops the value. */
+static void insert(lua_State *L, xreader *x, int base, int k, int arrays)
+{
+    frame *pf = &x->fr[k - 1];
+    int p = base + 3 * (k - 1), m = p + 1, name = base + 3 * k + 2;
+    int v = lua_gettop(L), isarr = 0, mark = 0;
+    if (lua_isnil(L, p)) {
+        lua_createtable(L, 0, 4);
+        lua_replace(L, p);
+    }
+    if (pf->nattr > 0 && !pf->meta) {
+        /* First child of an element with attributes: the table holds only
+         * attributes now, so its keys are exactly the attribute names. */
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, p)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushinteger(L, MARK_ATTR);
+            lua_rawset(L, -4);
+        }
+        lua_replace(L, m);
+        pf->meta = 1;
+    }
+    if (arrays) {
+        lua_pushvalue(L, name);
+        lua_rawget(L, arrays);
+        isarr = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (!lua_isnil(L, m)) {
+        lua_pushvalue(L, name);
+        lua_rawget(L, m);
+        mark = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, name);
+    lua_rawget(L, p);                               /* v+1: current field */
+    if (mark == MARK_ATTR) {                        /* attribute -> "@name" */
+        lua_pushfstring(L, "@%s", lua_tostring(L, name));
+        lua_pushvalue(L, v + 1);
+        lua_rawset(L, p);
+        lua_pushvalue(L, name);
+        lua_pushnil(L);
+        lua_rawset(L, m);
+        lua_pushnil(L);
+        lua_replace(L, v + 1);
+        mark = 0;
+    }
+    if (lua_isnil(L, v + 1)) {                      /* first occurrence */
+        lua_pushvalue(L, name);
+        if (isarr) {
+            lua_createtable(L, 1, 0);
+            lua_pushvalue(L, v);
+            lua_rawseti(L, -2, 1);
+        } else {
+            lua_pushvalue(L, v);
+        }
+        lua_rawset(L, p);
+    } else if (isarr || mark == MARK_ARRAY) {       /* already a sequence */
+        int n = (int)bt_rawlen(L, v + 1);
+        lua_pushvalue(L, v);
+        lua_rawseti(L, v + 1, n + 1);
+    } else {                                        /* second one: {old, new} */
+        lua_pushvalue(L, name);
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, v + 1);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, v);
+        lua_rawseti(L, -2, 2);
+        lua_rawset(L, p);
+        if (lua_isnil(L, m)) {
+            lua_newtable(L);
+            lua_replace(L, m);
+        }
+        lua_pushvalue(L, name);
+        lua_pushinteger(L, MARK_ARRAY);
+        lua_rawset(L, m);
+    }
+    lua_settop(L, v - 1);
+}
+
+/* Closes the top frame k: computes its value, then stores it into frame k-1
+ * and pops frame k, or for k == 0 leaves only the value at `base`. */
+static void close_elem(lua_State *L, xreader *x, int base, int k, int arrays)
+{
+    frame *f = &x->fr[k];
+    int s = base + 3 * k;
+    size_t n = x->tlen - f->tstart;
+    const char *t = n ? x->text + f->tstart : "";
+    if (lua_isnil(L, s)) {
+        lua_pushlstring(L, t, n);
+    } else {
+        if (f->cdata || !is_blank(t, n)) {
+            lua_pushlstring(L, t, n);
+            lua_setfield(L, s, "_text");
+        }
+        lua_pushvalue(L, s);
+    }
+    x->tlen = f->tstart;
+    if (k > 0) {
+        insert(L, x, base, k, arrays);
+        lua_settop(L, s - 1);
+    } else {
+        lua_replace(L, base);
+        lua_settop(L, base);
+    }
+}
+
+/* The reader is on an element start: reads through its end and pushes its
+ * value (returns 1), or returns 0 with x->err set and nothing pushed.
+ * `arrays` is the stack index of opts.arrays or 0. */
+static int build(lua_State *L, xreader *x, int arrays)
+{
+    int base = lua_gettop(L) + 1, k = 0, rc;
+    for (;;) {
+        switch (xmlTextReaderNodeType(x->r)) {
+        case XML_READER_TYPE_ELEMENT:
+            if (!open_elem(L, x, base, k)) goto fail;
+            k++;
+            if (xmlTextReaderIsEmptyElement(x->r) != 1) break;
+            /* <x/> has no end event: fall through and close it now */
+            /* FALLTHROUGH */
+        case XML_READER_TYPE_END_ELEMENT:
+            close_elem(L, x, base, --k, arrays);
+            if (k == 0) return 1;
+            break;
+        case XML_READER_TYPE_CDATA:
+            x->fr[k - 1].cdata = 1;
+            /* FALLTHROUGH */
+        case XML_READER_TYPE_TEXT:
+        case XML_READER_TYPE_WHITESPACE:
+        case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+            text_add(L, x, xmlTextReaderConstValue(x->r));
+            break;
+        default:                /* comments, PIs, entity references */
+            break;
+        }
+        if ((rc = xmlTextReaderRead(x->r)) != 1) {
+            /* The push parser says "Extra content at the end of the
+             * document" for a truncated one too: say what we know. */
+            if (rc == 0 || x->errcode == XML_ERR_DOCUMENT_END) {
+                char msg[80];
+                snprintf(msg, sizeof msg, "line %d: premature end of XML document",
+                         x->errline);
+                x->errlevel = -1;
+                xr_fail(x, msg);
+            }
+            goto fail;
+        }
+    }
+fail:
+    x->tlen = 0;
+    lua_settop(L, base - 1);
+    return 0;
+}
+
+/* ---- Lua functions ---- */
+
+/* Reads opts at idx (nil or table). Pushes opts.arrays or nil and returns its
+ * stack index, or 0 when there is none. */
+static int get_opts(lua_State *L, int idx, int *max_depth, lua_Integer *max_size)
+{
+    *max_depth = XR_DEFAULT_DEPTH;
+    *max_size = -1;
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return 0;
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "max_depth");
+    if (!lua_isnil(L, -1)) {
+        lua_Integer d = lua_tointeger(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || d < 1)
+            luaL_argerror(L, idx, "opts.max_depth must be a positive integer");
+        *max_depth = d > INT_MAX ? INT_MAX : (int)d;
+    }
+    lua_getfield(L, idx, "max_size");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || n < 0)
+            luaL_argerror(L, idx, "opts.max_size must be a non-negative number");
+        *max_size = n < 9e18 ? (lua_Integer)n : -1;   /* huge or NaN: no limit */
+    }
+    lua_pop(L, 2);
+    lua_getfield(L, idx, "arrays");
+    if (lua_isnil(L, -1)) return 0;
+    if (!lua_istable(L, -1)) luaL_argerror(L, idx, "opts.arrays must be a table");
+    return lua_gettop(L);
+}
+
+static xreader *new_xreader(lua_State *L, int max_depth)
+{
+    xreader *x = bt_newuserdata(L, sizeof *x);
+    memset(x, 0, sizeof *x);
+    x->max_depth = max_depth;
+    x->errlevel = -1;
+    luaL_getmetatable(L, XR_MT);
+    lua_setmetatable(L, -2);
+    return x;
+}
+
+static int push_fail(lua_State *L, xreader *x)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, x->err[0] ? x->err : "malformed XML document");
+    xr_release(x);
+    x->state = XR_DONE;
+    return 2;
+}
+
+static int too_big(lua_State *L, lua_Integer max_size)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "XML document larger than %lld bytes", (long long)max_size);
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+static int l_decode(lua_State *L)
+{
+    size_t len;
+    const char *s;
+    int max_depth, arrays, rc;
+    lua_Integer max_size;
+    xreader *x;
+    luaL_checktype(L, 1, LUA_TSTRING);
+    s = lua_tolstring(L, 1, &len);
+    arrays = get_opts(L, 2, &max_depth, &max_size);
+    lua_settop(L, 3);                          /* 1 text, 2 opts, 3 arrays */
+    if (max_size >= 0 && (lua_Integer)len > max_size) return too_big(L, max_size);
+    if (len == 0 || len > INT_MAX) {
+        lua_pushnil(L);
+        lua_pushstring(L, len ? "XML document too large" : "empty XML document");
+        return 2;
+    }
+    x = new_xreader(L, max_depth);             /* 4: owns the reader */
+    x->r = xmlReaderForMemory(s, (int)len, NULL, NULL, XR_OPTS);
+    if (x->r == NULL) {
+        xr_fail(x, "cannot create an XML reader");
+        return push_fail(L, x);
+    }
+    xmlTextReaderSetStructuredErrorHandler(x->r, on_error, x);
+    while ((rc = xmlTextReaderRead(x->r)) == 1 &&
+           xmlTextReaderNodeType(x->r) != XML_READER_TYPE_ELEMENT)
+        ;
+    if (rc != 1) return push_fail(L, x);
+    push_str(L, local_name(x->r));             /* 5: root name */
+    if (!build(L, x, arrays)) return push_fail(L, x);   /* 6: tree */
+    while ((rc = xmlTextReaderRead(x->r)) == 1)  /* trailing junk is an error */
+        ;
+    if (rc < 0) return push_fail(L, x);
+    xr_release(x);
+    x->state = XR_DONE;
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int l_reader(lua_State *L)
+{
+    int max_depth;
+    lua_Integer max_size;
+    xreader *x;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    get_opts(L, 3, &max_depth, &max_size);
+    lua_settop(L, 4);                          /* 4: arrays or nil */
+    lua_getfield(L, 1, "string");              /* 5 */
+    lua_getfield(L, 1, "file");                /* 6 */
+    if (lua_type(L, 5) == LUA_TSTRING ? !lua_isnil(L, 6) : lua_type(L, 6) != LUA_TSTRING)
+        luaL_argerror(L, 1, "expected { string = xml } or { file = path }");
+    x = new_xreader(L, max_depth);             /* 7 */
+    /* uservalue {string source, arrays, tag}: keeps alive what C points to */
+    lua_createtable(L, 3, 0);
+    lua_pushvalue(L, 5);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, 4);
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 3);
+    bt_setuservalue(L, 7);
+    x->tag = lua_tostring(L, 2);
+    if (lua_type(L, 5) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 5, &len);
+        if (max_size >= 0 && (lua_Integer)len > max_size) return too_big(L, max_size);
+        if (len > INT_MAX) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "XML document too large");
+            return 2;
+        }
+        if (len == 0) {                        /* next() will say so */
+            xr_fail(x, "empty XML document");
+            lua_settop(L, 7);
+            return 1;
+        }
+        /* libxml2 reads s while parsing: the uservalue keeps it alive */
+        x->r = xmlReaderForMemory(s, (int)len, NULL, NULL, XR_OPTS);
+    } else {
+        const char *path = lua_tostring(L, 6);
+        FILE *fp = fopen(path, "rbe");
+        struct stat st;
+        if (fp != NULL && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+            fclose(fp);             /* glibc opens a directory, reads fail */
+            fp = NULL;
+            errno = EISDIR;
+        }
+        if (fp == NULL) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+            return 2;
+        }
+        /* fp belongs to libxml2 from here on, even if this fails */
+        x->r = xmlReaderForIO(io_read, io_close, fp, NULL, NULL, XR_OPTS);
+    }
+    if (x->r == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot create an XML reader");
+        return 2;
+    }
+    xmlTextReaderSetStructuredErrorHandler(x->r, on_error, x);
+    lua_settop(L, 7);
+    return 1;
+}
+
+/* The part of next() run under lua_pcall: 1 = reader, 2 = arrays or nil.
+ * Returns the item, or nothing with x->last = 0 (end) or -1 (error). */
+static int next_body(lua_State *L)
+{
+    xreader *x = lua_touserdata(L, 1);
+    int arrays = lua_isnil(L, 2) ? 0 : 2, rc;
+    for (;;) {
+        if ((rc = xmlTextReaderRead(x->r)) != 1) break;
+        if (xmlTextReaderNodeType(x->r) == XML_READER_TYPE_ELEMENT) {
+            const char *name = local_name(x->r);
+            if (too_deep(x)) {
+                rc = -1;
+                break;
+            }
+            if (name[0] == x->tag[0] && strcmp(name, x->tag) == 0) {
+                rc = build(L, x, arrays) ? 1 : -1;
+                break;
+            }
+        }
+    }
+    x->last = rc;
+    return rc == 1 ? 1 : 0;
+}
+
+/* Protected call, so that a Lua error while building (out of memory) never
+ * leaves a reader stopped halfway, and `busy` always means "running": a
+ * finalizer calling next() or close() on it meanwhile cannot free it under
+ * our feet (close is then deferred to the end of this call). */
+static int l_reader_next(lua_State *L)
+{
+    xreader *x = luaL_checkudata(L, 1, XR_MT);
+    int status;
+    if (x->state == XR_CLOSED) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "reader closed");
+        return 2;
+    }
+    if (x->state == XR_DONE) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (x->r == NULL) return push_fail(L, x);  /* empty string source */
+    if (x->busy) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "XML reader busy");
+        return 2;
+    }
+    lua_settop(L, 1);
+    lua_pushcfunction(L, next_body);           /* 2 */
+    lua_pushvalue(L, 1);
+    bt_getuservalue(L, 1);
+    lua_rawgeti(L, -1, 2);                     /* arrays or nil */
+    lua_remove(L, -2);
+    x->busy = 1;
+    x->last = -1;
+    status = lua_pcall(L, 2, 1, 0);            /* 2: item, nil or error */
+    x->busy = 0;
+    if (x->state == XR_CLOSED) {               /* closed meanwhile */
+        xr_release(x);
+        if (status == 0) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "reader closed");
+            return 2;
+        }
+    }
+    if (status != 0) {                         /* position unknown: stop */
+        xr_release(x);
+        if (x->state == XR_OPEN) x->state = XR_DONE;
+        return lua_error(L);
+    }
+    if (x->last == 1) return 1;
+    if (x->last == 0) {                        /* end of the document */
+        xr_release(x);
+        x->state = XR_DONE;
+        return 1;                              /* the nil from next_body */
+    }
+    lua_pop(L, 1);
+    return push_fail(L, x);
+}
+
+/* close, __gc and __close: frees once, stays callable. While next() runs
+ * (only a finalizer can get here then) it just marks it: next() frees. */
+static int l_reader_close(lua_State *L)
+{
+    xreader *x = luaL_checkudata(L, 1, XR_MT);
+    if (!x->busy) xr_release(x);
+    x->state = XR_CLOSED;
+    return 0;
+}
+
+static int l_reader_tostring(lua_State *L)
+{
+    static const char *const names[] = { "open", "done", "closed" };
+    xreader *x = luaL_checkudata(L, 1, XR_MT);
+    lua_pushfstring(L, XR_MT " (%s): %p", names[x->state], (void *)x);
+    return 1;
+}
+
+/* Adds xml_decode and xml_reader to the module table on top of the stack;
+ * leaves the stack as it found it. */
+void bt_xml_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "next", l_reader_next },
+        { "close", l_reader_close },
+        { NULL, NULL }
+    };
+    xmlInitParser();   /* idempotent; never xmlCleanupParser (shared process) */
+    if (luaL_newmetatable(L, XR_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_reader_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_reader_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, l_reader_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_decode);
+    lua_setfield(L, -2, "xml_decode");
+    lua_pushcfunction(L, l_reader);
+    lua_setfield(L, -2, "xml_reader");
+}
