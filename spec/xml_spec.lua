@@ -367,8 +367,13 @@ describe("xml.reader", function()
       if v then n = n + 1 end
     until v == nil
     collectgarbage("setpause", pause)
-    assert.are.equal("reader closed", err)
-    assert.is_true(n < 300)
+    -- When the collector ran during the loop the reader ended closed;
+    -- otherwise it reached the end. Either way, once the pending
+    -- finalizers run it is closed and nothing crashed (valgrind/ASan runs).
+    assert.is_true(err == nil or err == "reader closed")
+    assert.is_true(n <= 300)
+    collectgarbage()
+    collectgarbage()
     assert.are.same({ nil, "reader closed" }, { r:next() })
   end)
 
