@@ -5,9 +5,12 @@
  * calls allocates nothing.
  *
  * Lua API (methods of the userdata returned by core.http_engine{...}):
+ *   engine = core.http_engine{ user_agent=, headers={"A: b"} (sent always) }
  *   id = engine:start{ url=, method="POST"|"GET", body=, headers={"A: b"},
  *                      timeout=s, connect_timeout=s, max_size=bytes,
  *                      verify=true, cainfo=, capath=, gzip=true }
+ *        (or config = core.http_config{ timeout=, ... } made once instead
+ *        of the settings, which spares reading them on every call)
  *   status, body, content_type, errkind, errmsg, request_id = engine:wait(id)
  *        (blocks, driving every transfer, until id is done; frees the slot)
  *   ids = engine:poll(timeout_ms)   -- drives transfers, returns finished ids
@@ -23,12 +26,25 @@
 #include "core.h"
 
 #define ENGINE_MT "billetterie.http_engine"
+#define CONFIG_MT "billetterie.http_config"
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 
+/* The settings a request may change, remembered per handle so that a steady
+ * stream of identical calls re-sets only the URL and the body. */
+typedef struct {
+    long timeout_ms, connect_timeout_ms;
+    curl_off_t max_size;
+    int verify, gzip, own_headers;
+    char cainfo[512], capath[512];
+} handle_config;
+
 typedef struct {
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *headers;   /* this request's list (defaults + extras), or NULL */
+    handle_config config;
+    int configured;
+    char *url;             /* the URL last set, so repeated calls skip the copy */
     char *body;            /* response body */
     size_t len, cap, max_size;
     int too_big;
@@ -42,7 +58,9 @@ typedef struct {
     transfer **slots;      /* pointers, so easy handles' WRITEDATA stay valid */
     size_t nslots;
     size_t running;
+    int added;             /* transfers were added since the last perform */
     char *user_agent;
+    struct curl_slist *default_headers;  /* sent with every request */
     char *default_cainfo;  /* libcurl's built-in CA locations, restored */
     char *default_capath;  /* when a request names none */
     int closed;
@@ -116,14 +134,23 @@ static int free_slot_index(lua_State *L, engine *e)
     slots = t ? realloc(e->slots, (e->nslots + 1) * sizeof *slots) : NULL;
     if (!slots) {
         free(t);
-        luaL_error(L, "out of memory");
+        return luaL_error(L, "out of memory");   /* raises; never returns */
     }
     e->slots = slots;
     t->easy = curl_easy_init();
     if (!t->easy) {
         free(t);
-        luaL_error(L, "curl_easy_init failed");
+        return luaL_error(L, "curl_easy_init failed");
     }
+    /* What never changes for this handle is set once. */
+    curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (char *)t);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_USERAGENT, e->user_agent);
+    curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     e->slots[e->nslots] = t;
     return (int)e->nslots++;
 }
@@ -155,12 +182,107 @@ static int opt_bool(lua_State *L, int idx, const char *key, int def)
     return v;
 }
 
+/* Applies the per-request settings that differ from what the handle has. */
+static void configure(engine *e, transfer *t, const handle_config *want)
+{
+    CURL *h = t->easy;
+    handle_config *have = &t->config;
+    int all = !t->configured;
+    if (all || have->timeout_ms != want->timeout_ms)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, want->timeout_ms);
+    if (all || have->connect_timeout_ms != want->connect_timeout_ms)
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, want->connect_timeout_ms);
+    if (all || have->max_size != want->max_size)
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, want->max_size);
+    if (all || have->gzip != want->gzip)
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, want->gzip ? "" : NULL);
+    if (all || have->verify != want->verify) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, want->verify ? 1L : 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, want->verify ? 2L : 0L);
+    }
+    if (all || strcmp(have->cainfo, want->cainfo))
+        curl_easy_setopt(h, CURLOPT_CAINFO, want->cainfo[0] ? want->cainfo : e->default_cainfo);
+    if (all || strcmp(have->capath, want->capath))
+        curl_easy_setopt(h, CURLOPT_CAPATH, want->capath[0] ? want->capath : e->default_capath);
+    if (all || want->own_headers || have->own_headers)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, want->own_headers ? t->headers : e->default_headers);
+    *have = *want;
+    t->configured = 1;
+}
+
+static void copy_path(lua_State *L, char *dst, size_t size, const char *src, const char *what)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    if (strlen(src) >= size)
+        luaL_error(L, "%s path is too long", what);
+    strcpy(dst, src);
+}
+
+/* A request's own headers go after the engine's defaults. */
+static void build_headers(lua_State *L, engine *e, transfer *t, int list)
+{
+    struct curl_slist *d;
+    size_t i, n = bt_rawlen(L, list);
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    for (d = e->default_headers; d; d = d->next) {
+        struct curl_slist *l = curl_slist_append(t->headers, d->data);
+        if (!l)
+            luaL_error(L, "out of memory");
+        t->headers = l;
+    }
+    for (i = 1; i <= n; i++) {
+        struct curl_slist *l;
+        lua_rawgeti(L, list, (int)i);
+        l = curl_slist_append(t->headers, luaL_checkstring(L, -1));
+        lua_pop(L, 1);
+        if (!l)
+            luaL_error(L, "out of memory");
+        t->headers = l;
+    }
+}
+
+/* Reads the per-request settings of a table (a request or a config). */
+static void read_config(lua_State *L, int idx, handle_config *c)
+{
+    double timeout = opt_number(L, idx, "timeout", 30);
+    double connect_timeout = opt_number(L, idx, "connect_timeout", 10);
+    double max_size = opt_number(L, idx, "max_size", 64.0 * 1024 * 1024);
+    if (timeout <= 0 || connect_timeout <= 0 || max_size <= 0)
+        luaL_argerror(L, idx, "timeouts and max_size must be positive");
+    memset(c, 0, sizeof *c);
+    c->timeout_ms = (long)(timeout * 1000);
+    c->connect_timeout_ms = (long)(connect_timeout * 1000);
+    c->max_size = (curl_off_t)max_size;
+    c->verify = opt_bool(L, idx, "verify", 1);
+    c->gzip = opt_bool(L, idx, "gzip", 1);
+    copy_path(L, c->cainfo, sizeof c->cainfo, opt_string(L, idx, "cainfo", NULL), "cainfo");
+    copy_path(L, c->capath, sizeof c->capath, opt_string(L, idx, "capath", NULL), "capath");
+}
+
+/* core.http_config{ timeout=, connect_timeout=, max_size=, verify=, gzip=,
+ * cainfo=, capath= }: an immutable set of settings to give as the `config`
+ * field of requests. */
+static int l_config(lua_State *L)
+{
+    handle_config *c;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    c = lua_newuserdata(L, sizeof *c);
+    read_config(L, 1, c);
+    luaL_getmetatable(L, CONFIG_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 static int l_start(lua_State *L)
 {
     engine *e = check_engine(L);
-    const char *url, *method, *cainfo, *capath, *body;
-    size_t body_len = 0, i, n;
-    double timeout, connect_timeout, max_size;
+    const char *url, *method, *body;
+    size_t body_len = 0;
+    handle_config want, *config;
     transfer *t;
     CURL *h;
     int idx;
@@ -171,63 +293,42 @@ static int l_start(lua_State *L)
     if (!url)
         return luaL_argerror(L, 2, "url is required");
     method = opt_string(L, 2, "method", "POST");
-    cainfo = opt_string(L, 2, "cainfo", NULL);
-    capath = opt_string(L, 2, "capath", NULL);
-    timeout = opt_number(L, 2, "timeout", 30);
-    connect_timeout = opt_number(L, 2, "connect_timeout", 10);
-    max_size = opt_number(L, 2, "max_size", 64.0 * 1024 * 1024);
+    if (strcmp(method, "POST") && strcmp(method, "GET"))
+        return luaL_argerror(L, 2, "method must be POST or GET");
     lua_getfield(L, 2, "body");
     body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
     lua_pop(L, 1);
-    if (strcmp(method, "POST") && strcmp(method, "GET"))
-        return luaL_argerror(L, 2, "method must be POST or GET");
-    if (timeout <= 0 || connect_timeout <= 0 || max_size <= 0)
-        return luaL_argerror(L, 2, "timeouts and max_size must be positive");
-
+    /* A prepared core.http_config saves reading the settings on every call. */
+    lua_getfield(L, 2, "config");
+    config = lua_isnil(L, -1) ? NULL : luaL_checkudata(L, -1, CONFIG_MT);
+    lua_pop(L, 1);           /* the table keeps it alive */
+    if (config) {
+        want = *config;
+    } else {
+        read_config(L, 2, &want);
+    }
     idx = free_slot_index(L, e);
     t = e->slots[idx];
     h = t->easy;
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
     lua_getfield(L, 2, "headers");
-    if (lua_istable(L, -1)) {
-        n = bt_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-            struct curl_slist *l;
-            lua_rawgeti(L, -1, (int)i);
-            l = curl_slist_append(t->headers, luaL_checkstring(L, -1));
-            lua_pop(L, 1);
-            if (!l)
-                return luaL_error(L, "out of memory");
-            t->headers = l;
-        }
-    }
+    want.own_headers = lua_istable(L, -1) && bt_rawlen(L, -1) > 0;
+    if (want.own_headers)
+        build_headers(L, e, t, lua_gettop(L));
     lua_pop(L, 1);
 
     t->len = 0;
     t->too_big = 0;
-    t->max_size = (size_t)max_size;
+    t->max_size = (size_t)want.max_size;
     t->errbuf[0] = '\0';
-    /* Every option is set on every use, so nothing leaks from the previous
-     * request of a reused handle (cheaper than curl_easy_reset). */
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)t);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_size);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, opt_bool(L, 2, "gzip", 1) ? "" : NULL);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, opt_bool(L, 2, "verify", 1) ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, opt_bool(L, 2, "verify", 1) ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_CAINFO, cainfo ? cainfo : e->default_cainfo);
-    curl_easy_setopt(h, CURLOPT_CAPATH, capath ? capath : e->default_capath);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    configure(e, t, &want);
+    if (!t->url || strcmp(t->url, url)) {
+        char *copy = strdup(url);
+        if (!copy)
+            return luaL_error(L, "out of memory");
+        free(t->url);
+        t->url = copy;
+        curl_easy_setopt(h, CURLOPT_URL, url);
+    }
     if (method[0] == 'G') {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
@@ -242,6 +343,7 @@ static int l_start(lua_State *L)
     }
     t->state = SLOT_RUNNING;
     e->running++;
+    e->added = 1;
     lua_pushinteger(L, idx + 1);
     return 1;
 }
@@ -310,8 +412,11 @@ static int push_result(lua_State *L, transfer *t)
 static void drive(engine *e, int timeout_ms)
 {
     int still;
-    curl_multi_perform(e->multi, &still);
-    collect_done(e);
+    if (e->added || timeout_ms <= 0) {   /* send what start() queued */
+        e->added = 0;
+        curl_multi_perform(e->multi, &still);
+        collect_done(e);
+    }
     if (e->running == 0 || timeout_ms <= 0)
         return;
     curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
@@ -328,19 +433,31 @@ static int l_wait(lua_State *L)
     return push_result(L, t);
 }
 
+/* poll(timeout_ms [, ids]) -> ids: the finished transfers, in a new table
+ * or in `ids` (cleared first), which a loop can reuse for every round. */
 static int l_poll(lua_State *L)
 {
     engine *e = check_engine(L);
     lua_Integer timeout_ms = luaL_optinteger(L, 2, 0);
-    size_t i;
+    size_t i, old;
     int n = 0;
     drive(e, (int)(timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : timeout_ms));
-    lua_newtable(L);
+    if (lua_istable(L, 3)) {
+        lua_settop(L, 3);
+        old = bt_rawlen(L, 3);
+    } else {
+        lua_newtable(L);
+        old = 0;
+    }
     for (i = 0; i < e->nslots; i++) {
         if (e->slots[i]->state == SLOT_DONE) {
             lua_pushinteger(L, (lua_Integer)i + 1);
             lua_rawseti(L, -2, ++n);
         }
+    }
+    for (i = (size_t)n + 1; i <= old; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, (int)i);
     }
     return 1;
 }
@@ -389,6 +506,7 @@ static int l_close(lua_State *L)
         curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
         free(t->body);
+        free(t->url);
         free(t);
     }
     free(e->slots);
@@ -398,6 +516,8 @@ static int l_close(lua_State *L)
         curl_multi_cleanup(e->multi);
     e->multi = NULL;
     free(e->user_agent);
+    curl_slist_free_all(e->default_headers);
+    e->default_headers = NULL;
     free(e->default_cainfo);
     free(e->default_capath);
     e->user_agent = e->default_cainfo = e->default_capath = NULL;
@@ -425,7 +545,7 @@ static void remember_ca_defaults(engine *e)
     curl_easy_cleanup(h);
 }
 
-/* core.http_engine{ user_agent = "...", max_host_connections = n } */
+/* core.http_engine{ user_agent = "...", headers = { "A: b" }, max_host_connections = n } */
 static int l_new(lua_State *L)
 {
     const char *ua;
@@ -450,6 +570,20 @@ static int l_new(lua_State *L)
     if (!e->multi || !e->user_agent)
         return luaL_error(L, "cannot create the http engine");
     remember_ca_defaults(e);
+    lua_getfield(L, 1, "headers");
+    if (lua_istable(L, -1)) {
+        size_t i, n = bt_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            struct curl_slist *l;
+            lua_rawgeti(L, -1, (int)i);
+            l = curl_slist_append(e->default_headers, luaL_checkstring(L, -1));
+            lua_pop(L, 1);
+            if (!l)
+                return luaL_error(L, "out of memory");
+            e->default_headers = l;
+        }
+    }
+    lua_pop(L, 1);
     if (max_host > 0)
         curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host);
     return 1;
@@ -485,8 +619,15 @@ void bt_http_register(lua_State *L)
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, CONFIG_MT)) {
+        lua_pushliteral(L, CONFIG_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "http_engine");
+    lua_pushcfunction(L, l_config);
+    lua_setfield(L, -2, "http_config");
     lua_pushcfunction(L, l_curl_version);
     lua_setfield(L, -2, "curl_version");
 }

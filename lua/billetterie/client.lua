@@ -58,8 +58,15 @@ function Client.new(opts)
     capath = opts.capath,
     strict = opts.strict ~= false,
     transport = opts.transport or transport.curl,
-    headers = { "Accept: application/json, application/xml;q=0.9, */*;q=0.1", "Expect:" },
   }, Client)
+  -- One request table per client, refilled by each call (transports read it
+  -- before yielding), so a call does not build it again.
+  local request = {
+    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
+    verify = self.verify, cainfo = self.cainfo, capath = self.capath,
+  }
+  request.config = core.http_config(request)  -- the same settings, prepared once for libcurl
+  self._request = request
   local secrets = { password = opts.password, pwd_key = opts.pwd_key, api_key = opts.api_key, list = {} }
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] then secrets.list[#secrets.list + 1] = opts[k] end
@@ -79,32 +86,33 @@ local function invalid(ws, name, reason)
   }
 end
 
--- The credential fields of an auth mode, from the client's options. Values
--- the caller passed (a session token, say) win.
-local function add_credentials(self, mode, fields)
-  local s = secrets_of[self]
-  local function need(name, value, hint)
-    if fields[name] == nil then fields[name] = value end
-    if fields[name] == nil then return name, hint end
+-- Which client option fills each credential parameter, and the hint given
+-- when neither the caller nor the client has it.
+local CREDENTIAL_SOURCES = {
+  x_rsi_ws_login = { "login", "needs the client's login option" },
+  x_rsi_ws_mdp = { "password", "needs the client's password option", secret = true },
+  x_rsi_client = { "client_id", "needs the client's client_id option" },
+  x_rsi_token = { nil, "is required (a session token)" },
+  x_rsi_pwd_key = { "pwd_key", "needs the client's pwd_key option", secret = true },
+  x_rsi_login = { "api_login", "needs the client's api_login option" },
+  x_rsi_api_key = { "api_key", "needs the client's api_key option", secret = true },
+}
+
+-- Fills the credential fields of an auth mode from the client's options;
+-- values the caller passed (a session token, say) win. Returns the name of
+-- a missing one and why, or nil.
+local function add_credentials(self, names, fields)
+  local secrets = secrets_of[self]
+  for i = 1, #names do
+    local name = names[i]
+    if fields[name] == nil then
+      local source = CREDENTIAL_SOURCES[name]
+      if source and source[1] then
+        fields[name] = (source.secret and secrets or self)[source[1]]
+      end
+      if fields[name] == nil then return name, source and source[2] or "is required" end
+    end
   end
-  local missing, hint
-  if mode == "ws" or mode == "ws_and_token" then
-    missing, hint = need("x_rsi_ws_login", self.login, "needs the client's login option")
-    if not missing then missing, hint = need("x_rsi_ws_mdp", s.password, "needs the client's password option") end
-    if not missing then missing, hint = need("x_rsi_client", self.client_id, "needs the client's client_id option") end
-  end
-  if not missing and (mode == "token" or mode == "ws_and_token") then
-    missing, hint = need("x_rsi_token", nil, "is required (a session token)")
-  end
-  if not missing and mode == "pwd_key" then
-    missing, hint = need("x_rsi_pwd_key", s.pwd_key, "needs the client's pwd_key option")
-  end
-  if not missing and mode == "api_key" then
-    missing, hint = need("x_rsi_login", self.api_login, "needs the client's api_login option")
-    if not missing then missing, hint = need("x_rsi_api_key", s.api_key, "needs the client's api_key option") end
-    if not missing then missing, hint = need("x_rsi_client", self.client_id, "needs the client's client_id option") end
-  end
-  return missing, hint
 end
 
 local function credential_names(mode)
@@ -217,10 +225,12 @@ function Client:call(name, given)
   if mode == "ws_or_token" then
     mode = fields.x_rsi_token and "token" or "ws"
   end
-  for k, v in pairs(service.fixed or {}) do   -- x_rsi_modele of the api host
-    if fields[k] == nil then fields[k] = v end
+  if service.fixed then
+    for k, v in pairs(service.fixed) do   -- x_rsi_modele of the api host
+      if fields[k] == nil then fields[k] = v end
+    end
   end
-  local missing, hint = add_credentials(self, mode, fields)
+  local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
   if missing then return invalid(name, missing, hint) end
 
   local base = service.host == "api" and self.api_url or self.url
@@ -229,11 +239,9 @@ function Client:call(name, given)
   if service.method == "GET" then
     url, body = url .. "?" .. body, nil
   end
-  return self:_answer(service, self.transport:request{
-    url = url, method = service.method, body = body, headers = self.headers,
-    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
-    verify = self.verify, cainfo = self.cainfo, capath = self.capath,
-  })
+  local request = self._request
+  request.url, request.method, request.body = url, service.method, body
+  return self:_answer(service, self.transport:request(request))
 end
 
 return Client

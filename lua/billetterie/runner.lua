@@ -23,9 +23,8 @@ local function current_task()
   return co and loop.tasks[co]
 end
 
--- Schedules a task to be resumed with the given packed values.
-local function wake(task, values)
-  task.resume_with = values
+-- Schedules a task to be resumed (with no values: a start or a wake-up).
+local function wake(task)
   loop.ready[#loop.ready + 1] = task
 end
 
@@ -35,21 +34,24 @@ local function finish(task, ok, values)
   task.results = values
   loop.tasks[task.co] = nil
   loop.live = loop.live - 1
-  for i = 1, #task.waiters do wake(task.waiters[i], nil) end
+  for i = 1, #task.waiters do wake(task.waiters[i]) end
   task.waiters = nil
 end
 
-local function step(task)
-  local values = task.resume_with or { n = 0 }
-  task.resume_with = nil
-  local r = pack(co_resume(task.co, unpack(values, 1, values.n)))
+-- Varargs instead of packed tables: a resume that does not end the task
+-- (the common case, a call yielding on its transfer) allocates nothing.
+local function after_resume(task, ok, ...)
   if co_status(task.co) == "dead" then
-    if r[1] then
-      finish(task, true, { n = r.n - 1, unpack(r, 2, r.n) })
+    if ok then
+      finish(task, true, pack(...))
     else
-      finish(task, false, { n = 1, debug.traceback(task.co, tostring(r[2])) })
+      finish(task, false, { n = 1, debug.traceback(task.co, tostring((...))) })
     end
   end
+end
+
+local function resume(task, ...)
+  return after_resume(task, co_resume(task.co, ...))
 end
 
 function runner.spawn(fn, ...)
@@ -60,7 +62,7 @@ function runner.spawn(fn, ...)
   task.co = co_create(function() return fn(unpack(args, 1, args.n)) end)
   loop.tasks[task.co] = task
   loop.live = loop.live + 1
-  wake(task, nil)
+  wake(task)
   return task
 end
 
@@ -96,27 +98,27 @@ function runner.run(fn, ...)
     -- Already inside run (a workflow calling another): just call it.
     return fn(...)
   end
-  loop = { tasks = setmetatable({}, { __mode = "k" }), ready = {}, transfers = {}, live = 0 }
+  loop = { tasks = setmetatable({}, { __mode = "k" }), ready = {}, transfers = {}, live = 0, ids = {} }
   local ok, result = pcall(function(...)
     local main = runner.spawn(fn, ...)
     while loop.live > 0 do
       while #loop.ready > 0 do
         local ready = loop.ready
         loop.ready = {}
-        for i = 1, #ready do step(ready[i]) end
+        for i = 1, #ready do resume(ready[i]) end
       end
       if loop.live > 0 then
         local engine = loop.engine
         if not engine or engine:pending() == 0 then
           error("billetterie.run: every task is waiting and nothing is in flight (deadlock)")
         end
-        local ids = engine:poll(100)
+        local ids = engine:poll(100, loop.ids)
         for i = 1, #ids do
           local id = ids[i]
           local task = loop.transfers[id]
           loop.transfers[id] = nil
           if task then
-            wake(task, pack(engine:result(id)))
+            resume(task, engine:result(id))
           else
             engine:cancel(id)   -- its task is gone; free the slot
           end

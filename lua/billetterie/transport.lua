@@ -5,7 +5,8 @@
 --                      max_size, verify, cainfo, capath }
 --     -> status, body, content_type, errkind, errmsg, request_id
 -- (errkind nil on success, else "timeout", "tls", "too_large", "network"),
--- so OpenResty or a test can plug in its own.
+-- so OpenResty or a test can plug in its own. A transport must read the
+-- request table before it yields: clients reuse it for their next call.
 local core = require "billetterie.core"
 local runner = require "billetterie.runner"
 
@@ -17,6 +18,8 @@ local function get_engine()
     local lua_version = jit and jit.version or _VERSION
     engine = core.http_engine{
       user_agent = ("billetterie/%s (%s; libcurl %s)"):format(core.version, lua_version, core.curl_version()),
+      -- Expect: (empty) stops libcurl waiting for "100 Continue" on big forms
+      headers = { "Accept: application/json, application/xml;q=0.9, */*;q=0.1", "Expect:" },
     }
   end
   return engine
