@@ -88,6 +88,61 @@ describe("core http engine", function()
     e:close()
   end)
 
+  it("sends the engine's default headers, and a request's own beside them", function()
+    local e = core.http_engine{ headers = { "Accept: application/json", "X-Default: 1" } }
+    local _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET" })
+    local h = cjson.decode(body).headers
+    assert.equal("application/json", h.accept)
+    assert.equal("1", h["x-default"])
+    _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET", headers = { "X-Own: 2" } })
+    h = cjson.decode(body).headers
+    assert.equal("1", h["x-default"])
+    assert.equal("2", h["x-own"])
+    -- the next request on the same handle is back to the defaults only
+    _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET" })
+    assert.is_nil(cjson.decode(body).headers["x-own"])
+    e:close()
+  end)
+
+  it("applies each request's settings on a reused handle (prepared or not)", function()
+    local e = engine()
+    local short = core.http_config{ timeout = 0.3 }
+    local long = core.http_config{ timeout = 5 }
+    local _, _, _, errkind = e:wait(e:start{ url = nginx.url .. "sleep?s=0.8", config = short })
+    assert.equal("timeout", errkind)
+    local status
+    status, _, _, errkind = e:wait(e:start{ url = nginx.url .. "sleep?s=0.8", config = long })
+    assert.is_nil(errkind)
+    assert.equal(200, status)
+    _, _, _, errkind = e:wait(e:start{ url = nginx.url .. "sleep?s=0.8", timeout = 0.3 })
+    assert.equal("timeout", errkind)
+    -- and the URL changes with the request, GET after POST too
+    local body
+    status, body = e:wait(e:start{ url = nginx.url .. "echo?x=1", method = "GET", config = long })
+    assert.equal("GET", cjson.decode(body).method)
+    status, body = e:wait(e:start{ url = nginx.url .. "echo?x=2", body = "b=1", config = long })
+    assert.equal("POST", cjson.decode(body).method)
+    assert.equal("b=1", cjson.decode(body).body)
+    assert.has_error(function() core.http_config{ timeout = 0 } end)
+    e:close()
+  end)
+
+  it("fills a reused table from poll", function()
+    local e = engine()
+    local ids = { 99, 98, 97 }
+    e:start{ url = nginx.url .. "echo", method = "GET" }
+    local got, rounds = 0, 0
+    while got == 0 and rounds < 100 do
+      rounds = rounds + 1
+      assert.equal(ids, e:poll(100, ids))
+      got = #ids
+    end
+    assert.equal(1, got)
+    assert.is_nil(ids[2])
+    e:result(ids[1])
+    e:close()
+  end)
+
   it("reuses one connection across calls (keep-alive)", function()
     local e = engine()
     local seen = {}
