@@ -9,10 +9,10 @@ BUILD=${BUILD:-build-asan}
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 export LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;'
 export LUA_CPATH="./$BUILD/5.4/?.so;;"
-export BILLETTERIE_PRELOAD="$ASAN_LIB"
+export BILLETTERIE_BUILD="$BUILD"   # sandbox processes load the instrumented modules too
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=suppressions=tools/lsan.supp:print_suppressions=0
-SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|httpd' | tr '\n' ' ')
+SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|sandbox' | tr '\n' ' ')
 echo "== ASan+UBSan: $SPECS"
 LD_PRELOAD="$ASAN_LIB" lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS

@@ -1,0 +1,181 @@
+-- billetterie.sandbox.services: from an HTTP request to a vendor answer.
+--
+-- A dispatch table maps "/ws_name" to a route { auth =, params =, run = }
+-- (routes live in one file per group of the spec: sessions.lua,
+-- organismes.lua). This file does what every route shares: merging query and
+-- body, credential checks by auth mode (spec 1.3), parameter checks, the
+-- JSON envelope (spec 1.4) and the HTTP side (404, 405, 500, X-Request-Id).
+
+local codes = require "billetterie.codes"
+local codec = require "billetterie.sandbox.codec"
+
+local M = {}
+
+local GROUPS = { "billetterie.sandbox.sessions", "billetterie.sandbox.organismes" }
+
+local DEFAULTS = {
+  login = "xrsitest",
+  password = "xrsimdp",
+  clients = { 677, 100 },
+  session_duration = 172800, -- PT48H, the ws_idsession example
+  -- Code for wrong credentials on ws_idsession: 3 "Accès web service refusé"
+  -- like every other service; 610 is the other reading of the spec.
+  idsession_denied_code = 3,
+}
+
+---- envelope (spec 1.4) ----
+
+local function statut(code)
+  local c = codes[code] or error("no message for code " .. tostring(code))
+  return { code = code, traitement = c.ok and "ok" or "ko", message = c.message }
+end
+
+-- {"retour":{"message":message,"statut":{...}}} plus extra retour fields
+-- (e.g. detail for the retour_detail services).
+function M.ok(code, message, extra)
+  local retour = { statut = statut(code), message = message or {} }
+  for k, v in pairs(extra or {}) do retour[k] = v end
+  return { retour = retour }
+end
+
+-- Same envelope; ko codes mostly carry an empty message object.
+function M.ko(code, message, extra)
+  return M.ok(code, message, extra)
+end
+
+---- parameters ----
+
+-- Last value wins; query fields come before body fields in req.params, so
+-- the body wins over the query string (spec 1.2).
+local function merge_params(req)
+  local p = {}
+  for _, kv in ipairs(req.params or {}) do p[kv[1]] = kv[2] end
+  return p
+end
+
+local function present(v) return v ~= nil and v ~= "" end
+
+-- Route parameter specs: { name = "integer" | "string", ... }, a trailing
+-- "!" marks a required one. Integers are converted in place.
+-- -> nil when fine, or the code 4 answer.
+local function check_params(spec, p)
+  for name, kind in pairs(spec or {}) do
+    local required = kind:sub(-1) == "!"
+    kind = required and kind:sub(1, -2) or kind
+    local v = p[name]
+    if not present(v) then
+      if required then return M.ko(4) end
+      p[name] = nil
+    elseif kind == "integer" then
+      p[name] = v:match("^%s*%-?%d+%s*$") and math.tointeger(tonumber(v))
+      if not p[name] then return M.ko(4) end
+    end
+  end
+end
+
+local TOKEN = "^%x+$"
+
+-- Auth modes (spec 1.3). Missing or malformed credentials answer 4, wrong
+-- ones 3; a well-formed token is looked up and handed to the route as
+-- env.session (nil when unknown): the route decides what an unknown or
+-- expired session means.
+local AUTH = {}
+
+function AUTH.none() end
+
+function AUTH.ws(p, env)
+  local cfg = env.config
+  if not (present(p.x_rsi_ws_login) and present(p.x_rsi_ws_mdp) and present(p.x_rsi_client)) then
+    return M.ko(4)
+  end
+  local client = p.x_rsi_client:match("^%s*%d+%s*$") and math.tointeger(tonumber(p.x_rsi_client))
+  if not client then return M.ko(4) end
+  if p.x_rsi_ws_login ~= cfg.login or p.x_rsi_ws_mdp ~= cfg.password or not cfg.client_set[client] then
+    -- a route may name a setting that picks its own code (ws_idsession)
+    return M.ko(cfg[env.route.denied_code_setting] or 3)
+  end
+  env.client = client
+end
+
+function AUTH.token(p, env)
+  local t = p.x_rsi_token
+  if not present(t) then return M.ko(4) end
+  if #t ~= 32 or not t:find(TOKEN) then return M.ko(4) end
+  env.token = t:upper() -- tokens are printed upper case; accept either
+  env.session = env.db:session_get(env.token)
+end
+
+function AUTH.ws_and_token(p, env)
+  return AUTH.ws(p, env) or AUTH.token(p, env)
+end
+
+---- HTTP side ----
+
+local JSON_TYPE = "application/json; charset=utf-8"
+
+local function answer(status, request_id, body_table, extra_headers)
+  local headers = { ["Content-Type"] = JSON_TYPE, ["X-Request-Id"] = request_id }
+  for k, v in pairs(extra_headers or {}) do headers[k] = v end
+  return status, headers, codec.encode(body_table)
+end
+
+local function http_error(status, request_id, message, extra_headers)
+  return answer(status, request_id,
+    { error = { status = status, message = message, request_id = request_id } }, extra_headers)
+end
+
+-- One line on stderr (a log line must not be split by a traceback).
+local function log_error(request_id, path, err)
+  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(request_id, path,
+    tostring(err):gsub("[\r\n]+", " | ")))
+  io.stderr:flush()
+end
+
+-- config: overrides of DEFAULTS plus db (an open billetterie.sandbox.db),
+-- clock (function -> unix seconds), random_hex (n bytes -> hex),
+-- request_id_prefix, routes (extra or replacement routes, e.g. in tests).
+-- -> a service with :handle(req) for billetterie.httpd
+function M.new(config)
+  local cfg = {}
+  for k, v in pairs(DEFAULTS) do cfg[k] = v end
+  for k, v in pairs(config or {}) do cfg[k] = v end
+  cfg.client_set = {}
+  for _, c in ipairs(cfg.clients) do cfg.client_set[math.tointeger(c)] = true end
+  cfg.clock = cfg.clock or os.time
+
+  local routes = {}
+  for _, name in ipairs(GROUPS) do
+    for ws, route in pairs(require(name)) do routes["/" .. ws] = route end
+  end
+  for ws, route in pairs(cfg.routes or {}) do routes["/" .. ws] = route end
+
+  local self = { config = cfg, routes = routes }
+
+  function self.handle(req)
+    local rid = (cfg.request_id_prefix or "req-") .. tostring(req.id or "")
+    local path = req.path:gsub("(.)/$", "%1")
+    local route = routes[path]
+    if not route then
+      return http_error(404, rid, "no such web service: " .. path)
+    end
+    if req.method ~= "POST" and req.method ~= "GET" and req.method ~= "HEAD" then
+      return http_error(405, rid, "use POST or GET", { Allow = "POST, GET" })
+    end
+    local p = merge_params(req)
+    local env = { config = cfg, db = cfg.db, route = route, now = cfg.clock(), req = req,
+      random_hex = cfg.random_hex }
+    local ok, result = pcall(function()
+      local refused = AUTH[route.auth or "ws"](p, env) or check_params(route.params, p)
+      return refused or route.run(p, env)
+    end)
+    if not ok then
+      log_error(rid, path, result)
+      return http_error(500, rid, "internal error")
+    end
+    return answer(200, rid, result)
+  end
+
+  return self
+end
+
+return M
