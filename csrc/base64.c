@@ -11,11 +11,16 @@ static const char b64_alphabet[] =
 
 static int b64_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
     return -1;
 }
 
@@ -55,7 +60,10 @@ static int l_b64decode(lua_State *L)
         int v;
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
             continue;
-        if (c == '=') { pad++; continue; }
+        if (c == '=') {
+            pad++;
+            continue;
+        }
         v = b64_value(c);
         if (v < 0 || pad) {
             luaL_pushresult(&b);
@@ -84,10 +92,8 @@ static int l_b64decode(lua_State *L)
 
 void bt_base64_register(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        { "b64encode", l_b64encode },
-        { "b64decode", l_b64decode },
-        { NULL, NULL }
-    };
+    static const luaL_Reg fns[] = { { "b64encode", l_b64encode },
+                                    { "b64decode", l_b64decode },
+                                    { NULL, NULL } };
     luaL_setfuncs(L, fns, 0);
 }

@@ -40,5 +40,25 @@
 #define bt_getuservalue(L, i) lua_getfenv((L), (i))
 #endif
 
+/* Creates (once) the metatable `name`: methods under __index, and the one
+ * idempotent destructor as __gc and __close (a close method calls it too).
+ * Leaves the metatable on the stack so the caller can add more fields. */
+static inline void bt_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                                lua_CFunction destructor)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        if (destructor) {
+            lua_pushcfunction(L, destructor);
+            lua_setfield(L, -2, "__gc");
+            lua_pushcfunction(L, destructor);
+            lua_setfield(L, -2, "__close");
+        }
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__name");
+    }
+}
 
 #endif

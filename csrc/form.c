@@ -17,7 +17,7 @@
 
 typedef struct {
     lua_State *L;
-    int slot;          /* stack index of the userdata holding data */
+    int slot; /* stack index of the userdata holding data */
     char *data;
     size_t len, cap;
 } out_buf;
@@ -76,13 +76,14 @@ static void out_escaped(out_buf *o, const char *s, size_t len, int keep_brackets
 
 /* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
  * the value cannot go in a form. */
-static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text, size_t *len)
+static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text,
+                       size_t *len)
 {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         *text = lua_tolstring(L, idx, len);
         return 0;
-    case LUA_TBOOLEAN:   /* the spec's booleans are 0/1 on input */
+    case LUA_TBOOLEAN: /* the spec's booleans are 0/1 on input */
         *text = lua_toboolean(L, idx) ? "1" : "0";
         *len = 1;
         return 0;
@@ -181,8 +182,8 @@ static void push_key(lua_State *L, const sort_key *k)
     }
 }
 
-static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen,
-                     const char *sub, size_t sublen, int bracket, int value_idx)
+static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen, const char *sub,
+                     size_t sublen, int bracket, int value_idx)
 {
     char num[64];
     const char *text;
@@ -191,7 +192,7 @@ static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen,
         luaL_error(L, "form field %s: cannot encode a %s", name, luaL_typename(L, value_idx));
     if (o->len)
         out_add(o, "&", 1);
-    out_escaped(o, name, namelen, 1);   /* a caller's own "liste[]" stays readable */
+    out_escaped(o, name, namelen, 1); /* a caller's own "liste[]" stays readable */
     if (bracket) {
         out_add(o, "[", 1);
         out_escaped(o, sub, sublen, 0);
@@ -209,7 +210,7 @@ static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen
     sort_key *keys;
     int top = lua_gettop(L);
     keys = sorted_keys(L, tidx, name, &count);
-    if (n > 0 && count == n) {              /* a proper sequence */
+    if (n > 0 && count == n) { /* a proper sequence */
         for (i = 1; i <= n; i++) {
             lua_rawgeti(L, tidx, (int)i);
             if (lua_type(L, -1) == LUA_TTABLE)
@@ -243,8 +244,8 @@ static int l_form_encode(lua_State *L)
     size_t count, i;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    out_init(L, &o);                          /* slot 2 */
-    keys = sorted_keys(L, 1, NULL, &count);   /* slot 3 */
+    out_init(L, &o);                        /* slot 2 */
+    keys = sorted_keys(L, 1, NULL, &count); /* slot 3 */
     for (i = 0; i < count; i++) {
         const char *name;
         size_t namelen;
@@ -279,10 +280,8 @@ static int l_form_escape(lua_State *L)
 
 void bt_form_register(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        { "form_encode", l_form_encode },
-        { "form_escape", l_form_escape },
-        { NULL, NULL }
-    };
+    static const luaL_Reg fns[] = { { "form_encode", l_form_encode },
+                                    { "form_escape", l_form_escape },
+                                    { NULL, NULL } };
     luaL_setfuncs(L, fns, 0);
 }

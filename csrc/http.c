@@ -41,11 +41,11 @@ typedef struct {
 
 typedef struct {
     CURL *easy;
-    struct curl_slist *headers;   /* this request's list (defaults + extras), or NULL */
+    struct curl_slist *headers; /* this request's list (defaults + extras), or NULL */
     handle_config config;
     int configured;
-    char *url;             /* the URL last set, so repeated calls skip the copy */
-    char *body;            /* response body */
+    char *url;  /* the URL last set, so repeated calls skip the copy */
+    char *body; /* response body */
     size_t len, cap, max_size;
     int too_big;
     enum slot_state state;
@@ -55,14 +55,14 @@ typedef struct {
 
 typedef struct {
     CURLM *multi;
-    transfer **slots;      /* pointers, so easy handles' WRITEDATA stay valid */
+    transfer **slots; /* pointers, so easy handles' WRITEDATA stay valid */
     size_t nslots;
     size_t running;
-    int added;             /* transfers were added since the last perform */
+    int added; /* transfers were added since the last perform */
     char *user_agent;
-    struct curl_slist *default_headers;  /* sent with every request */
-    char *default_cainfo;  /* libcurl's built-in CA locations, restored */
-    char *default_capath;  /* when a request names none */
+    struct curl_slist *default_headers; /* sent with every request */
+    char *default_cainfo;               /* libcurl's built-in CA locations, restored */
+    char *default_capath;               /* when a request names none */
     int closed;
 } engine;
 
@@ -78,7 +78,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     transfer *t = userp;
     size_t n = size * nmemb;
-    if (t->len + n > t->max_size) {     /* MAXFILESIZE misses chunked bodies */
+    if (t->len + n > t->max_size) { /* MAXFILESIZE misses chunked bodies */
         t->too_big = 1;
         return 0;
     }
@@ -89,7 +89,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
             cap *= 2;
         body = realloc(t->body, cap);
         if (!body)
-            return 0;                   /* libcurl reports a write error */
+            return 0; /* libcurl reports a write error */
         t->body = body;
         t->cap = cap;
     }
@@ -134,7 +134,7 @@ static int free_slot_index(lua_State *L, engine *e)
     slots = t ? realloc(e->slots, (e->nslots + 1) * sizeof *slots) : NULL;
     if (!slots) {
         free(t);
-        return luaL_error(L, "out of memory");   /* raises; never returns */
+        return luaL_error(L, "out of memory"); /* raises; never returns */
     }
     e->slots = slots;
     t->easy = curl_easy_init();
@@ -160,7 +160,7 @@ static const char *opt_string(lua_State *L, int idx, const char *key, const char
     const char *v;
     lua_getfield(L, idx, key);
     v = lua_isnil(L, -1) ? def : luaL_checkstring(L, -1);
-    lua_pop(L, 1);          /* the string stays alive: it is held by the table */
+    lua_pop(L, 1); /* the string stays alive: it is held by the table */
     return v;
 }
 
@@ -205,7 +205,8 @@ static void configure(engine *e, transfer *t, const handle_config *want)
     if (all || strcmp(have->capath, want->capath))
         curl_easy_setopt(h, CURLOPT_CAPATH, want->capath[0] ? want->capath : e->default_capath);
     if (all || want->own_headers || have->own_headers)
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, want->own_headers ? t->headers : e->default_headers);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER,
+                         want->own_headers ? t->headers : e->default_headers);
     *have = *want;
     t->configured = 1;
 }
@@ -301,7 +302,7 @@ static int l_start(lua_State *L)
     /* A prepared core.http_config saves reading the settings on every call. */
     lua_getfield(L, 2, "config");
     config = lua_isnil(L, -1) ? NULL : luaL_checkudata(L, -1, CONFIG_MT);
-    lua_pop(L, 1);           /* the table keeps it alive */
+    lua_pop(L, 1); /* the table keeps it alive */
     if (config) {
         want = *config;
     } else {
@@ -412,7 +413,7 @@ static int push_result(lua_State *L, transfer *t)
 static void drive(engine *e, int timeout_ms)
 {
     int still;
-    if (e->added || timeout_ms <= 0) {   /* send what start() queued */
+    if (e->added || timeout_ms <= 0) { /* send what start() queued */
         e->added = 0;
         curl_multi_perform(e->multi, &still);
         collect_done(e);
@@ -521,7 +522,7 @@ static int l_close(lua_State *L)
     free(e->default_cainfo);
     free(e->default_capath);
     e->user_agent = e->default_cainfo = e->default_capath = NULL;
-    curl_global_cleanup();   /* balances the init of l_new (libcurl counts) */
+    curl_global_cleanup(); /* balances the init of l_new (libcurl counts) */
     return 0;
 }
 
@@ -559,12 +560,12 @@ static int l_new(lua_State *L)
     max_host = (lua_Integer)opt_number(L, 1, "max_host_connections", 0);
     e = lua_newuserdata(L, sizeof *e);
     memset(e, 0, sizeof *e);
-    e->closed = 1;                     /* until fully built: __gc then does nothing */
+    e->closed = 1; /* until fully built: __gc then does nothing */
     luaL_getmetatable(L, ENGINE_MT);
     lua_setmetatable(L, -2);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "curl_global_init failed");
-    e->closed = 0;                     /* from here __gc undoes whatever was built */
+    e->closed = 0; /* from here __gc undoes whatever was built */
     e->multi = curl_multi_init();
     e->user_agent = strdup(ua);
     if (!e->multi || !e->user_agent)
@@ -597,33 +598,14 @@ static int l_curl_version(lua_State *L)
 
 void bt_http_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        { "start", l_start },
-        { "wait", l_wait },
-        { "poll", l_poll },
-        { "result", l_result },
-        { "cancel", l_cancel },
-        { "pending", l_pending },
-        { "close", l_close },
-        { NULL, NULL }
-    };
-    if (luaL_newmetatable(L, ENGINE_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushliteral(L, ENGINE_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, CONFIG_MT)) {
-        lua_pushliteral(L, CONFIG_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = { { "start", l_start },   { "wait", l_wait },
+                                        { "poll", l_poll },     { "result", l_result },
+                                        { "cancel", l_cancel }, { "pending", l_pending },
+                                        { "close", l_close },   { NULL, NULL } };
+    static const luaL_Reg no_methods[] = { { NULL, NULL } };
+    bt_new_class(L, ENGINE_MT, methods, l_close);
+    bt_new_class(L, CONFIG_MT, no_methods, NULL);
+    lua_pop(L, 2);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "http_engine");
     lua_pushcfunction(L, l_config);

@@ -33,9 +33,9 @@
 
 #define BT_SERVER_MT "billetterie.httpd.server"
 #define BT_DEFAULT_MAX_BODY ((lua_Integer)8 << 20)
-#define BT_DEFAULT_TIMEOUT 30   /* seconds an idle connection is kept */
-#define BT_RUN_SLICE_MS 250     /* longest delay before run() sees a signal */
-#define BT_PP_BUFFER 16384      /* MHD post-processor buffer */
+#define BT_DEFAULT_TIMEOUT 30 /* seconds an idle connection is kept */
+#define BT_RUN_SLICE_MS 250   /* longest delay before run() sees a signal */
+#define BT_PP_BUFFER 16384    /* MHD post-processor buffer */
 
 /* The one piece of process-wide mutable state. A signal handler can only
  * talk to the program through a volatile sig_atomic_t, and SIGTERM/SIGINT are
@@ -44,69 +44,78 @@
  * returns); it reads and clears the flag. */
 static volatile sig_atomic_t bt_signal_caught = 0;
 
-static void bt_on_signal(int sig) { bt_signal_caught = sig; }
+static void bt_on_signal(int sig)
+{
+    bt_signal_caught = sig;
+}
 
 /* ---- growable byte buffers and name/value lists (all owned copies) ---- */
 
 typedef struct {
-  char *data;
-  size_t len, cap;
+    char *data;
+    size_t len, cap;
 } bt_buf;
 
-static int buf_append(bt_buf *b, const char *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    char *d;
-    while (cap < b->len + n + 1) cap *= 2;
-    if ((d = realloc(b->data, cap)) == NULL) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
+static int buf_append(bt_buf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        char *d;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if ((d = realloc(b->data, cap)) == NULL)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 typedef struct {
-  bt_buf name, value;
+    bt_buf name, value;
 } bt_pair;
 
 typedef struct {
-  bt_pair *items;
-  size_t n, cap;
+    bt_pair *items;
+    size_t n, cap;
 } bt_list;
 
-static bt_pair *list_add(bt_list *l, const char *name, size_t nlen,
-                         const char *value, size_t vlen) {
-  bt_pair *p;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 8;
-    bt_pair *items = realloc(l->items, cap * sizeof *items);
-    if (items == NULL) return NULL;
-    l->items = items;
-    l->cap = cap;
-  }
-  p = &l->items[l->n];
-  memset(p, 0, sizeof *p);
-  if (buf_append(&p->name, name ? name : "", name ? nlen : 0) ||
-      buf_append(&p->value, value ? value : "", value ? vlen : 0)) {
-    free(p->name.data);
-    free(p->value.data);
-    return NULL;
-  }
-  l->n++;
-  return p;
+static bt_pair *list_add(bt_list *l, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    bt_pair *p;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        bt_pair *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL)
+            return NULL;
+        l->items = items;
+        l->cap = cap;
+    }
+    p = &l->items[l->n];
+    memset(p, 0, sizeof *p);
+    if (buf_append(&p->name, name ? name : "", name ? nlen : 0) ||
+        buf_append(&p->value, value ? value : "", value ? vlen : 0)) {
+        free(p->name.data);
+        free(p->value.data);
+        return NULL;
+    }
+    l->n++;
+    return p;
 }
 
-static void list_free(bt_list *l) {
-  size_t i;
-  for (i = 0; i < l->n; i++) {
-    free(l->items[i].name.data);
-    free(l->items[i].value.data);
-  }
-  free(l->items);
-  memset(l, 0, sizeof *l);
+static void list_free(bt_list *l)
+{
+    size_t i;
+    for (i = 0; i < l->n; i++) {
+        free(l->items[i].name.data);
+        free(l->items[i].value.data);
+    }
+    free(l->items);
+    memset(l, 0, sizeof *l);
 }
 
 /* ---- application/x-www-form-urlencoded ----
@@ -116,47 +125,55 @@ static void list_free(bt_list *l) {
  * on '&', the first '=' ends the name, '+' is a space, a %XX that is not hex
  * stays as it is. */
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 /* Decodes p[0..n) in place, returns the new length. */
-static size_t url_unescape(char *p, size_t n) {
-  size_t i, o = 0;
-  for (i = 0; i < n; i++) {
-    int hi, lo;
-    if (p[i] == '+') {
-      p[o++] = ' ';
-    } else if (p[i] == '%' && i + 2 < n && (hi = hexval(p[i + 1])) >= 0 &&
-               (lo = hexval(p[i + 2])) >= 0) {
-      p[o++] = (char)(hi * 16 + lo);
-      i += 2;
-    } else {
-      p[o++] = p[i];
+static size_t url_unescape(char *p, size_t n)
+{
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        int hi, lo;
+        if (p[i] == '+') {
+            p[o++] = ' ';
+        } else if (p[i] == '%' && i + 2 < n && (hi = hexval(p[i + 1])) >= 0 &&
+                   (lo = hexval(p[i + 2])) >= 0) {
+            p[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            p[o++] = p[i];
+        }
     }
-  }
-  return o;
+    return o;
 }
 
-static int parse_urlencoded(char *p, size_t n, bt_list *out) {
-  char *end = p + n;
-  while (p < end) {
-    char *amp = memchr(p, '&', (size_t)(end - p));
-    char *stop = amp ? amp : end;
-    char *eq = memchr(p, '=', (size_t)(stop - p));
-    if (stop > p) {
-      char *val = eq ? eq + 1 : stop;
-      size_t nlen = url_unescape(p, (size_t)((eq ? eq : stop) - p));
-      size_t vlen = url_unescape(val, (size_t)(stop - val));
-      if (list_add(out, p, nlen, val, vlen) == NULL) return -1;
+static int parse_urlencoded(char *p, size_t n, bt_list *out)
+{
+    char *end = p + n;
+    while (p < end) {
+        char *amp = memchr(p, '&', (size_t)(end - p));
+        char *stop = amp ? amp : end;
+        char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (stop > p) {
+            char *val = eq ? eq + 1 : stop;
+            size_t nlen = url_unescape(p, (size_t)((eq ? eq : stop) - p));
+            size_t vlen = url_unescape(val, (size_t)(stop - val));
+            if (list_add(out, p, nlen, val, vlen) == NULL)
+                return -1;
+        }
+        if (amp == NULL)
+            break;
+        p = amp + 1;
     }
-    if (amp == NULL) break;
-    p = amp + 1;
-  }
-  return 0;
+    return 0;
 }
 
 /* ---- per-request state ---- */
@@ -164,597 +181,637 @@ static int parse_urlencoded(char *p, size_t n, bt_list *out) {
 enum { BT_RAW, BT_URLENCODED, BT_MULTIPART }; /* body kinds */
 
 typedef struct {
-  struct MHD_Connection *conn;
-  struct MHD_PostProcessor *pp; /* multipart/form-data bodies only */
-  const char *method, *path, *version; /* MHD's, valid during dispatch */
-  bt_list query, headers, fields; /* fields: form body, arrival order */
-  bt_buf body;                    /* raw body (urlencoded: until parsed) */
-  size_t received;
-  int kind, too_large, answered, bad_form, oom;
-  struct MHD_Response *response; /* built under pcall, queued after it */
-  unsigned status;
-  lua_Integer id; /* per-server sequence number */
+    struct MHD_Connection *conn;
+    struct MHD_PostProcessor *pp;        /* multipart/form-data bodies only */
+    const char *method, *path, *version; /* MHD's, valid during dispatch */
+    bt_list query, headers, fields;      /* fields: form body, arrival order */
+    bt_buf body;                         /* raw body (urlencoded: until parsed) */
+    size_t received;
+    int kind, too_large, answered, bad_form, oom;
+    struct MHD_Response *response; /* built under pcall, queued after it */
+    unsigned status;
+    lua_Integer id; /* per-server sequence number */
 } bt_request;
 
-static void request_free(bt_request *req) {
-  if (req == NULL) return;
-  if (req->pp) MHD_destroy_post_processor(req->pp);
-  if (req->response) MHD_destroy_response(req->response);
-  list_free(&req->query);
-  list_free(&req->headers);
-  list_free(&req->fields);
-  free(req->body.data);
-  free(req);
+static void request_free(bt_request *req)
+{
+    if (req == NULL)
+        return;
+    if (req->pp)
+        MHD_destroy_post_processor(req->pp);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    list_free(&req->query);
+    list_free(&req->headers);
+    list_free(&req->fields);
+    free(req->body.data);
+    free(req);
 }
 
 typedef struct {
-  struct MHD_Daemon *daemon; /* NULL once closed */
-  lua_State *L;              /* the caller's state, only during run/step */
-  bt_request *cur;           /* request being dispatched */
-  size_t max_body;
-  lua_Integer next_id;
-  char id_prefix[48];        /* X-Request-Id of answers made in C */
-  int signals;               /* run() installs SIGINT/SIGTERM handlers */
-  int running, stop_requested, close_requested;
+    struct MHD_Daemon *daemon; /* NULL once closed */
+    lua_State *L;              /* the caller's state, only during run/step */
+    bt_request *cur;           /* request being dispatched */
+    size_t max_body;
+    lua_Integer next_id;
+    char id_prefix[48]; /* X-Request-Id of answers made in C */
+    int signals;        /* run() installs SIGINT/SIGTERM handlers */
+    int running, stop_requested, close_requested;
 } bt_server;
 
 /* ---- MHD callbacks: plain C, never call anything that may raise ---- */
 
 /* MHD's post processor calls this per field, possibly several times for one
  * long value (off > 0 continues the last field). */
-static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind,
-                                const char *key, const char *filename,
-                                const char *content_type,
-                                const char *transfer_encoding,
-                                const char *data, uint64_t off, size_t size) {
-  bt_request *req = cls;
-  (void)kind; (void)filename; (void)content_type; (void)transfer_encoding;
-  if (off > 0 && req->fields.n > 0) {
-    bt_pair *last = &req->fields.items[req->fields.n - 1];
-    if (buf_append(&last->value, data, size) == 0) return MHD_YES;
-  } else if (list_add(&req->fields, key, key ? strlen(key) : 0, data, size)) {
-    return MHD_YES;
-  }
-  req->oom = 1;
-  return MHD_NO;
+static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *filename, const char *content_type,
+                                const char *transfer_encoding, const char *data, uint64_t off,
+                                size_t size)
+{
+    bt_request *req = cls;
+    (void)kind;
+    (void)filename;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (off > 0 && req->fields.n > 0) {
+        bt_pair *last = &req->fields.items[req->fields.n - 1];
+        if (buf_append(&last->value, data, size) == 0)
+            return MHD_YES;
+    } else if (list_add(&req->fields, key, key ? strlen(key) : 0, data, size)) {
+        return MHD_YES;
+    }
+    req->oom = 1;
+    return MHD_NO;
 }
 
-static enum MHD_Result on_value(void *cls, enum MHD_ValueKind kind,
-                                const char *key, size_t key_size,
-                                const char *value, size_t value_size) {
-  (void)kind;
-  return list_add(cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
+static enum MHD_Result on_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    return list_add(cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
 }
 
 /* Answers made without Lua (413, 400, 500). They carry the same
  * X-Request-Id (<prefix><id>) as the handler is expected to send. */
-static enum MHD_Result reply_text(const bt_server *srv, const bt_request *req,
-                                  unsigned status, const char *text) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
-  enum MHD_Result ret;
-  char id[80];
-  if (r == NULL) return MHD_NO;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          "text/plain; charset=utf-8");
-  snprintf(id, sizeof id, "%s%lld", srv->id_prefix, (long long)req->id);
-  MHD_add_response_header(r, "X-Request-Id", id);
-  ret = MHD_queue_response(req->conn, status, r);
-  MHD_destroy_response(r);
-  return ret;
+static enum MHD_Result reply_text(const bt_server *srv, const bt_request *req, unsigned status,
+                                  const char *text)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret;
+    char id[80];
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    snprintf(id, sizeof id, "%s%lld", srv->id_prefix, (long long)req->id);
+    MHD_add_response_header(r, "X-Request-Id", id);
+    ret = MHD_queue_response(req->conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
 /* The handler's error, on one line of stderr (a server log must not be
  * broken by multi-line messages). */
-static void report_error(lua_State *L) {
-  /* only a real string: converting a number could allocate, outside pcall */
-  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  fputs("billetterie.httpd: handler error: ", stderr);
-  if (msg == NULL) msg = "(error object is not a string)";
-  for (; *msg; msg++) fputc(*msg == '\n' || *msg == '\r' ? ' ' : *msg, stderr);
-  fputc('\n', stderr);
-  fflush(stderr);
+static void report_error(lua_State *L)
+{
+    /* only a real string: converting a number could allocate, outside pcall */
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    fputs("billetterie.httpd: handler error: ", stderr);
+    if (msg == NULL)
+        msg = "(error object is not a string)";
+    for (; *msg; msg++)
+        fputc(*msg == '\n' || *msg == '\r' ? ' ' : *msg, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
 }
 
 /* ---- Lua side of a request, run under lua_pcall ---- */
 
 /* name -> value; with join, repeated names are joined with ", " (headers,
  * as HTTP allows), otherwise the last one wins (query and form fields). */
-static void push_list_map(lua_State *L, const bt_list *l, int join) {
-  size_t i;
-  lua_createtable(L, 0, (int)l->n);
-  for (i = 0; i < l->n; i++) {
-    const bt_pair *p = &l->items[i];
-    if (join) {
-      lua_pushlstring(L, p->name.data, p->name.len);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, -3) == LUA_TSTRING) {
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, p->value.data, p->value.len);
-        lua_concat(L, 3);
-      } else {
-        lua_pop(L, 1);
-        lua_pushlstring(L, p->value.data, p->value.len);
-      }
-    } else {
-      lua_pushlstring(L, p->name.data, p->name.len);
-      lua_pushlstring(L, p->value.data, p->value.len);
+static void push_list_map(lua_State *L, const bt_list *l, int join)
+{
+    size_t i;
+    lua_createtable(L, 0, (int)l->n);
+    for (i = 0; i < l->n; i++) {
+        const bt_pair *p = &l->items[i];
+        if (join) {
+            lua_pushlstring(L, p->name.data, p->name.len);
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, -3) == LUA_TSTRING) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, p->value.data, p->value.len);
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, p->value.data, p->value.len);
+            }
+        } else {
+            lua_pushlstring(L, p->name.data, p->name.len);
+            lua_pushlstring(L, p->value.data, p->value.len);
+        }
+        lua_rawset(L, -3);
     }
-    lua_rawset(L, -3);
-  }
 }
 
-static void push_params(lua_State *L, const bt_list *l, int *n) {
-  size_t i;
-  for (i = 0; i < l->n; i++) {
-    lua_createtable(L, 2, 0);
-    lua_pushlstring(L, l->items[i].name.data, l->items[i].name.len);
-    lua_rawseti(L, -2, 1);
-    lua_pushlstring(L, l->items[i].value.data, l->items[i].value.len);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, ++*n);
-  }
+static void push_params(lua_State *L, const bt_list *l, int *n)
+{
+    size_t i;
+    for (i = 0; i < l->n; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, l->items[i].name.data, l->items[i].name.len);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, l->items[i].value.data, l->items[i].value.len);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, ++*n);
+    }
 }
 
-static void push_request(lua_State *L, const bt_request *req) {
-  int n = 0;
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, req->method);
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, req->path);
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L, req->version);
-  lua_setfield(L, -2, "version");
-  lua_pushinteger(L, req->id);
-  lua_setfield(L, -2, "id");
-  push_list_map(L, &req->query, 0);
-  lua_setfield(L, -2, "query");
-  push_list_map(L, &req->fields, 0);
-  lua_setfield(L, -2, "form");
-  lua_createtable(L, (int)(req->query.n + req->fields.n), 0);
-  push_params(L, &req->query, &n);
-  push_params(L, &req->fields, &n);
-  lua_setfield(L, -2, "params");
-  push_list_map(L, &req->headers, 1);
-  lua_setfield(L, -2, "headers");
-  if (req->kind == BT_RAW) {
-    lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
-    lua_setfield(L, -2, "body");
-  }
+static void push_request(lua_State *L, const bt_request *req)
+{
+    int n = 0;
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, req->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, req->version);
+    lua_setfield(L, -2, "version");
+    lua_pushinteger(L, req->id);
+    lua_setfield(L, -2, "id");
+    push_list_map(L, &req->query, 0);
+    lua_setfield(L, -2, "query");
+    push_list_map(L, &req->fields, 0);
+    lua_setfield(L, -2, "form");
+    lua_createtable(L, (int)(req->query.n + req->fields.n), 0);
+    push_params(L, &req->query, &n);
+    push_params(L, &req->fields, &n);
+    lua_setfield(L, -2, "params");
+    push_list_map(L, &req->headers, 1);
+    lua_setfield(L, -2, "headers");
+    if (req->kind == BT_RAW) {
+        lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
+        lua_setfield(L, -2, "body");
+    }
 }
 
-static void add_header(lua_State *L, bt_request *req, const char *name) {
-  const char *value = lua_tostring(L, -1);
-  if (value == NULL)
-    luaL_error(L, "header '%s': string expected, got %s", name,
-               luaL_typename(L, -1));
-  if (MHD_add_response_header(req->response, name, value) != MHD_YES)
-    luaL_error(L, "header '%s': rejected (invalid name or value)", name);
+static void add_header(lua_State *L, bt_request *req, const char *name)
+{
+    const char *value = lua_tostring(L, -1);
+    if (value == NULL)
+        luaL_error(L, "header '%s': string expected, got %s", name, luaL_typename(L, -1));
+    if (MHD_add_response_header(req->response, name, value) != MHD_YES)
+        luaL_error(L, "header '%s': rejected (invalid name or value)", name);
 }
 
 /* Calls the handler with the request table and turns (status, headers, body)
  * into req->response. Everything here may raise: dispatch() catches it. */
-static int dispatch_protected(lua_State *L) {
-  bt_server *srv = luaL_checkudata(L, 1, BT_SERVER_MT);
-  bt_request *req = srv->cur;
-  const char *body;
-  size_t len;
-  lua_Integer status;
+static int dispatch_protected(lua_State *L)
+{
+    bt_server *srv = luaL_checkudata(L, 1, BT_SERVER_MT);
+    bt_request *req = srv->cur;
+    const char *body;
+    size_t len;
+    lua_Integer status;
 
-  bt_getuservalue(L, 1);
-  lua_getfield(L, -1, "handler");
-  push_request(L, req);
-  lua_call(L, 1, 3); /* stack: srv, uservalue, status, headers, body */
+    bt_getuservalue(L, 1);
+    lua_getfield(L, -1, "handler");
+    push_request(L, req);
+    lua_call(L, 1, 3); /* stack: srv, uservalue, status, headers, body */
 
-  if (!lua_isinteger(L, 3) || (status = lua_tointeger(L, 3)) < 100 ||
-      status > 599)
-    return luaL_error(L, "handler must return an HTTP status (100-599)");
-  if (!lua_isnoneornil(L, 4) && !lua_istable(L, 4))
-    return luaL_error(L, "handler must return the headers as a table");
-  if (!lua_isnoneornil(L, 5) && !lua_isstring(L, 5))
-    return luaL_error(L, "handler must return the body as a string");
-  body = lua_isnoneornil(L, 5) ? (len = 0, "") : lua_tolstring(L, 5, &len);
+    if (!lua_isinteger(L, 3) || (status = lua_tointeger(L, 3)) < 100 || status > 599)
+        return luaL_error(L, "handler must return an HTTP status (100-599)");
+    if (!lua_isnoneornil(L, 4) && !lua_istable(L, 4))
+        return luaL_error(L, "handler must return the headers as a table");
+    if (!lua_isnoneornil(L, 5) && !lua_isstring(L, 5))
+        return luaL_error(L, "handler must return the body as a string");
+    body = lua_isnoneornil(L, 5) ? (len = 0, "") : lua_tolstring(L, 5, &len);
 
-  req->status = (unsigned)status;
-  req->response = MHD_create_response_from_buffer(len, (void *)body,
-                                                  MHD_RESPMEM_MUST_COPY);
-  if (req->response == NULL) return luaL_error(L, "out of memory");
-  if (lua_istable(L, 4)) {
-    lua_pushnil(L);
-    while (lua_next(L, 4)) {
-      const char *name;
-      /* type first: lua_tostring would turn a number key into a string,
-       * which breaks lua_next */
-      if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L, "header names must be strings");
-      name = lua_tostring(L, -2);
-      if (lua_istable(L, -1)) { /* { "a", "b" }: the header repeated */
-        lua_Integer i, n = (lua_Integer)bt_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-          lua_rawgeti(L, -1, i);
-          add_header(L, req, name);
-          lua_pop(L, 1);
+    req->status = (unsigned)status;
+    req->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (req->response == NULL)
+        return luaL_error(L, "out of memory");
+    if (lua_istable(L, 4)) {
+        lua_pushnil(L);
+        while (lua_next(L, 4)) {
+            const char *name;
+            /* type first: lua_tostring would turn a number key into a string,
+             * which breaks lua_next */
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return luaL_error(L, "header names must be strings");
+            name = lua_tostring(L, -2);
+            if (lua_istable(L, -1)) { /* { "a", "b" }: the header repeated */
+                lua_Integer i, n = (lua_Integer)bt_rawlen(L, -1);
+                for (i = 1; i <= n; i++) {
+                    lua_rawgeti(L, -1, i);
+                    add_header(L, req, name);
+                    lua_pop(L, 1);
+                }
+            } else {
+                add_header(L, req, name);
+            }
+            lua_pop(L, 1);
         }
-      } else {
-        add_header(L, req, name);
-      }
-      lua_pop(L, 1);
     }
-  }
-  return 0;
+    return 0;
 }
 
-static enum MHD_Result dispatch(bt_server *srv, bt_request *req) {
-  lua_State *L = srv->L;
-  enum MHD_Result ret;
-  int top;
+static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
+{
+    lua_State *L = srv->L;
+    enum MHD_Result ret;
+    int top;
 
-  if (L == NULL) return reply_text(srv, req, 500, "server not running\n");
-  top = lua_gettop(L);
-  srv->cur = req;
-  /* Index 1 of the running run()/step() frame is the server userdata; these
-   * two pushes do not allocate, so nothing can raise outside the pcall. */
-  lua_pushcfunction(L, dispatch_protected);
-  lua_pushvalue(L, 1);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    report_error(L);
-    if (req->response) MHD_destroy_response(req->response);
+    if (L == NULL)
+        return reply_text(srv, req, 500, "server not running\n");
+    top = lua_gettop(L);
+    srv->cur = req;
+    /* Index 1 of the running run()/step() frame is the server userdata; these
+     * two pushes do not allocate, so nothing can raise outside the pcall. */
+    lua_pushcfunction(L, dispatch_protected);
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        report_error(L);
+        if (req->response)
+            MHD_destroy_response(req->response);
+        req->response = NULL;
+    }
+    lua_settop(L, top);
+    srv->cur = NULL;
+    if (req->response == NULL)
+        return reply_text(srv, req, 500, "internal server error\n");
+    ret = MHD_queue_response(req->conn, req->status, req->response);
+    MHD_destroy_response(req->response);
     req->response = NULL;
-  }
-  lua_settop(L, top);
-  srv->cur = NULL;
-  if (req->response == NULL)
-    return reply_text(srv, req, 500, "internal server error\n");
-  ret = MHD_queue_response(req->conn, req->status, req->response);
-  MHD_destroy_response(req->response);
-  req->response = NULL;
-  return ret;
+    return ret;
 }
 
 /* MHD calls this once when the headers are in, once per chunk of body, and
  * once more (with *upload_data_size == 0) when the request is complete. */
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
-                                 const char *url, const char *method,
-                                 const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls) {
-  bt_server *srv = cls;
-  bt_request *req = *con_cls;
-  size_t i, j;
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    bt_server *srv = cls;
+    bt_request *req = *con_cls;
+    size_t i, j;
 
-  if (req == NULL) {
-    const char *cl = MHD_lookup_connection_value(
-        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *ct = MHD_lookup_connection_value(
-        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if ((req = calloc(1, sizeof *req)) == NULL) return MHD_NO;
-    req->conn = conn;
-    req->id = ++srv->next_id;
-    *con_cls = req;
-    /* Refuse an announced oversized body before it is sent (this also
-     * answers "Expect: 100-continue" with 413 instead of 100). */
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-      req->too_large = req->answered = 1;
-      return reply_text(srv, req, 413, "request body too large\n");
+    if (req == NULL) {
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *ct =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if ((req = calloc(1, sizeof *req)) == NULL)
+            return MHD_NO;
+        req->conn = conn;
+        req->id = ++srv->next_id;
+        *con_cls = req;
+        /* Refuse an announced oversized body before it is sent (this also
+         * answers "Expect: 100-continue" with 413 instead of 100). */
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+            req->too_large = req->answered = 1;
+            return reply_text(srv, req, 413, "request body too large\n");
+        }
+        if (ct && strncasecmp(ct, MHD_HTTP_POST_ENCODING_FORM_URLENCODED,
+                              strlen(MHD_HTTP_POST_ENCODING_FORM_URLENCODED)) == 0) {
+            req->kind = BT_URLENCODED;
+        } else if (ct && strncasecmp(ct, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA,
+                                     strlen(MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)) == 0) {
+            req->kind = BT_MULTIPART;
+            req->pp = MHD_create_post_processor(conn, BT_PP_BUFFER, on_field, req);
+            if (req->pp == NULL)
+                req->bad_form = 1; /* e.g. no boundary */
+        }
+        return MHD_YES;
     }
-    if (ct && strncasecmp(ct, MHD_HTTP_POST_ENCODING_FORM_URLENCODED,
-                          strlen(MHD_HTTP_POST_ENCODING_FORM_URLENCODED)) == 0) {
-      req->kind = BT_URLENCODED;
-    } else if (ct && strncasecmp(ct, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA,
-                                 strlen(MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)) == 0) {
-      req->kind = BT_MULTIPART;
-      req->pp = MHD_create_post_processor(conn, BT_PP_BUFFER, on_field, req);
-      if (req->pp == NULL) req->bad_form = 1; /* e.g. no boundary */
-    }
-    return MHD_YES;
-  }
 
-  if (*upload_data_size > 0) {
-    size_t n = *upload_data_size;
-    *upload_data_size = 0;
-    if (req->too_large || req->oom || req->bad_form) return MHD_YES;
-    if (n > srv->max_body - req->received) {
-      /* A chunked body grew past the limit. MHD only accepts a response
-       * before or after the body, so the rest is read and dropped. */
-      req->too_large = 1;
-      return MHD_YES;
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->too_large || req->oom || req->bad_form)
+            return MHD_YES;
+        if (n > srv->max_body - req->received) {
+            /* A chunked body grew past the limit. MHD only accepts a response
+             * before or after the body, so the rest is read and dropped. */
+            req->too_large = 1;
+            return MHD_YES;
+        }
+        req->received += n;
+        if (req->pp) {
+            if (MHD_post_process(req->pp, upload_data, n) != MHD_YES)
+                req->bad_form = 1;
+        } else if (buf_append(&req->body, upload_data, n)) {
+            req->oom = 1;
+        }
+        return MHD_YES;
     }
-    req->received += n;
+
+    if (req->answered)
+        return MHD_YES;
+    if (req->too_large)
+        return reply_text(srv, req, 413, "request body too large\n");
     if (req->pp) {
-      if (MHD_post_process(req->pp, upload_data, n) != MHD_YES)
-        req->bad_form = 1;
-    } else if (buf_append(&req->body, upload_data, n)) {
-      req->oom = 1;
+        if (MHD_destroy_post_processor(req->pp) != MHD_YES)
+            req->bad_form = 1;
+        req->pp = NULL;
     }
-    return MHD_YES;
-  }
-
-  if (req->answered) return MHD_YES;
-  if (req->too_large) return reply_text(srv, req, 413, "request body too large\n");
-  if (req->pp) {
-    if (MHD_destroy_post_processor(req->pp) != MHD_YES) req->bad_form = 1;
-    req->pp = NULL;
-  }
-  if (req->kind == BT_URLENCODED && req->body.len > 0 &&
-      parse_urlencoded(req->body.data, req->body.len, &req->fields) != 0)
-    req->oom = 1;
-  if (req->oom) return reply_text(srv, req, 500, "out of memory\n");
-  if (req->bad_form) return reply_text(srv, req, 400, "malformed form body\n");
-  if (MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, on_value,
-                                  &req->query) < 0 ||
-      MHD_get_connection_values_n(conn, MHD_HEADER_KIND, on_value,
-                                  &req->headers) < 0)
-    return reply_text(srv, req, 500, "out of memory\n");
-  for (i = 0; i < req->headers.n; i++) { /* header names are case-blind */
-    bt_buf *name = &req->headers.items[i].name;
-    for (j = 0; j < name->len; j++)
-      if (name->data[j] >= 'A' && name->data[j] <= 'Z') name->data[j] += 'a' - 'A';
-  }
-  req->method = method;
-  req->path = url;
-  req->version = version;
-  return dispatch(srv, req);
+    if (req->kind == BT_URLENCODED && req->body.len > 0 &&
+        parse_urlencoded(req->body.data, req->body.len, &req->fields) != 0)
+        req->oom = 1;
+    if (req->oom)
+        return reply_text(srv, req, 500, "out of memory\n");
+    if (req->bad_form)
+        return reply_text(srv, req, 400, "malformed form body\n");
+    if (MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, on_value, &req->query) < 0 ||
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, on_value, &req->headers) < 0)
+        return reply_text(srv, req, 500, "out of memory\n");
+    for (i = 0; i < req->headers.n; i++) { /* header names are case-blind */
+        bt_buf *name = &req->headers.items[i].name;
+        for (j = 0; j < name->len; j++)
+            if (name->data[j] >= 'A' && name->data[j] <= 'Z')
+                name->data[j] += 'a' - 'A';
+    }
+    req->method = method;
+    req->path = url;
+    req->version = version;
+    return dispatch(srv, req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe) {
-  (void)cls; (void)conn; (void)toe;
-  request_free(*con_cls);
-  *con_cls = NULL;
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    request_free(*con_cls);
+    *con_cls = NULL;
 }
 
 /* ---- the server object ---- */
 
-static bt_server *check_server(lua_State *L) {
-  return luaL_checkudata(L, 1, BT_SERVER_MT);
+static bt_server *check_server(lua_State *L)
+{
+    return luaL_checkudata(L, 1, BT_SERVER_MT);
 }
 
 /* close, __gc and __close: one idempotent destructor. From inside a handler
  * the daemon cannot be stopped (we are in its callback), so it is deferred
  * until run()/step() returns. */
-static int srv_close(lua_State *L) {
-  bt_server *srv = check_server(L);
-  if (srv->running) {
-    srv->stop_requested = srv->close_requested = 1;
+static int srv_close(lua_State *L)
+{
+    bt_server *srv = check_server(L);
+    if (srv->running) {
+        srv->stop_requested = srv->close_requested = 1;
+        return 0;
+    }
+    if (srv->daemon) {
+        MHD_stop_daemon(srv->daemon); /* frees open requests via on_completed */
+        srv->daemon = NULL;
+    }
+    lua_pushnil(L);
+    bt_setuservalue(L, 1); /* drops the handler */
     return 0;
-  }
-  if (srv->daemon) {
-    MHD_stop_daemon(srv->daemon); /* frees open requests via on_completed */
-    srv->daemon = NULL;
-  }
-  lua_pushnil(L);
-  bt_setuservalue(L, 1); /* drops the handler */
-  return 0;
 }
 
 /* Ends a run()/step(). Before stopping, the daemon gets a few non-blocking
  * rounds so that answers queued by the last handlers are written out. */
-static void after_run(lua_State *L, bt_server *srv, int flush) {
-  int i;
-  for (i = 0; flush && i < 3; i++) MHD_run_wait(srv->daemon, 0);
-  srv->running = 0;
-  srv->L = NULL;
-  if (srv->close_requested) srv_close(L);
+static void after_run(lua_State *L, bt_server *srv, int flush)
+{
+    int i;
+    for (i = 0; flush && i < 3; i++)
+        MHD_run_wait(srv->daemon, 0);
+    srv->running = 0;
+    srv->L = NULL;
+    if (srv->close_requested)
+        srv_close(L);
 }
 
-static int closed_error(lua_State *L) {
-  lua_pushnil(L);
-  lua_pushliteral(L, "server is closed");
-  return 2;
+static int closed_error(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "server is closed");
+    return 2;
 }
 
 /* srv:step([timeout_ms]) -> true, or false once after stop(), or nil, err.
  * timeout_ms: 0 = do not wait (default), -1 = wait for activity. */
-static int srv_step(lua_State *L) {
-  bt_server *srv = check_server(L);
-  lua_Integer ms = luaL_optinteger(L, 2, 0);
-  enum MHD_Result r;
-  luaL_argcheck(L, ms >= -1 && ms <= INT32_MAX, 2, "timeout out of range");
-  if (srv->daemon == NULL) return closed_error(L);
-  if (srv->running) return luaL_error(L, "server is already running");
-  srv->running = 1;
-  srv->L = L;
-  r = MHD_run_wait(srv->daemon, (int32_t)ms);
-  after_run(L, srv, srv->close_requested);
-  if (r != MHD_YES && srv->daemon) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "event loop failed");
-    return 2;
-  }
-  lua_pushboolean(L, !srv->stop_requested);
-  srv->stop_requested = 0;
-  return 1;
+static int srv_step(lua_State *L)
+{
+    bt_server *srv = check_server(L);
+    lua_Integer ms = luaL_optinteger(L, 2, 0);
+    enum MHD_Result r;
+    luaL_argcheck(L, ms >= -1 && ms <= INT32_MAX, 2, "timeout out of range");
+    if (srv->daemon == NULL)
+        return closed_error(L);
+    if (srv->running)
+        return luaL_error(L, "server is already running");
+    srv->running = 1;
+    srv->L = L;
+    r = MHD_run_wait(srv->daemon, (int32_t)ms);
+    after_run(L, srv, srv->close_requested);
+    if (r != MHD_YES && srv->daemon) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "event loop failed");
+        return 2;
+    }
+    lua_pushboolean(L, !srv->stop_requested);
+    srv->stop_requested = 0;
+    return 1;
 }
 
 /* srv:run() serves until stop() or SIGINT/SIGTERM.
  * -> true, "stopped" | "SIGINT" | "SIGTERM", or nil, err. */
-static int srv_run(lua_State *L) {
-  bt_server *srv = check_server(L);
-  struct sigaction sa, old_int, old_term;
-  int failed = 0, sig;
+static int srv_run(lua_State *L)
+{
+    bt_server *srv = check_server(L);
+    struct sigaction sa, old_int, old_term;
+    int failed = 0, sig;
 
-  if (srv->daemon == NULL) return closed_error(L);
-  if (srv->running) return luaL_error(L, "server is already running");
-  srv->stop_requested = 0;
-  if (srv->signals) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = bt_on_signal; /* no SA_RESTART: wake the poll up */
-    sigemptyset(&sa.sa_mask);
-    bt_signal_caught = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  srv->running = 1;
-  srv->L = L;
-  while (!srv->stop_requested && !bt_signal_caught) {
-    if (MHD_run_wait(srv->daemon, BT_RUN_SLICE_MS) != MHD_YES &&
-        !bt_signal_caught) {
-      failed = 1;
-      break;
+    if (srv->daemon == NULL)
+        return closed_error(L);
+    if (srv->running)
+        return luaL_error(L, "server is already running");
+    srv->stop_requested = 0;
+    if (srv->signals) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = bt_on_signal; /* no SA_RESTART: wake the poll up */
+        sigemptyset(&sa.sa_mask);
+        bt_signal_caught = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
     }
-  }
-  sig = srv->signals ? bt_signal_caught : 0;
-  after_run(L, srv, !failed);
-  if (srv->signals) {
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    bt_signal_caught = 0;
-  }
-  srv->stop_requested = 0;
-  if (failed) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "event loop failed");
+    srv->running = 1;
+    srv->L = L;
+    while (!srv->stop_requested && !bt_signal_caught) {
+        if (MHD_run_wait(srv->daemon, BT_RUN_SLICE_MS) != MHD_YES && !bt_signal_caught) {
+            failed = 1;
+            break;
+        }
+    }
+    sig = srv->signals ? bt_signal_caught : 0;
+    after_run(L, srv, !failed);
+    if (srv->signals) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        bt_signal_caught = 0;
+    }
+    srv->stop_requested = 0;
+    if (failed) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "event loop failed");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "stopped");
     return 2;
-  }
-  lua_pushboolean(L, 1);
-  lua_pushstring(L, sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "stopped");
-  return 2;
 }
 
 /* srv:stop(): run() returns (and step() returns false) after this request. */
-static int srv_stop(lua_State *L) {
-  check_server(L)->stop_requested = 1;
-  return 0;
+static int srv_stop(lua_State *L)
+{
+    check_server(L)->stop_requested = 1;
+    return 0;
 }
 
-static int srv_port(lua_State *L) {
-  bt_server *srv = check_server(L);
-  const union MHD_DaemonInfo *info;
-  if (srv->daemon == NULL) return closed_error(L);
-  info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  if (info == NULL) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "port unknown");
-    return 2;
-  }
-  lua_pushinteger(L, info->port);
-  return 1;
+static int srv_port(lua_State *L)
+{
+    bt_server *srv = check_server(L);
+    const union MHD_DaemonInfo *info;
+    if (srv->daemon == NULL)
+        return closed_error(L);
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (info == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "port unknown");
+        return 2;
+    }
+    lua_pushinteger(L, info->port);
+    return 1;
 }
 
-static int srv_tostring(lua_State *L) {
-  bt_server *srv = check_server(L);
-  lua_pushfstring(L, "billetterie.httpd server (%s)",
-                  srv->daemon ? "open" : "closed");
-  return 1;
+static int srv_tostring(lua_State *L)
+{
+    bt_server *srv = check_server(L);
+    lua_pushfstring(L, "billetterie.httpd server (%s)", srv->daemon ? "open" : "closed");
+    return 1;
 }
 
 /* Resolves host (a literal address or a name) for MHD_OPTION_SOCK_ADDR. */
-static int resolve(const char *host, int port, struct sockaddr_storage *ss,
-                   const char **err) {
-  struct addrinfo hints, *res = NULL;
-  int rc;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0) {
-    *err = gai_strerror(rc);
-    return -1;
-  }
-  memcpy(ss, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  if (ss->ss_family == AF_INET)
-    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-  else if (ss->ss_family == AF_INET6)
-    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-  else {
-    *err = "unsupported address family";
-    return -1;
-  }
-  return 0;
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, const char **err)
+{
+    struct addrinfo hints, *res = NULL;
+    int rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+        *err = gai_strerror(rc);
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else {
+        *err = "unsupported address family";
+        return -1;
+    }
+    return 0;
 }
 
 /* httpd.new{ host=, port=, handler=, max_body=, timeout=, signals=,
  *            request_id_prefix= }
  * -> server, or nil, err when it cannot listen. */
-static int httpd_new(lua_State *L) {
-  const char *host, *prefix, *err = NULL;
-  size_t prefix_len;
-  lua_Integer port, max_body, timeout;
-  int signals;
-  unsigned int flags = MHD_ALLOW_SUSPEND_RESUME;
-  struct sockaddr_storage ss;
-  bt_server *srv;
+static int httpd_new(lua_State *L)
+{
+    const char *host, *prefix, *err = NULL;
+    size_t prefix_len;
+    lua_Integer port, max_body, timeout;
+    int signals;
+    unsigned int flags = MHD_ALLOW_SUSPEND_RESUME;
+    struct sockaddr_storage ss;
+    bt_server *srv;
 
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "host");
-  host = luaL_optstring(L, -1, "127.0.0.1");
-  lua_getfield(L, 1, "port");
-  port = luaL_optinteger(L, -1, 0);
-  lua_getfield(L, 1, "max_body");
-  max_body = luaL_optinteger(L, -1, BT_DEFAULT_MAX_BODY);
-  lua_getfield(L, 1, "timeout");
-  timeout = luaL_optinteger(L, -1, BT_DEFAULT_TIMEOUT);
-  lua_getfield(L, 1, "request_id_prefix");
-  prefix = luaL_optlstring(L, -1, "req-", &prefix_len);
-  lua_getfield(L, 1, "signals");
-  signals = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_getfield(L, 1, "handler");
-  if (!lua_isfunction(L, -1))
-    return luaL_argerror(L, 1, "'handler' must be a function");
-  if (port < 0 || port > 65535)
-    return luaL_argerror(L, 1, "'port' out of range");
-  if (max_body < 0) return luaL_argerror(L, 1, "'max_body' must be >= 0");
-  if (prefix_len >= sizeof(((bt_server *)0)->id_prefix))
-    return luaL_argerror(L, 1, "'request_id_prefix' too long");
-  if (timeout < 0 || timeout > 86400)
-    return luaL_argerror(L, 1, "'timeout' out of range");
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "host");
+    host = luaL_optstring(L, -1, "127.0.0.1");
+    lua_getfield(L, 1, "port");
+    port = luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "max_body");
+    max_body = luaL_optinteger(L, -1, BT_DEFAULT_MAX_BODY);
+    lua_getfield(L, 1, "timeout");
+    timeout = luaL_optinteger(L, -1, BT_DEFAULT_TIMEOUT);
+    lua_getfield(L, 1, "request_id_prefix");
+    prefix = luaL_optlstring(L, -1, "req-", &prefix_len);
+    lua_getfield(L, 1, "signals");
+    signals = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+    lua_getfield(L, 1, "handler");
+    if (!lua_isfunction(L, -1))
+        return luaL_argerror(L, 1, "'handler' must be a function");
+    if (port < 0 || port > 65535)
+        return luaL_argerror(L, 1, "'port' out of range");
+    if (max_body < 0)
+        return luaL_argerror(L, 1, "'max_body' must be >= 0");
+    if (prefix_len >= sizeof(((bt_server *)0)->id_prefix))
+        return luaL_argerror(L, 1, "'request_id_prefix' too long");
+    if (timeout < 0 || timeout > 86400)
+        return luaL_argerror(L, 1, "'timeout' out of range");
 
-  if (resolve(host, (int)port, &ss, &err) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot resolve '%s': %s", host, err);
-    return 2;
-  }
-  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-    flags |= MHD_USE_EPOLL;
+    if (resolve(host, (int)port, &ss, &err) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot resolve '%s': %s", host, err);
+        return 2;
+    }
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+        flags |= MHD_USE_EPOLL;
 
-  srv = bt_newuserdata(L, sizeof *srv);
-  memset(srv, 0, sizeof *srv);
-  srv->max_body = (size_t)max_body;
-  srv->signals = signals;
-  memcpy(srv->id_prefix, prefix, prefix_len + 1);
-  luaL_setmetatable(L, BT_SERVER_MT);
-  lua_createtable(L, 0, 1); /* uservalue: keeps the handler alive */
-  lua_pushvalue(L, -3);
-  lua_setfield(L, -2, "handler");
-  bt_setuservalue(L, -2);
+    srv = bt_newuserdata(L, sizeof *srv);
+    memset(srv, 0, sizeof *srv);
+    srv->max_body = (size_t)max_body;
+    srv->signals = signals;
+    memcpy(srv->id_prefix, prefix, prefix_len + 1);
+    luaL_setmetatable(L, BT_SERVER_MT);
+    lua_createtable(L, 0, 1); /* uservalue: keeps the handler alive */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "handler");
+    bt_setuservalue(L, -2);
 
-  errno = 0;
-  srv->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, on_access, srv,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
-  if (srv->daemon == NULL) {
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
-                    e ? strerror(e) : "MHD_start_daemon failed");
-    return 2;
-  }
-  return 1;
+    errno = 0;
+    srv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, srv,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
+                        e ? strerror(e) : "MHD_start_daemon failed");
+        return 2;
+    }
+    return 1;
 }
 
-static const luaL_Reg server_methods[] = {
-    {"run", srv_run},   {"step", srv_step}, {"stop", srv_stop},
-    {"port", srv_port}, {"close", srv_close}, {NULL, NULL}};
-
-static const luaL_Reg server_meta[] = {
-    {"__gc", srv_close}, {"__close", srv_close}, {"__tostring", srv_tostring},
-    {NULL, NULL}};
+static const luaL_Reg server_methods[] = { { "run", srv_run },     { "step", srv_step },
+                                           { "stop", srv_stop },   { "port", srv_port },
+                                           { "close", srv_close }, { NULL, NULL } };
 
 BT_EXPORT int luaopen_billetterie_httpd(lua_State *L);
 
-BT_EXPORT int luaopen_billetterie_httpd(lua_State *L) {
-  luaL_newmetatable(L, BT_SERVER_MT);
-  luaL_setfuncs(L, server_meta, 0);
-  luaL_newlib(L, server_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, httpd_new);
-  lua_setfield(L, -2, "new");
-  lua_pushstring(L, MHD_get_version());
-  lua_setfield(L, -2, "mhd_version");
-  return 1;
+BT_EXPORT int luaopen_billetterie_httpd(lua_State *L)
+{
+    bt_new_class(L, BT_SERVER_MT, server_methods, srv_close);
+    lua_pushcfunction(L, srv_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, httpd_new);
+    lua_setfield(L, -2, "new");
+    lua_pushstring(L, MHD_get_version());
+    lua_setfield(L, -2, "mhd_version");
+    return 1;
 }

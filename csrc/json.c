@@ -16,7 +16,7 @@ static void restore_table(lua_State *L, int idx, int depth)
     if (depth > 1000)
         luaL_error(L, "JSON nesting deeper than 1000");
     lua_pushnil(L);
-    while (lua_next(L, idx)) {          /* key at -2, value at -1 */
+    while (lua_next(L, idx)) { /* key at -2, value at -1 */
         int t = lua_type(L, -1);
         if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
             lua_Number n = lua_tonumber(L, -1);
@@ -25,9 +25,9 @@ static void restore_table(lua_State *L, int idx, int depth)
             if (n == floor(n) && n >= -9007199254740992.0 && n <= 9007199254740992.0) {
                 i = (lua_Integer)n;
                 lua_pop(L, 1);
-                lua_pushvalue(L, -1);   /* key */
+                lua_pushvalue(L, -1); /* key */
                 lua_pushinteger(L, i);
-                lua_rawset(L, idx);     /* setting an existing key during next is allowed */
+                lua_rawset(L, idx); /* setting an existing key during next is allowed */
                 continue;
             }
         } else if (t == LUA_TTABLE) {

@@ -58,17 +58,17 @@ enum { MARK_ATTR = 1, MARK_ARRAY = 2 }; /* values of a frame's meta table */
 /* One open element while building. Its Lua stack slots are, from base+3k:
  * table (nil until needed), meta (nil until needed: name -> MARK_*), name. */
 typedef struct {
-    size_t tstart;          /* its text starts here in xreader.text */
-    int nattr;              /* attributes stored in its table */
-    unsigned char cdata;    /* saw a CDATA section */
-    unsigned char meta;     /* attribute names snapshotted into meta */
+    size_t tstart;       /* its text starts here in xreader.text */
+    int nattr;           /* attributes stored in its table */
+    unsigned char cdata; /* saw a CDATA section */
+    unsigned char meta;  /* attribute names snapshotted into meta */
 } frame;
 
 typedef struct {
     xmlTextReaderPtr r;
     int state, busy, last, max_depth;
-    const char *tag;        /* reader tag; the string lives in the uservalue */
-    char *text;             /* text of open elements, used as a stack */
+    const char *tag; /* reader tag; the string lives in the uservalue */
+    char *text;      /* text of open elements, used as a stack */
     size_t tlen, tcap;
     frame *fr;
     int frcap;
@@ -92,13 +92,13 @@ static void on_error(void *arg, xmlErrorPtr e)
     x->errlevel = (int)e->level;
     x->errcode = e->code;
     x->errline = e->line;
-    snprintf(x->err, sizeof x->err, "line %d: %s", e->line,
-             e->message ? e->message : "XML error");
+    snprintf(x->err, sizeof x->err, "line %d: %s", e->line, e->message ? e->message : "XML error");
     n = strlen(x->err);
     while (n > 0 && (x->err[n - 1] == '\n' || x->err[n - 1] == ' '))
         x->err[--n] = '\0';
-    while (n-- > 0)                 /* some messages add a "Bytes: ..." line */
-        if (x->err[n] == '\n') x->err[n] = ' ';
+    while (n-- > 0) /* some messages add a "Bytes: ..." line */
+        if (x->err[n] == '\n')
+            x->err[n] = ' ';
 }
 
 static int io_read(void *ctx, char *buf, int len)
@@ -129,7 +129,7 @@ static void xr_release(xreader *x)
 
 static void xr_fail(xreader *x, const char *msg)
 {
-    if (x->errlevel < XML_ERR_FATAL + 1) {  /* ours beat libxml2's */
+    if (x->errlevel < XML_ERR_FATAL + 1) { /* ours beat libxml2's */
         x->errlevel = XML_ERR_FATAL + 1;
         snprintf(x->err, sizeof x->err, "%s", msg);
     }
@@ -151,7 +151,8 @@ static int too_deep(xreader *x)
  * pointer-keyed cache with a strcmp that costs more than it saves here. */
 static void push_str(lua_State *L, const char *s)
 {
-    if (s == NULL) s = "";
+    if (s == NULL)
+        s = "";
     lua_pushlstring(L, s, strlen(s));
 }
 
@@ -160,7 +161,8 @@ static void push_str(lua_State *L, const char *s)
 static const char *local_name(xmlTextReaderPtr r)
 {
     const char *n = (const char *)xmlTextReaderConstLocalName(r), *c;
-    if (n == NULL) return "";
+    if (n == NULL)
+        return "";
     c = strrchr(n, ':');
     return c ? c + 1 : n;
 }
@@ -168,15 +170,18 @@ static const char *local_name(xmlTextReaderPtr r)
 static void text_add(lua_State *L, xreader *x, const xmlChar *s)
 {
     size_t n = s ? strlen((const char *)s) : 0;
-    if (n == 0) return;
+    if (n == 0)
+        return;
     if (x->tcap - x->tlen < n) {
         size_t cap = x->tcap ? x->tcap : 256;
         char *p;
         while (cap - x->tlen < n) {
-            if (cap > (size_t)-1 / 2) luaL_error(L, "not enough memory");
+            if (cap > (size_t)-1 / 2)
+                luaL_error(L, "not enough memory");
             cap *= 2;
         }
-        if ((p = realloc(x->text, cap)) == NULL) luaL_error(L, "not enough memory");
+        if ((p = realloc(x->text, cap)) == NULL)
+            luaL_error(L, "not enough memory");
         x->text = p;
         x->tcap = cap;
     }
@@ -187,7 +192,8 @@ static void text_add(lua_State *L, xreader *x, const xmlChar *s)
 static int is_blank(const char *s, size_t n)
 {
     while (n-- > 0)
-        if (s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r') return 0;
+        if (s[n] != ' ' && s[n] != '\t' && s[n] != '\n' && s[n] != '\r')
+            return 0;
     return 1;
 }
 
@@ -197,15 +203,18 @@ static int open_elem(lua_State *L, xreader *x, int base, int k)
 {
     int s = base + 3 * k;
     frame *f;
-    if (too_deep(x)) return 0;
+    if (too_deep(x))
+        return 0;
     if (k >= x->frcap) {
         int cap = x->frcap ? 2 * x->frcap : 16;
         frame *p = realloc(x->fr, (size_t)cap * sizeof *p);
-        if (p == NULL) luaL_error(L, "not enough memory");
+        if (p == NULL)
+            luaL_error(L, "not enough memory");
         x->fr = p;
         x->frcap = cap;
     }
-    if (!lua_checkstack(L, 12)) luaL_error(L, "XML too deep for the Lua stack");
+    if (!lua_checkstack(L, 12))
+        luaL_error(L, "XML too deep for the Lua stack");
     f = &x->fr[k];
     f->tstart = x->tlen;
     f->nattr = 0;
@@ -215,7 +224,8 @@ static int open_elem(lua_State *L, xreader *x, int base, int k)
     push_str(L, local_name(x->r));
     if (xmlTextReaderHasAttributes(x->r) == 1) {
         while (xmlTextReaderMoveToNextAttribute(x->r) == 1) {
-            if (xmlTextReaderIsNamespaceDecl(x->r) == 1) continue;
+            if (xmlTextReaderIsNamespaceDecl(x->r) == 1)
+                continue;
             if (f->nattr++ == 0) {
                 lua_createtable(L, 0, 4);
                 lua_replace(L, s);
@@ -267,8 +277,8 @@ static void insert(lua_State *L, xreader *x, int base, int k, int arrays)
         lua_pop(L, 1);
     }
     lua_pushvalue(L, name);
-    lua_rawget(L, p);                               /* v+1: current field */
-    if (mark == MARK_ATTR) {                        /* attribute -> "@name" */
+    lua_rawget(L, p);        /* v+1: current field */
+    if (mark == MARK_ATTR) { /* attribute -> "@name" */
         lua_pushfstring(L, "@%s", lua_tostring(L, name));
         lua_pushvalue(L, v + 1);
         lua_rawset(L, p);
@@ -279,7 +289,7 @@ static void insert(lua_State *L, xreader *x, int base, int k, int arrays)
         lua_replace(L, v + 1);
         mark = 0;
     }
-    if (lua_isnil(L, v + 1)) {                      /* first occurrence */
+    if (lua_isnil(L, v + 1)) { /* first occurrence */
         lua_pushvalue(L, name);
         if (isarr) {
             lua_createtable(L, 1, 0);
@@ -289,11 +299,11 @@ static void insert(lua_State *L, xreader *x, int base, int k, int arrays)
             lua_pushvalue(L, v);
         }
         lua_rawset(L, p);
-    } else if (isarr || mark == MARK_ARRAY) {       /* already a sequence */
+    } else if (isarr || mark == MARK_ARRAY) { /* already a sequence */
         int n = (int)bt_rawlen(L, v + 1);
         lua_pushvalue(L, v);
         lua_rawseti(L, v + 1, n + 1);
-    } else {                                        /* second one: {old, new} */
+    } else { /* second one: {old, new} */
         lua_pushvalue(L, name);
         lua_createtable(L, 2, 0);
         lua_pushvalue(L, v + 1);
@@ -348,14 +358,17 @@ static int build(lua_State *L, xreader *x, int arrays)
     for (;;) {
         switch (xmlTextReaderNodeType(x->r)) {
         case XML_READER_TYPE_ELEMENT:
-            if (!open_elem(L, x, base, k)) goto fail;
+            if (!open_elem(L, x, base, k))
+                goto fail;
             k++;
-            if (xmlTextReaderIsEmptyElement(x->r) != 1) break;
+            if (xmlTextReaderIsEmptyElement(x->r) != 1)
+                break;
             /* <x/> has no end event: fall through and close it now */
             /* FALLTHROUGH */
         case XML_READER_TYPE_END_ELEMENT:
             close_elem(L, x, base, --k, arrays);
-            if (k == 0) return 1;
+            if (k == 0)
+                return 1;
             break;
         case XML_READER_TYPE_CDATA:
             x->fr[k - 1].cdata = 1;
@@ -365,7 +378,7 @@ static int build(lua_State *L, xreader *x, int arrays)
         case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
             text_add(L, x, xmlTextReaderConstValue(x->r));
             break;
-        default:                /* comments, PIs, entity references */
+        default: /* comments, PIs, entity references */
             break;
         }
         if ((rc = xmlTextReaderRead(x->r)) != 1) {
@@ -373,8 +386,7 @@ static int build(lua_State *L, xreader *x, int arrays)
              * document" for a truncated one too: say what we know. */
             if (rc == 0 || x->errcode == XML_ERR_DOCUMENT_END) {
                 char msg[80];
-                snprintf(msg, sizeof msg, "line %d: premature end of XML document",
-                         x->errline);
+                snprintf(msg, sizeof msg, "line %d: premature end of XML document", x->errline);
                 x->errlevel = -1;
                 xr_fail(x, msg);
             }
@@ -412,12 +424,14 @@ static int get_opts(lua_State *L, int idx, int *max_depth, lua_Integer *max_size
         lua_Number n = lua_tonumber(L, -1);
         if (lua_type(L, -1) != LUA_TNUMBER || n < 0)
             luaL_argerror(L, idx, "opts.max_size must be a non-negative number");
-        *max_size = n < 9e18 ? (lua_Integer)n : -1;   /* huge or NaN: no limit */
+        *max_size = n < 9e18 ? (lua_Integer)n : -1; /* huge or NaN: no limit */
     }
     lua_pop(L, 2);
     lua_getfield(L, idx, "arrays");
-    if (lua_isnil(L, -1)) return 0;
-    if (!lua_istable(L, -1)) luaL_argerror(L, idx, "opts.arrays must be a table");
+    if (lua_isnil(L, -1))
+        return 0;
+    if (!lua_istable(L, -1))
+        luaL_argerror(L, idx, "opts.arrays must be a table");
     return lua_gettop(L);
 }
 
@@ -460,14 +474,15 @@ static int l_decode(lua_State *L)
     luaL_checktype(L, 1, LUA_TSTRING);
     s = lua_tolstring(L, 1, &len);
     arrays = get_opts(L, 2, &max_depth, &max_size);
-    lua_settop(L, 3);                          /* 1 text, 2 opts, 3 arrays */
-    if (max_size >= 0 && (lua_Integer)len > max_size) return too_big(L, max_size);
+    lua_settop(L, 3); /* 1 text, 2 opts, 3 arrays */
+    if (max_size >= 0 && (lua_Integer)len > max_size)
+        return too_big(L, max_size);
     if (len == 0 || len > INT_MAX) {
         lua_pushnil(L);
         lua_pushstring(L, len ? "XML document too large" : "empty XML document");
         return 2;
     }
-    x = new_xreader(L, max_depth);             /* 4: owns the reader */
+    x = new_xreader(L, max_depth); /* 4: owns the reader */
     x->r = xmlReaderForMemory(s, (int)len, NULL, NULL, XR_OPTS);
     if (x->r == NULL) {
         xr_fail(x, "cannot create an XML reader");
@@ -477,12 +492,15 @@ static int l_decode(lua_State *L)
     while ((rc = xmlTextReaderRead(x->r)) == 1 &&
            xmlTextReaderNodeType(x->r) != XML_READER_TYPE_ELEMENT)
         ;
-    if (rc != 1) return push_fail(L, x);
-    push_str(L, local_name(x->r));             /* 5: root name */
-    if (!build(L, x, arrays)) return push_fail(L, x);   /* 6: tree */
-    while ((rc = xmlTextReaderRead(x->r)) == 1)  /* trailing junk is an error */
+    if (rc != 1)
+        return push_fail(L, x);
+    push_str(L, local_name(x->r)); /* 5: root name */
+    if (!build(L, x, arrays))
+        return push_fail(L, x);                 /* 6: tree */
+    while ((rc = xmlTextReaderRead(x->r)) == 1) /* trailing junk is an error */
         ;
-    if (rc < 0) return push_fail(L, x);
+    if (rc < 0)
+        return push_fail(L, x);
     xr_release(x);
     x->state = XR_DONE;
     lua_insert(L, -2);
@@ -497,12 +515,12 @@ static int l_reader(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TSTRING);
     get_opts(L, 3, &max_depth, &max_size);
-    lua_settop(L, 4);                          /* 4: arrays or nil */
-    lua_getfield(L, 1, "string");              /* 5 */
-    lua_getfield(L, 1, "file");                /* 6 */
+    lua_settop(L, 4);             /* 4: arrays or nil */
+    lua_getfield(L, 1, "string"); /* 5 */
+    lua_getfield(L, 1, "file");   /* 6 */
     if (lua_type(L, 5) == LUA_TSTRING ? !lua_isnil(L, 6) : lua_type(L, 6) != LUA_TSTRING)
         luaL_argerror(L, 1, "expected { string = xml } or { file = path }");
-    x = new_xreader(L, max_depth);             /* 7 */
+    x = new_xreader(L, max_depth); /* 7 */
     /* uservalue {string source, arrays, tag}: keeps alive what C points to */
     lua_createtable(L, 3, 0);
     lua_pushvalue(L, 5);
@@ -516,13 +534,14 @@ static int l_reader(lua_State *L)
     if (lua_type(L, 5) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, 5, &len);
-        if (max_size >= 0 && (lua_Integer)len > max_size) return too_big(L, max_size);
+        if (max_size >= 0 && (lua_Integer)len > max_size)
+            return too_big(L, max_size);
         if (len > INT_MAX) {
             lua_pushnil(L);
             lua_pushliteral(L, "XML document too large");
             return 2;
         }
-        if (len == 0) {                        /* next() will say so */
+        if (len == 0) { /* next() will say so */
             xr_fail(x, "empty XML document");
             lua_settop(L, 7);
             return 1;
@@ -534,7 +553,7 @@ static int l_reader(lua_State *L)
         FILE *fp = fopen(path, "rbe");
         struct stat st;
         if (fp != NULL && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-            fclose(fp);             /* glibc opens a directory, reads fail */
+            fclose(fp); /* glibc opens a directory, reads fail */
             fp = NULL;
             errno = EISDIR;
         }
@@ -563,7 +582,8 @@ static int next_body(lua_State *L)
     xreader *x = lua_touserdata(L, 1);
     int arrays = lua_isnil(L, 2) ? 0 : 2, rc;
     for (;;) {
-        if ((rc = xmlTextReaderRead(x->r)) != 1) break;
+        if ((rc = xmlTextReaderRead(x->r)) != 1)
+            break;
         if (xmlTextReaderNodeType(x->r) == XML_READER_TYPE_ELEMENT) {
             const char *name = local_name(x->r);
             if (too_deep(x)) {
@@ -597,23 +617,24 @@ static int l_reader_next(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    if (x->r == NULL) return push_fail(L, x);  /* empty string source */
+    if (x->r == NULL)
+        return push_fail(L, x); /* empty string source */
     if (x->busy) {
         lua_pushnil(L);
         lua_pushliteral(L, "XML reader busy");
         return 2;
     }
     lua_settop(L, 1);
-    lua_pushcfunction(L, next_body);           /* 2 */
+    lua_pushcfunction(L, next_body); /* 2 */
     lua_pushvalue(L, 1);
     bt_getuservalue(L, 1);
-    lua_rawgeti(L, -1, 2);                     /* arrays or nil */
+    lua_rawgeti(L, -1, 2); /* arrays or nil */
     lua_remove(L, -2);
     x->busy = 1;
     x->last = -1;
-    status = lua_pcall(L, 2, 1, 0);            /* 2: item, nil or error */
+    status = lua_pcall(L, 2, 1, 0); /* 2: item, nil or error */
     x->busy = 0;
-    if (x->state == XR_CLOSED) {               /* closed meanwhile */
+    if (x->state == XR_CLOSED) { /* closed meanwhile */
         xr_release(x);
         if (status == 0) {
             lua_pushnil(L);
@@ -621,16 +642,18 @@ static int l_reader_next(lua_State *L)
             return 2;
         }
     }
-    if (status != 0) {                         /* position unknown: stop */
+    if (status != 0) { /* position unknown: stop */
         xr_release(x);
-        if (x->state == XR_OPEN) x->state = XR_DONE;
+        if (x->state == XR_OPEN)
+            x->state = XR_DONE;
         return lua_error(L);
     }
-    if (x->last == 1) return 1;
-    if (x->last == 0) {                        /* end of the document */
+    if (x->last == 1)
+        return 1;
+    if (x->last == 0) { /* end of the document */
         xr_release(x);
         x->state = XR_DONE;
-        return 1;                              /* the nil from next_body */
+        return 1; /* the nil from next_body */
     }
     lua_pop(L, 1);
     return push_fail(L, x);
@@ -641,7 +664,8 @@ static int l_reader_next(lua_State *L)
 static int l_reader_close(lua_State *L)
 {
     xreader *x = luaL_checkudata(L, 1, XR_MT);
-    if (!x->busy) xr_release(x);
+    if (!x->busy)
+        xr_release(x);
     x->state = XR_CLOSED;
     return 0;
 }
@@ -658,23 +682,13 @@ static int l_reader_tostring(lua_State *L)
  * leaves the stack as it found it. */
 void bt_xml_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        { "next", l_reader_next },
-        { "close", l_reader_close },
-        { NULL, NULL }
-    };
-    xmlInitParser();   /* idempotent; never xmlCleanupParser (shared process) */
-    if (luaL_newmetatable(L, XR_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_reader_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_reader_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_reader_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    static const luaL_Reg methods[] = { { "next", l_reader_next },
+                                        { "close", l_reader_close },
+                                        { NULL, NULL } };
+    xmlInitParser(); /* idempotent; never xmlCleanupParser (shared process) */
+    bt_new_class(L, XR_MT, methods, l_reader_close);
+    lua_pushcfunction(L, l_reader_tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
     lua_pushcfunction(L, l_decode);
     lua_setfield(L, -2, "xml_decode");
