@@ -351,7 +351,7 @@ reading() {
   printf '```sh\nmake bench            # installs what is missing, builds the core, then runs: sh bench/run.sh\n'
   printf 'REPEAT=5 sh bench/run.sh   # knobs: REPEAT NGINX_N_SEQ NGINX_N_CONC SANDBOX_N_SEQ SANDBOX_N_CONC CONC PIN\n```\n\n'
   printf 'Each row runs the same N requests through both clients:\n\n'
-  printf -- '- raw libcurl: `build/bench/raw_curl URL BODY N C` (bench/raw_curl.c): one easy handle and `curl_easy_perform` in a loop for C=1; a multi handle with C transfers in flight and `curl_multi_poll` otherwise; every body kept in memory and every status checked.\n'
+  printf -- '- raw libcurl: `build/bench/raw_curl URL BODY N C` (bench/raw_curl.c): the same request headers as c:call (user agent, Accept, gzip accepted, empty Expect), set once per handle; one easy handle and `curl_easy_perform` in a loop for C=1; a multi handle with C transfers in flight and `curl_multi_poll` otherwise; every body kept in memory and every status checked.\n'
   printf -- '- c:call: `lua5.4 bench/call_bench.lua BASE_URL N C OPERATION`: `c:call(OPERATION, params)` in a loop for C=1; C tasks under `billetterie.run`/`spawn` otherwise; every answer decoded and its statut checked.\n'
   printf -- '- CPU is the process'"'"'s user+sys time (getrusage / os.clock) divided by N; any failed request aborts the run.\n\n'
   printf '## nginx (fixed ws_info_organisme JSON answer, bench/nginx.conf.in)\n\n'

@@ -6,28 +6,33 @@
  * that went through a float (LuaJIT, or an unrestored cjson value) still goes
  * on the wire as the vendor wrote it.
  *
- * Scratch memory lives in userdata at fixed stack slots (never malloc), so a
- * luaL_error for a programmer mistake cannot leak; luaL_Buffer is not used
- * because it forbids touching the stack between additions. */
+ * Scratch memory is on the C stack, or in userdata at fixed stack slots when
+ * it grows (never malloc), so a luaL_error for a programmer mistake cannot
+ * leak; luaL_Buffer is not used because it forbids touching the stack
+ * between additions. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core.h"
 
+/* Output starts in a buffer inside the struct (a form is usually short)
+ * and moves to a userdata at a reserved stack slot when it grows. */
 typedef struct {
     lua_State *L;
-    int slot; /* stack index of the userdata holding data */
+    int slot; /* stack index reserved for the userdata holding data */
     char *data;
     size_t len, cap;
+    char inline_data[1024];
 } out_buf;
 
 static void out_init(lua_State *L, out_buf *o)
 {
     o->L = L;
-    o->cap = 256;
+    o->cap = sizeof o->inline_data;
     o->len = 0;
-    o->data = lua_newuserdata(L, o->cap);
+    o->data = o->inline_data;
+    lua_pushnil(L);
     o->slot = lua_gettop(L);
 }
 
@@ -130,10 +135,14 @@ static int sort_key_cmp(const void *pa, const void *pb)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-/* Collects and sorts the keys of the table at idx into a userdata pushed on
- * the stack; returns the array and sets *count. Keys other than strings and
+#define FEW_KEYS 32
+
+/* Collects and sorts the keys of the table at idx, into `few` when they fit
+ * and else into a userdata; either way it pushes one value (nil or the
+ * userdata) so the stack has the same shape. Keys other than strings and
  * numbers are a programmer mistake. */
-static sort_key *sorted_keys(lua_State *L, int idx, const char *field, size_t *count)
+static sort_key *sorted_keys(lua_State *L, int idx, const char *field, sort_key *few,
+                             size_t *count)
 {
     size_t n = 0, i = 0;
     sort_key *keys;
@@ -142,7 +151,12 @@ static sort_key *sorted_keys(lua_State *L, int idx, const char *field, size_t *c
         n++;
         lua_pop(L, 1);
     }
-    keys = lua_newuserdata(L, (n ? n : 1) * sizeof *keys);
+    if (n <= FEW_KEYS) {
+        keys = few;
+        lua_pushnil(L);
+    } else {
+        keys = lua_newuserdata(L, n * sizeof *keys);
+    }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
@@ -207,9 +221,9 @@ static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen,
 static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen, int tidx)
 {
     size_t n = bt_rawlen(L, tidx), count, i;
-    sort_key *keys;
+    sort_key few[FEW_KEYS], *keys;
     int top = lua_gettop(L);
-    keys = sorted_keys(L, tidx, name, &count);
+    keys = sorted_keys(L, tidx, name, few, &count);
     if (n > 0 && count == n) { /* a proper sequence */
         for (i = 1; i <= n; i++) {
             lua_rawgeti(L, tidx, (int)i);
@@ -240,12 +254,12 @@ static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen
 static int l_form_encode(lua_State *L)
 {
     out_buf o;
-    sort_key *keys;
+    sort_key few[FEW_KEYS], *keys;
     size_t count, i;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    out_init(L, &o);                        /* slot 2 */
-    keys = sorted_keys(L, 1, NULL, &count); /* slot 3 */
+    out_init(L, &o);                             /* slot 2 */
+    keys = sorted_keys(L, 1, NULL, few, &count); /* slot 3 */
     for (i = 0; i < count; i++) {
         const char *name;
         size_t namelen;

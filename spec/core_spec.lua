@@ -26,6 +26,21 @@ describe("core.form_encode", function()
     assert.equal("b=1&f=0", core.form_encode{ b = true, f = false })
   end)
 
+  it("handles forms larger than its inline buffers (many keys, long values)", function()
+    local fields, list = {}, {}
+    for i = 1, 100 do fields[("k%03d"):format(i)] = string.rep("é", 20) end
+    for i = 1, 50 do list[i] = i end
+    fields.l = list
+    local text = core.form_encode(fields)
+    local value = string.rep("%C3%A9", 20)
+    assert.equal("k001=" .. value .. "&k002=" .. value, text:sub(1, 2 * #("k001=" .. value) + 1))
+    assert.matches("&l%[%]=1&l%[%]=2&", text)
+    assert.matches("&l%[%]=50$", text)
+    local n = 0
+    for _ in text:gmatch("&") do n = n + 1 end
+    assert.equal(149, n)
+  end)
+
   it("refuses values a form cannot hold", function()
     assert.has_error(function() core.form_encode{ f = function() end } end)
     assert.has_error(function() core.form_encode{ t = { { 1 } } } end)
