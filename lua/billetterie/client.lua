@@ -67,6 +67,7 @@ function Client.new(opts)
   }
   request.config = core.http_config(request)  -- the same settings, prepared once for libcurl
   self._request = request
+  self._urls = {}   -- service -> full URL, built on first use
   local secrets = { password = opts.password, pwd_key = opts.pwd_key, api_key = opts.api_key, list = {} }
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] then secrets.list[#secrets.list + 1] = opts[k] end
@@ -233,9 +234,14 @@ function Client:call(name, given)
   local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
   if missing then return invalid(name, missing, hint) end
 
-  local base = service.host == "api" and self.api_url or self.url
-  if not base then return invalid(name, "api_url", "is needed for " .. name .. " (the api host)") end
-  local body, url = core.form_encode(fields), base .. service.path
+  local url = self._urls[service]
+  if not url then
+    local base = service.host == "api" and self.api_url or self.url
+    if not base then return invalid(name, "api_url", "is needed for " .. name .. " (the api host)") end
+    url = base .. service.path
+    self._urls[service] = url
+  end
+  local body = core.form_encode(fields)
   if service.method == "GET" then
     url, body = url .. "?" .. body, nil
   end

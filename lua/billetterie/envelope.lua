@@ -65,7 +65,9 @@ end
 
 -- ok(statut) -> true when the vendor says the request succeeded.
 function envelope.ok(statut)
-  local t = lower(statut.traitement)
+  local t = statut.traitement
+  if t == "ok" then return true end   -- the usual spelling, without a lower()
+  t = lower(t)
   if t == "ok" then return true end
   if t == "ko" then return false end
   local known = statut.code and codes[statut.code]
