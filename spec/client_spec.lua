@@ -234,6 +234,15 @@ describe("secrets", function()
       assert.not_equal(PASSWORD, v, "client field " .. tostring(k))
     end
   end)
+
+  it("keep a call's own secret parameters (a session token) out of its errors", function()
+    local token = "A25DD850FF131140BA09A8B9ADFEE79A"
+    local url = nginx.canned("echotoken", ([[{"retour":{"statut":{"code":605,"traitement":"ko","message":"Session %s invalide"}}}]]):format(token))
+    local _, err = client(url):call("ws_status_session", { x_rsi_token = token })
+    assert.equal(605, err.code)
+    assert.equal("Session *** invalide", err.message)
+    assert.not_matches(token, tostring(err), 1, true)
+  end)
 end)
 
 describe("billetterie.run", function()

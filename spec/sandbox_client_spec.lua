@@ -32,9 +32,12 @@ describe("sessions against the sandbox", function()
 
     local _, closed = c:call("ws_deconnexion_session", { x_rsi_token = msg.jeton })
     assert.equal(611, closed.code)
+    -- a closed session is "Session invalide", a vendor ko
     local after, err = c:call("ws_status_session", { x_rsi_token = msg.jeton })
-    -- a closed session is reported, as a status 0 answer or as a ko
-    if after then assert.equal(0, after.status) else assert.equal("vendor", err.kind) end
+    assert.is_nil(after)
+    assert.equal("vendor", err.kind)
+    assert.equal(605, err.code)
+    assert.not_matches(msg.jeton, tostring(err), 1, true)
   end)
 
   it("refuses wrong web-service credentials with code 3 and no secret in the error", function()

@@ -153,9 +153,21 @@ for _, service in pairs(catalogue.services) do
   end
 end
 
+-- The secret values an error of this call must not show: the client's own,
+-- and the secret parameters of the call (a session token, a password).
+-- Built only when an error is made.
+local function fail(self, fields, err)
+  local list = {}
+  for _, v in ipairs(secrets_of[self].list) do list[#list + 1] = v end
+  for name in pairs(catalogue.secrets) do
+    local v = fields[name]
+    if type(v) == "string" then list[#list + 1] = v end
+  end
+  return nil, errors.new(err, list)
+end
+
 -- Turns what the transport returned into payload, statut | nil, err.
-function Client:_answer(service, status, body, content_type, errkind, errmsg, request_id)
-  local secrets = secrets_of[self].list
+function Client:_answer(service, fields, status, body, content_type, errkind, errmsg, request_id)
   local ws = service.name
   if errkind then
     local kind, message, retryable = "network", errmsg, nil
@@ -167,46 +179,46 @@ function Client:_answer(service, status, body, content_type, errkind, errmsg, re
     elseif errkind == "too_large" then
       kind, retryable = "http", false
     end
-    return nil, errors.new({ kind = kind, ws = ws, message = message, retryable = retryable,
-                             http_status = status ~= 0 and status or nil, request_id = request_id }, secrets)
+    return fail(self, fields, { kind = kind, ws = ws, message = message, retryable = retryable,
+                             http_status = status ~= 0 and status or nil, request_id = request_id })
   end
   local first = body:match("^%s*(.)")
   if status >= 400 then
-    return nil, errors.new({ kind = "http", ws = ws, http_status = status, request_id = request_id,
-                             message = ("HTTP %d%s"):format(status, first and (": " .. excerpt(body)) or "") }, secrets)
+    return fail(self, fields, { kind = "http", ws = ws, http_status = status, request_id = request_id,
+                             message = ("HTTP %d%s"):format(status, first and (": " .. excerpt(body)) or "") })
   end
   if not first then
-    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
-                             message = "empty answer" }, secrets)
+    return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = "empty answer" })
   end
   if first == "<" then
     xml = xml or require "billetterie.xml"
     local doc, root = xml.decode(body, XML_OPTIONS[service])
     if doc == nil then
-      return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
-                               message = "malformed XML: " .. tostring(root) }, secrets)
+      return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                               message = "malformed XML: " .. tostring(root) })
     end
     if root:lower() == "html" or service.response ~= "xml" then
-      return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
+      return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
                                message = "expected " .. service.response:upper() .. ", got "
-                                 .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) }, secrets)
+                                 .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) })
     end
     return doc, { traitement = "ok", root = root }
   end
   local doc, err = json.decode(body)
   if doc == nil then
-    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
-                             message = "malformed JSON (" .. err .. "): " .. excerpt(body) }, secrets)
+    return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = "malformed JSON (" .. err .. "): " .. excerpt(body) })
   end
   local payload, statut = envelope.open(doc)
   if payload == nil and type(statut) ~= "table" then
-    return nil, errors.new({ kind = "decode", ws = ws, http_status = status, request_id = request_id,
-                             message = statut }, secrets)
+    return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = statut })
   end
   if not envelope.ok(statut) then
-    return nil, errors.new({ kind = "vendor", ws = ws, code = statut.code, http_status = status,
+    return fail(self, fields, { kind = "vendor", ws = ws, code = statut.code, http_status = status,
                              request_id = request_id, message = envelope.message(statut),
-                             detail = statut.detail }, secrets)
+                             detail = statut.detail })
   end
   return payload, statut
 end
@@ -247,7 +259,7 @@ function Client:call(name, given)
   end
   local request = self._request
   request.url, request.method, request.body = url, service.method, body
-  return self:_answer(service, self.transport:request(request))
+  return self:_answer(service, fields, self.transport:request(request))
 end
 
 return Client
