@@ -8,31 +8,38 @@
 local luasql = require "luasql.sqlite3"
 local codec = require "billetterie.sandbox.codec"
 
-local SCHEMA_VERSION = 1
-local SCHEMA = {
-  [[CREATE TABLE sessions (
+-- Tables every group uses. Each group module (sessions, organismes, ...)
+-- brings its own tables as `schema`; every statement is CREATE ... IF NOT
+-- EXISTS and runs at each open, so a file made by an older sandbox gains the
+-- tables of newer groups and keeps its data.
+local CORE_SCHEMA = {
+  [[CREATE TABLE IF NOT EXISTS sessions (
       jeton      TEXT PRIMARY KEY,
       client     INTEGER NOT NULL,
       created_at INTEGER NOT NULL,  -- unix seconds
       duration   INTEGER NOT NULL,  -- seconds, fixed when the token is made
-      ended_at   INTEGER            -- set by ws_deconnexion_session
+      ended_at   INTEGER,           -- set by ws_deconnexion_session
+      id_contact INTEGER            -- set by ws_login
     )]],
-  [[CREATE TABLE organismes (
-      id_organisme INTEGER PRIMARY KEY AUTOINCREMENT,
-      client       INTEGER NOT NULL,
-      data         TEXT NOT NULL,   -- annex 4.4 attributes, JSON
-      niveaux      TEXT,            -- Niveau_de_relations as given, JSON
-      contacts     TEXT,            -- contacts as given, JSON
-      criteres     TEXT,            -- criteres as given, JSON
-      created_at   INTEGER NOT NULL
-    )]],
-  [[CREATE TABLE adresses (
+  -- Annex 4.3 addresses of organismes (id_contact 0) and contacts
+  -- (id_organisme 0), upserted on type_adresse.
+  [[CREATE TABLE IF NOT EXISTS adresses (
       id_adresse   INTEGER PRIMARY KEY AUTOINCREMENT,
       id_organisme INTEGER NOT NULL DEFAULT 0,
       id_contact   INTEGER NOT NULL DEFAULT 0,
-      type_adresse TEXT NOT NULL,   -- the upsert key (annex 4.3)
+      type_adresse TEXT NOT NULL,
       data         TEXT NOT NULL,   -- annex 4.3 attributes, JSON
       UNIQUE (id_organisme, id_contact, type_adresse)
+    )]],
+  -- The change journal behind ws_liste_fiches_modifiees (2.7.3): every write
+  -- to a contact or an organisme appends one row, in the same transaction.
+  [[CREATE TABLE IF NOT EXISTS changes (
+      seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+      client    INTEGER NOT NULL,
+      kind      TEXT NOT NULL,      -- 'contact' | 'organisme'
+      record_id INTEGER NOT NULL,
+      action    TEXT NOT NULL,      -- 'create' | 'update' | 'delete'
+      at        INTEGER NOT NULL    -- unix seconds
     )]],
 }
 
@@ -77,7 +84,10 @@ function DB:rows(template, ...)
   while true do
     local row = cur:fetch({}, "a")
     if not row then break end
-    for k, v in pairs(row) do row[k] = math.tointeger(v) or v end
+    -- LuaSQL gives INTEGER columns as floats; TEXT stays text ("070401758672")
+    for k, v in pairs(row) do
+      if type(v) == "number" then row[k] = math.tointeger(v) or v end
+    end
     out[#out + 1] = row
   end
   cur:close()
@@ -125,11 +135,17 @@ function DB:session_end(jeton, now)
   end)
 end
 
----- organismes and their adresses ----
+---- shared records ----
 
-local function encode_opt(v)
-  if v == nil then return nil end
-  return codec.encode(v)
+-- Appends to the change journal; call inside the write's transaction.
+function DB:journal(client, kind, record_id, action, now)
+  self:exec("INSERT INTO changes (client, kind, record_id, action, at) VALUES (?, ?, ?, ?, ?)",
+    client, kind, record_id, action, now)
+end
+
+-- The id of the row just inserted.
+function DB:last_id()
+  return math.tointeger(self.conn:getlastautoid())
 end
 
 -- Upsert on (owner, type_adresse), annex 4.3: attributes absent from `fields`
@@ -146,60 +162,38 @@ function DB:adresse_upsert(id_organisme, id_contact, fields, defaults)
   end
   self:exec([[INSERT INTO adresses (id_organisme, id_contact, type_adresse, data)
       VALUES (?, ?, ?, ?)]], id_organisme, id_contact, fields.type_adresse, codec.encode(data))
-  return math.tointeger(self.conn:getlastautoid())
+  return self:last_id()
 end
 
--- org: annex 4.4 attributes; adresses: list of adresse field tables;
--- extras: { niveaux =, contacts =, criteres = } kept as given. -> id_organisme
-function DB:organisme_create(client, org, adresses, extras, now, adresse_defaults)
-  return self:tx(function()
-    self:exec([[INSERT INTO organismes (client, data, niveaux, contacts, criteres, created_at)
-        VALUES (?, ?, ?, ?, ?, ?)]], client, codec.encode(org),
-      encode_opt(extras.niveaux), encode_opt(extras.contacts), encode_opt(extras.criteres), now)
-    local id = math.tointeger(self.conn:getlastautoid())
-    for _, a in ipairs(adresses) do
-      self:adresse_upsert(id, 0, a, adresse_defaults())
-    end
-    return id
-  end)
-end
-
--- -> { id_organisme, data, criteres, contacts, niveaux, adresses = {...} } or nil
-function DB:organisme_get(client, id)
-  local row = self:one("SELECT * FROM organismes WHERE client = ? AND id_organisme = ?", client, id)
-  if not row then return nil end
-  local rec = { id_organisme = row.id_organisme, data = codec.decode(row.data), adresses = {} }
-  for _, k in ipairs { "niveaux", "contacts", "criteres" } do
-    rec[k] = row[k] and codec.decode(row[k]) or nil
-  end
+-- The addresses of an organisme or a contact, with their ids filled in.
+function DB:adresses_of(id_organisme, id_contact)
+  local out = {}
   for _, a in ipairs(self:rows([[SELECT id_adresse, data FROM adresses
-      WHERE id_organisme = ? AND id_contact = 0 ORDER BY id_adresse]], id)) do
+      WHERE id_organisme = ? AND id_contact = ? ORDER BY id_adresse]], id_organisme, id_contact)) do
     local data = codec.decode(a.data)
-    data.id_adresse, data.id_organisme, data.id_contact = a.id_adresse, id, 0
-    rec.adresses[#rec.adresses + 1] = data
+    data.id_adresse, data.id_organisme, data.id_contact = a.id_adresse, id_organisme, id_contact
+    out[#out + 1] = data
   end
-  return rec
+  return out
 end
 
 local M = {}
 
--- Opens (and on first use creates) the database. -> db, or nil, err
-function M.open(path)
+-- Opens (and on first use creates) the database, with the core tables and
+-- the `schemas` (lists of statements) of the groups. -> db, or nil, err
+function M.open(path, schemas)
   local env = luasql.sqlite3()
   local conn, err = env:connect(path)
   if not conn then env:close(); return nil, ("cannot open %s: %s"):format(path, err) end
   local db = setmetatable({ env = env, conn = conn, path = path }, DB)
   local ok, e = pcall(function()
     db:exec("PRAGMA busy_timeout = 5000")
-    local version = db:one("PRAGMA user_version").user_version
-    if version == 0 then
-      db:tx(function()
-        for _, stmt in ipairs(SCHEMA) do db:exec(stmt) end
-        db:exec("PRAGMA user_version = " .. SCHEMA_VERSION)
-      end)
-    elseif version > SCHEMA_VERSION then
-      error(("%s was made by a newer sandbox (schema %d)"):format(path, version), 0)
-    end
+    db:tx(function()
+      for _, stmt in ipairs(CORE_SCHEMA) do db:exec(stmt) end
+      for _, list in ipairs(schemas or {}) do
+        for _, stmt in ipairs(list) do db:exec(stmt) end
+      end
+    end)
   end)
   if not ok then db:close(); return nil, tostring(e) end
   return db

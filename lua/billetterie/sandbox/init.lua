@@ -49,7 +49,7 @@ function M.new(opts)
   if not urandom then return nil, err end
   local random_hex = hex_reader(urandom)
   local db
-  db, err = dbmod.open(opts.db)
+  db, err = dbmod.open(opts.db, services.schemas())
   if not db then urandom:close(); return nil, err end
 
   -- request ids: a random prefix per run + httpd's request counter

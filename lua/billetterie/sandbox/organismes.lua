@@ -54,6 +54,53 @@ local function pick(schema, input, where, detail)
   return out
 end
 
+---- storage (the organismes table belongs to this group) ----
+
+local SCHEMA = {
+  [[CREATE TABLE IF NOT EXISTS organismes (
+      id_organisme INTEGER PRIMARY KEY AUTOINCREMENT,
+      client       INTEGER NOT NULL,
+      data         TEXT NOT NULL,   -- annex 4.4 attributes, JSON
+      niveaux      TEXT,            -- Niveau_de_relations, JSON
+      contacts     TEXT,            -- contacts as given, JSON
+      criteres     TEXT,            -- criteres as given, JSON
+      created_at   INTEGER NOT NULL
+    )]],
+}
+
+local function encode_opt(v)
+  if v == nil then return nil end
+  return codec.encode(v)
+end
+
+-- org: annex 4.4 attributes; adresses: list of adresse field tables;
+-- extras: { niveaux =, contacts =, criteres = } kept as given. -> id_organisme
+local function organisme_create(db, client, org, adresses, extras, now)
+  return db:tx(function()
+    db:exec([[INSERT INTO organismes (client, data, niveaux, contacts, criteres, created_at)
+        VALUES (?, ?, ?, ?, ?, ?)]], client, codec.encode(org),
+      encode_opt(extras.niveaux), encode_opt(extras.contacts), encode_opt(extras.criteres), now)
+    local id = db:last_id()
+    for _, a in ipairs(adresses) do
+      db:adresse_upsert(id, 0, a, adresse_defaults())
+    end
+    db:journal(client, "organisme", id, "create", now)
+    return id
+  end)
+end
+
+-- -> { id_organisme, data, criteres, contacts, niveaux, adresses = {...} } or nil
+local function organisme_get(db, client, id)
+  local row = db:one("SELECT * FROM organismes WHERE client = ? AND id_organisme = ?", client, id)
+  if not row then return nil end
+  local rec = { id_organisme = row.id_organisme, data = codec.decode(row.data),
+                adresses = db:adresses_of(id, 0) }
+  for _, k in ipairs { "niveaux", "contacts", "criteres" } do
+    rec[k] = row[k] and codec.decode(row[k]) or nil
+  end
+  return rec
+end
+
 local function is_list(v) return type(v) == "table" and (next(v) == nil or #v > 0) end
 
 -- Annex 4.6 input form -> nil when valid, or the 907-910 code.
@@ -135,7 +182,7 @@ local function decode_optional(p, given, detail)
   end
 end
 
-return {
+local routes = {
   ws_organisme_creation = {
     auth = "ws",
     params = { organisme = "string!" },
@@ -174,8 +221,8 @@ return {
       org.date_creation = os.date("%Y-%m-%d", env.now)
       org.date_modif = "" -- returned empty on creation (2.6.2.5)
       org.fiche_supprimee = false
-      local id = env.db:organisme_create(env.client, org, adresses, given, env.now, adresse_defaults)
-      local out = organisme_out(env.db:organisme_get(env.client, id))
+      local id = organisme_create(env.db, env.client, org, adresses, given, env.now)
+      local out = organisme_out(organisme_get(env.db, env.client, id))
       out.contacts = codec.array({}) -- not attached in this slice
       if given.criteres then out.criteres = criteres_out(given.criteres) end
       return with_detail(ok(901, { organisme = out }), detail)
@@ -186,7 +233,7 @@ return {
     auth = "ws",
     params = { id_organisme = "integer!", get_contact = "integer", get_criteres = "integer" },
     run = function(p, env)
-      local rec = env.db:organisme_get(env.client, p.id_organisme)
+      local rec = organisme_get(env.db, env.client, p.id_organisme)
       if not rec then return ko(904) end
       if rec.data.fiche_supprimee then return ko(905) end
       local out = organisme_out(rec)
@@ -196,3 +243,5 @@ return {
     end,
   },
 }
+
+return { schema = SCHEMA, routes = routes }

@@ -11,7 +11,17 @@ local codec = require "billetterie.sandbox.codec"
 
 local M = {}
 
-local GROUPS = { "billetterie.sandbox.sessions", "billetterie.sandbox.organismes" }
+-- One module per group of the spec; each returns { schema = { SQL... },
+-- routes = { ws_name = route } }.
+local GROUPS = {
+  "billetterie.sandbox.sessions",   -- 2.2
+  "billetterie.sandbox.contacts",   -- 2.3 (and ws_info_formulaire)
+  "billetterie.sandbox.catalogue",  -- 2.1 (XML)
+  "billetterie.sandbox.purchases",  -- 2.4
+  "billetterie.sandbox.lists",      -- 2.5
+  "billetterie.sandbox.organismes", -- 2.6
+  "billetterie.sandbox.changes",    -- 2.7.3 ws_liste_fiches_modifiees (api host)
+}
 
 local DEFAULTS = {
   login = "xrsitest",
@@ -131,6 +141,13 @@ local function log_error(request_id, path, err)
   io.stderr:flush()
 end
 
+-- The tables the groups need, for db.open.
+function M.schemas()
+  local out = {}
+  for _, name in ipairs(GROUPS) do out[#out + 1] = require(name).schema or {} end
+  return out
+end
+
 -- config: overrides of DEFAULTS plus db (an open billetterie.sandbox.db),
 -- clock (function -> unix seconds), random_hex (n bytes -> hex),
 -- request_id_prefix, routes (extra or replacement routes, e.g. in tests).
@@ -145,7 +162,7 @@ function M.new(config)
 
   local routes = {}
   for _, name in ipairs(GROUPS) do
-    for ws, route in pairs(require(name)) do routes["/" .. ws] = route end
+    for ws, route in pairs(require(name).routes) do routes["/" .. ws] = route end
   end
   for ws, route in pairs(cfg.routes or {}) do routes["/" .. ws] = route end
 

@@ -24,7 +24,7 @@ local function remaining(session, now)
   return math.max(0, session.created_at + session.duration - now)
 end
 
-return {
+local routes = {
   ws_idsession = {
     auth = "ws",
     denied_code_setting = "idsession_denied_code",
@@ -67,3 +67,6 @@ return {
     end,
   },
 }
+
+-- The sessions table is a core table (db.lua): every token route reads it.
+return { schema = {}, routes = routes }

@@ -1,0 +1,2 @@
+-- billetterie.sandbox.changes: (being written) routes and tables of this group.
+return { schema = {}, routes = {} }

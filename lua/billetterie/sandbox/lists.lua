@@ -1,0 +1,2 @@
+-- billetterie.sandbox.lists: (being written) routes and tables of this group.
+return { schema = {}, routes = {} }
