@@ -38,7 +38,7 @@ LUA_CPATH_JIT = ./$(BUILD)/jit/?.so;;
 ENV54  = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_54)'
 ENVJIT = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(LUA_CPATH_JIT)'
 
-.PHONY: all deps demo test test-asan test-valgrind bench clean rockspec catalogue
+.PHONY: all deps demo test test-asan test-valgrind bench clean rockspec catalogue docs
 
 all: $(CORE54) $(COREJIT) $(HTTPD54)
 
@@ -85,6 +85,9 @@ bench: deps
 
 rockspec:
 	$(LUA54) tools/sync-rockspec.lua
+
+docs: $(CORE54)
+	$(ENV54) $(LUA54) tools/gen_api_docs.lua
 
 catalogue:
 	$(LUA54) tools/gen_catalogue.lua ../shared/reference/labilletterie-ws.json lua/billetterie

@@ -59,6 +59,7 @@ build = {
     ["billetterie.sandbox.purchases"] = "lua/billetterie/sandbox/purchases.lua",
     ["billetterie.sandbox.services"] = "lua/billetterie/sandbox/services.lua",
     ["billetterie.sandbox.sessions"] = "lua/billetterie/sandbox/sessions.lua",
+    ["billetterie.session"] = "lua/billetterie/session.lua",
     ["billetterie.transport"] = "lua/billetterie/transport.lua",
     ["billetterie.xml"] = "lua/billetterie/xml.lua",
     -- END LUA MODULES

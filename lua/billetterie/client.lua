@@ -21,7 +21,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", max_size = "number",
   verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
   pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
-  transport = "table",
+  transport = "table", clock = "function",
 }
 local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
 
@@ -58,6 +58,7 @@ function Client.new(opts)
     capath = opts.capath,
     strict = opts.strict ~= false,
     transport = opts.transport or transport.curl,
+    clock = opts.clock or os.time,   -- for session expiry; injectable for tests
   }, Client)
   -- One request table per client, refilled by each call (transports read it
   -- before yielding), so a call does not build it again.
@@ -261,5 +262,25 @@ function Client:call(name, given)
   request.url, request.method, request.body = url, service.method, body
   return self:_answer(service, fields, self.transport:request(request))
 end
+
+-- c:session() -> session | nil, err (see billetterie.session)
+function Client:session()
+  return require("billetterie.session").open(self)
+end
+
+-- A method per web service that works without a session token, named
+-- without its ws_ prefix: c:info_organisme{ id_organisme = 5442 },
+-- c:programmation{ filtre = 1, date_modif = "20190701" }. Services that need
+-- a token are methods of the session (c:session()).
+Client.methods = {}
+for name, service in pairs(catalogue.services) do
+  if service.auth ~= "token" and service.auth ~= "ws_and_token" then
+    local method = name:gsub("^ws_", "")
+    assert(Client[method] == nil and OPTIONS[method] == nil, "method name clash: " .. method)
+    Client[method] = function(self, params) return self:call(name, params) end
+    Client.methods[#Client.methods + 1] = { method = method, ws = name }
+  end
+end
+table.sort(Client.methods, function(a, b) return a.method < b.method end)
 
 return Client

@@ -1,0 +1,95 @@
+-- A session of the online shop: the token of ws_idsession, and the services
+-- that take it as methods.
+--   local s = assert(c:session())
+--   s.token                           -- x_rsi_token, for page links (3.15.2)
+--   s:login(ident, password)          -- ws_login: binds a contact
+--   s:info_contact{}; s:status(); s:logout()
+-- The session knows when it expires (temps_restant) and refuses to send a
+-- dead token: the call returns an invalid_param error with code 605 instead.
+local catalogue = require "billetterie.catalogue"
+local errors = require "billetterie.error"
+
+local Session = {}
+Session.__index = Session
+
+local M = { methods = {} }
+
+-- Opens a session for `client`. -> session | nil, err
+function M.open(client)
+  local msg, statut = client:call("ws_idsession")
+  if not msg then return nil, statut end
+  local now = client.clock()
+  return setmetatable({
+    client = client,
+    token = msg.jeton,
+    duree = msg.duree,
+    commande = msg.commande,
+    expires_at = now + (tonumber(msg.temps_restant) or 0),
+  }, Session)
+end
+
+function Session:__tostring()
+  -- never the token: it is a credential
+  return ("billetterie session (%s, %s)"):format(self.closed and "closed" or "open", self.duree or "?")
+end
+
+-- Seconds left as far as this side knows (refreshed by status()).
+function Session:remaining()
+  if self.closed then return 0 end
+  return math.max(0, self.expires_at - self.client.clock())
+end
+
+-- s:call("ws_name", params): the service with this session's token.
+function Session:call(name, params)
+  if self:remaining() <= 0 then
+    return nil, errors.new{
+      kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
+      message = self.closed and "the session was closed; open a new one with c:session()"
+        or "the session has expired; open a new one with c:session()",
+    }
+  end
+  local p = {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  p.x_rsi_token = self.token
+  return self.client:call(name, p)
+end
+
+-- ws_login with the web identifier and password of a contact.
+function Session:login(ident, password)
+  if type(ident) ~= "string" or type(password) ~= "string" then
+    error("session:login needs the identifier and the password as strings", 2)
+  end
+  return self:call("ws_login", { web_ident = ident, web_passe = password })
+end
+
+-- ws_status_session; also refreshes the expiry from temps_restant.
+function Session:status()
+  local msg, statut = self:call("ws_status_session")
+  if msg and tonumber(msg.temps_restant) then
+    self.expires_at = self.client.clock() + tonumber(msg.temps_restant)
+  end
+  return msg, statut
+end
+
+-- ws_deconnexion_session; the session is closed afterwards, whatever the answer.
+function Session:logout()
+  local msg, statut = self:call("ws_deconnexion_session")
+  if msg then self.closed = true end
+  return msg, statut
+end
+
+-- Every service that takes a token is a method named without its ws_
+-- prefix: s:info_contact{}, s:ccontact{...}, s:historique_contact{...}.
+local TOKEN_MODES = { token = true, ws_or_token = true, ws_and_token = true }
+for name, service in pairs(catalogue.services) do
+  if TOKEN_MODES[service.auth] then
+    local method = name:gsub("^ws_", "")
+    if not Session[method] then
+      Session[method] = function(self, params) return self:call(name, params) end
+    end
+    M.methods[#M.methods + 1] = { method = method, ws = name }
+  end
+end
+table.sort(M.methods, function(a, b) return a.method < b.method end)
+
+return M

@@ -1,0 +1,75 @@
+-- Generated methods, sessions and the generated API reference.
+local billetterie = require "billetterie"
+local sandbox = require "spec.support.sandbox"
+
+local sb
+setup(function() sb = sandbox.start() end)
+teardown(function() if sb then sb:stop() end end)
+
+local function client(extra)
+  local opts = { url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677 }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return billetterie.new(opts)
+end
+
+describe("generated methods", function()
+  it("gives the client a method per service that needs no token", function()
+    local c = client()
+    local msg, err = c:info_organisme{ id_organisme = 424242 }
+    assert.is_nil(msg)
+    assert.equal(904, err.code)
+    assert.is_function(c.programmation)
+    assert.is_function(c.organisme_contacts)
+    assert.is_nil(c.ccontact)      -- a token service: on the session only
+    assert.is_nil(c.status_session)
+    local _, bad = c:info_organisme{}
+    assert.equal("invalid_param", bad.kind)
+  end)
+end)
+
+describe("sessions", function()
+  it("opens, reports and closes a session, then refuses the dead token locally", function()
+    local c = client()
+    local s = assert(c:session())
+    assert.equal(32, #s.token)
+    assert.not_matches(s.token, tostring(s), 1, true)
+    local st = assert(s:status())
+    assert.equal(1, st.status)
+    local _, statut = assert(s:logout())
+    assert.equal(611, statut.code)
+    local msg, err = s:status()
+    assert.is_nil(msg)
+    assert.equal("invalid_param", err.kind)
+    assert.equal(605, err.code)
+    assert.matches("closed", err.message)
+  end)
+
+  it("knows when it expires, from temps_restant and the client's clock", function()
+    local now = 1000000
+    local c = client{ clock = function() return now end }
+    local s = assert(c:session())
+    assert.equal(172800, s:remaining())
+    now = now + 172800
+    local msg, err = s:info_contact{}
+    assert.is_nil(msg)
+    assert.equal(605, err.code)
+    assert.matches("expired", err.message)
+  end)
+
+  it("passes its token to the token services", function()
+    local s = assert(client():session())
+    local msg, statut = s:status_session()
+    assert.is_table(msg, tostring(statut))
+    assert.equal(603, statut.code)
+    assert.has_error(function() s:login(nil, "x") end)
+  end)
+end)
+
+describe("docs/api.md", function()
+  it("is current with the catalogue (make docs)", function()
+    local p = io.popen("LUA_CPATH='./build/5.4/?.so;;' lua5.4 tools/gen_api_docs.lua --check 2>&1; echo \"exit=$?\"")
+    local out = p:read("*a")
+    p:close()
+    assert.matches("exit=0", out, 1, true)
+  end)
+end)
