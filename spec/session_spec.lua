@@ -63,6 +63,12 @@ describe("sessions", function()
     assert.equal(603, statut.code)
     assert.has_error(function() s:login(nil, "x") end)
   end)
+
+  it("links shop pages opened with its token", function()
+    local s = assert(client():session())
+    local url = assert(s:page("basket", { lng = 1 }))
+    assert.equal(sb.url .. "basket?lng=1&x_rsi_token=" .. s.token, url)
+  end)
 end)
 
 describe("docs/api.md", function()

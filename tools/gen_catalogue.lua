@@ -25,7 +25,7 @@ local KEY_ORDER = {
   -- top level of catalogue.lua
   "source", "credentials", "secrets", "generic_codes", "services", "pushes",
   "contact_fields", "contact_fields_read_only", "contact_fields_extra_received",
-  "objects", "password_rules", "languages",
+  "objects", "password_rules", "languages", "pages", "page_global_params", "b2b_return",
   -- services, params, fields
   "code", "name", "send", "receive", "mode", "section", "title", "summary", "path",
   "method", "methods_accepted", "host", "auth", "auth_modes", "fixed",
@@ -575,6 +575,8 @@ local function convert_field(f)
   return g
 end
 
+local build_pages  -- defined below
+
 local function build_catalogue()
   local all, order = {}, {}
   for _, s in ipairs(REF.services) do
@@ -641,7 +643,31 @@ local function build_catalogue()
     objects = objects,
     password_rules = REF.password_rules,
     languages = REF.languages,
+    pages = build_pages(),
+    page_global_params = REF.page_global_params,
+    b2b_return = REF.b2b_return,
   }
+end
+
+-- Chapter 3 pages keyed by name (the path without its slash); the
+-- reference's depends_on is the same relation as a service's needs.
+build_pages = function()
+  local pages = {}
+  for _, page in ipairs(REF.pages) do
+    local copy = {}
+    for k, v in pairs(page) do copy[k] = v end
+    copy.name = page.path:gsub("^/", "")
+    copy.path = copy.name
+    copy.params = {}
+    for i, param in ipairs(page.params or {}) do
+      local q = {}
+      for k, v in pairs(param) do q[k] = v end
+      if q.depends_on then q.needs, q.depends_on = q.depends_on, nil end
+      copy.params[i] = q
+    end
+    pages[copy.name] = copy
+  end
+  return pages
 end
 
 local CATALOGUE_HEADER = [[
@@ -670,6 +696,9 @@ local CATALOGUE_HEADER = [[
 --                      including the historically swapped vW_Commentaire6/7
 --                      and 14/15 rows.
 --   objects            annex 4.3-4.6 and the 2.6.4.2 contact item.
+--   pages[name]        chapter 3 pages (GET, HTML) with their own params;
+--                      page_global_params apply to every page (3.15);
+--                      b2b_return is the return URL of 3.15.4.
 ]]
 
 local function main()

@@ -263,6 +263,11 @@ function Client:call(name, given)
   return self:_answer(service, fields, self.transport:request(request))
 end
 
+-- c:page(name, params) -> URL of a shop page on this client's site.
+function Client:page(name, given)
+  return require("billetterie.pages").url(self.url, name, given)
+end
+
 -- c:session() -> session | nil, err (see billetterie.session)
 function Client:session()
   return require("billetterie.session").open(self)

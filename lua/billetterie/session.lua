@@ -54,6 +54,14 @@ function Session:call(name, params)
   return self.client:call(name, p)
 end
 
+-- s:page(name, params): a shop page opened already logged in (3.15.2).
+function Session:page(name, given)
+  local p = {}
+  for k, v in pairs(given or {}) do p[k] = v end
+  p.x_rsi_token = self.token
+  return self.client:page(name, p)
+end
+
 -- ws_login with the web identifier and password of a contact.
 function Session:login(ident, password)
   if type(ident) ~= "string" or type(password) ~= "string" then

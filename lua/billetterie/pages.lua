@@ -1,0 +1,97 @@
+-- Links to the public pages of the online shop (chapter 3) and the B2B
+-- return URL (3.15.4).
+--   pages.url(base, "spectacle", { id_spectacle = 577, lng = 1 })
+--   c:page("catalogue_spectacle", { filtre = 1, categ = "chanson" })
+--   s:page("basket")                       -- with the session's x_rsi_token
+--   pages.b2b_return("http://site.fr/?idcaddy=040708408135&cycle=fin")
+-- Parameters are checked like a web service's (types, formats, enumerations,
+-- "needs"); the query keeps the spec's parameter order, values percent-encoded.
+local catalogue = require "billetterie.catalogue"
+local core = require "billetterie.core"
+local errors = require "billetterie.error"
+local params = require "billetterie.params"
+
+local pages = {}
+
+-- Each page as a service-like table: its own params, then the global ones
+-- (lng, x_rsi_token, x_rsi_option, ...).
+local PAGES = {}
+for name, page in pairs(catalogue.pages) do
+  local list = {}
+  for _, p in ipairs(page.params or {}) do list[#list + 1] = p end
+  for _, p in ipairs(catalogue.page_global_params) do list[#list + 1] = p end
+  PAGES[name] = { name = name, path = page.path, params = list }
+end
+
+local function invalid(page, name, reason)
+  return nil, errors.new{ kind = "invalid_param", ws = page, param = name, retryable = false,
+                          message = ("parameter %s %s"):format(name, reason) }
+end
+
+local function text(v)
+  if type(v) == "number" and v == math.floor(v) then return ("%d"):format(v) end
+  return tostring(v)
+end
+
+-- url(base, name, given) -> absolute URL | nil, err
+function pages.url(base, name, given)
+  if type(base) ~= "string" or not base:match("^https?://") then
+    error("pages.url needs the site's base URL", 2)
+  end
+  local page = PAGES[name]
+  if not page then
+    return nil, errors.new{ kind = "invalid_param", ws = name, retryable = false, message = "unknown page " .. tostring(name) }
+  end
+  given = given or {}
+  -- The spec warns that an empty token breaks the page (3.15.2).
+  if given.x_rsi_token ~= nil and given.x_rsi_token == "" then
+    return invalid(name, "x_rsi_token", "must not be empty (leave it out instead)")
+  end
+  local fields, bad, reason = params.prepare(page, given, {}, true)
+  if not fields then return invalid(name, bad, reason) end
+  local query = {}
+  for _, p in ipairs(page.params) do
+    local v = fields[p.name]
+    if v ~= nil then query[#query + 1] = p.name .. "=" .. core.form_escape(text(v)) end
+  end
+  local url = (base:sub(-1) == "/" and base or base .. "/") .. page.path
+  if #query > 0 then url = url .. "?" .. table.concat(query, "&") end
+  return url
+end
+
+-- The names of every page, sorted.
+function pages.names()
+  local out = {}
+  for name in pairs(PAGES) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- b2b_return(url_or_query) -> { idcaddy = "040708408135", cycle = "fin", paid = true }
+-- | nil, err. idcaddy stays a string (leading zeros); cycle is "fin" when the
+-- buyer completed the payment, "" otherwise.
+function pages.b2b_return(url)
+  if type(url) ~= "string" then error("b2b_return needs the URL or its query string", 2) end
+  local query = url:match("%?([^#]*)") or url
+  local out = {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    out[unescape(k)] = unescape(v)
+  end
+  if not out.idcaddy or not out.idcaddy:match("^%d+$") then
+    return nil, errors.new{ kind = "decode", ws = "b2b_return", retryable = false,
+                            message = "the return URL has no valid idcaddy" }
+  end
+  local cycle = out.cycle or ""
+  if cycle ~= "fin" and cycle ~= "" then
+    return nil, errors.new{ kind = "decode", ws = "b2b_return", retryable = false,
+                            message = "unexpected cycle value: " .. cycle }
+  end
+  return { idcaddy = out.idcaddy, cycle = cycle, paid = cycle == "fin" }
+end
+
+return pages
