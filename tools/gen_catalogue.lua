@@ -29,7 +29,7 @@ local KEY_ORDER = {
   -- services, params, fields
   "code", "name", "send", "receive", "mode", "section", "title", "summary", "path",
   "method", "methods_accepted", "host", "auth", "auth_modes", "fixed",
-  "direction", "response", "envelope", "xml_arrays", "codes", "codes_likely",
+  "direction", "response", "envelope", "xml_arrays", "xml_integers", "codes", "codes_likely",
   "codes_as_printed", "obsolete_params",
   "required", "required_when", "type", "format", "max", "enum", "default",
   "needs", "key", "key_type", "item_type", "received_type", "aliases",
@@ -433,6 +433,30 @@ local function xml_arrays_of(schema)
   return list
 end
 
+-- Leaf elements of an XML answer whose schema type is an integer (centimes,
+-- ids, quantities): the client gives them back as Lua integers. A name that
+-- is an integer in one place and text in another is left as text.
+local function xml_integers_of(schema)
+  local integer, text = {}, {}
+  local function walk(t)
+    for k, v in pairs(t) do
+      local name = type(k) == "string" and k:gsub("%[%]$", "") or nil
+      if type(v) == "table" then
+        walk(v)
+      elseif name and type(v) == "string" then
+        if v:match("^integer") then integer[name] = true else text[name] = true end
+      end
+    end
+  end
+  if type(schema) == "table" then walk(schema) end
+  local list = {}
+  for k in pairs(integer) do
+    if not text[k] then list[#list + 1] = k end
+  end
+  table.sort(list)
+  return #list > 0 and list or nil
+end
+
 local function convert_auth_modes(modes)
   if not modes then return nil end
   local out = {}
@@ -482,6 +506,7 @@ local function convert_service(s)
     response = s.response,
     envelope = s.envelope,
     xml_arrays = xml_arrays,
+    xml_integers = s.response == "xml" and xml_integers_of(s.response_schema) or nil,
     direction = s.direction,
     params = params,
     codes = s.codes or {},
@@ -689,7 +714,8 @@ local CATALOGUE_HEADER = [[
 --                      bracket_map = name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
---                      field each. xml_arrays: XML elements that are lists.
+--                      field each. xml_arrays: XML elements that are lists;
+--                      xml_integers: leaf elements read as integers.
 --   pushes[name]       what the ticketing side sends to the integrator or
 --                      the browser (informational, same shape).
 --   contact_fields     annex 4.1 (send -> receive), in the seed's order,

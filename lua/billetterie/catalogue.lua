@@ -16,7 +16,8 @@
 --                      bracket_map = name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
---                      field each. xml_arrays: XML elements that are lists.
+--                      field each. xml_arrays: XML elements that are lists;
+--                      xml_integers: leaf elements read as integers.
 --   pushes[name]       what the ticketing side sends to the integrator or
 --                      the browser (informational, same shape).
 --   contact_fields     annex 4.1 (send -> receive), in the seed's order,
@@ -138,6 +139,7 @@ return {
       response = "xml",
       envelope = "xml_xmlrequest",
       xml_arrays = { "caddy" },
+      xml_integers = { "montant" },
       codes = {},
       codes_likely = { 4 },
       rules = {
@@ -417,6 +419,11 @@ return {
       response = "xml",
       envelope = "xml_caddy",
       xml_arrays = { "article", "billet", "carte", "prestation" },
+      xml_integers = {
+        "frais", "id_detail", "montant", "prix_total",
+        "prix_unitaire", "qtte", "ref_article", "ref_categ",
+        "ref_prest", "ref_rep", "ref_spect", "type",
+      },
       codes = {},
       codes_likely = { 702 },
       rules = {
@@ -1422,6 +1429,9 @@ return {
       response = "xml",
       envelope = "xml_notify",
       xml_arrays = {},
+      xml_integers = {
+        "id_clistru", "id_contact", "id_organisme",
+      },
       codes = {},
       codes_likely = {},
       rules = {
@@ -1480,6 +1490,12 @@ return {
       envelope = "xml_caddy",
       xml_arrays = {
         "article", "billet", "carte", "prestation",
+      },
+      xml_integers = {
+        "frais", "id_detail", "montant",
+        "prix_total", "prix_unitaire", "qtte",
+        "ref_article", "ref_categ", "ref_prest",
+        "ref_rep", "ref_spect", "type",
       },
       codes = {},
       codes_likely = {},

@@ -146,12 +146,15 @@ local xml  -- loaded on the first XML answer only
 -- Decoder options per XML service: its list elements as a set, so a list of
 -- one item is still an array.
 local XML_OPTIONS = {}
+local XML_INTEGERS = {}
+local function set_of(list)
+  local set = {}
+  for _, n in ipairs(list) do set[n] = true end
+  return set
+end
 for _, service in pairs(catalogue.services) do
-  if service.xml_arrays then
-    local set = {}
-    for _, n in ipairs(service.xml_arrays) do set[n] = true end
-    XML_OPTIONS[service] = { arrays = set }
-  end
+  if service.xml_arrays then XML_OPTIONS[service] = { arrays = set_of(service.xml_arrays) } end
+  if service.xml_integers then XML_INTEGERS[service] = set_of(service.xml_integers) end
 end
 
 -- The secret values an error of this call must not show: the client's own,
@@ -204,6 +207,7 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
                                message = "expected " .. service.response:upper() .. ", got "
                                  .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) })
     end
+    if XML_INTEGERS[service] then xml.integers(doc, XML_INTEGERS[service]) end
     return doc, { traitement = "ok", root = root }
   end
   local doc, err = json.decode(body)

@@ -81,6 +81,36 @@ function M.each(source, tag, opts)
   return step, nil, nil, r
 end
 
+--- xml.integers(tree, names) -> tree, converted in place
+-- Turns the text of the leaf elements named in the set `names` into
+-- integers where it is one ("7540" -> 7540, "000" -> 0); anything else is
+-- left as it is. Used for the centimes, ids and quantities the spec types as
+-- integers; order ids (<id>070401758672</id>) are never in such a set.
+local function to_integer(v)
+  if type(v) == "string" and v:find("^%-?%d+$") and #v < 16 then
+    local n = tonumber(v)
+    return math.tointeger and math.tointeger(n) or n
+  end
+  return v
+end
+
+function M.integers(tree, names, depth)
+  depth = depth or 0
+  if type(tree) ~= "table" or depth > 256 then return tree end
+  for k, v in pairs(tree) do
+    if type(v) == "table" then
+      if names[k] and #v > 0 and type(v[1]) == "string" then  -- a repeated leaf
+        for i = 1, #v do v[i] = to_integer(v[i]) end
+      else
+        M.integers(v, names, depth + 1)
+      end
+    elseif names[k] then
+      tree[k] = to_integer(v)
+    end
+  end
+  return tree
+end
+
 -- Thousands separators the vendor may use: space, no-break space (U+00A0),
 -- narrow no-break space (U+202F).
 local NBSP, NNBSP = "\194\160", "\226\128\175"
