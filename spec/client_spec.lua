@@ -282,3 +282,80 @@ describe("billetterie.run", function()
     assert.has_error(function() billetterie.spawn(function() end) end)
   end)
 end)
+
+describe("contacts (annex 4.1 and 4.7)", function()
+  local TOKEN = "A25DD850FF131140BA09A8B9ADFEE79A"
+  local OK = [[{"retour":{"message":{"id_contact":12},"detail":"","statut":{"code":501,"traitement":"ok","message":"ok"}}}]]
+
+  it("takes send names or receive names and sends the send names", function()
+    local url = nginx.canned("ccontact", OK)
+    local msg, err = client(url):call("ws_ccontact", {
+      x_rsi_token = TOKEN, id_formulaire = 3, name = "Dupont", v_prenom = "Jean", mail = "j@d.fr",
+      v_passe = "Secret123", v_passec = "Secret123", liste = { 12, 13 }, interet = { 4 },
+    })
+    assert.is_table(msg, tostring(err))
+    local fields = form_fields(select(3, nginx.last_request("ccontact")))
+    assert.equal("Dupont", fields.v_nom)
+    assert.equal("j@d.fr", fields.v_mail)
+    assert.is_nil(fields.name)
+    local body = select(3, nginx.last_request("ccontact"))
+    assert.matches("liste[]=12&liste[]=13", body, 1, true)
+    assert.matches("interet[]=4", body, 1, true)
+  end)
+
+  it("maps the historically swapped fields as the spec prints them", function()
+    local catalogue = require "billetterie.catalogue"
+    local url = nginx.canned("swapped", OK)
+    local c = client(url)
+    local seen = 0
+    for _, f in ipairs(catalogue.contact_fields) do
+      if f.swapped and f.receive then
+        seen = seen + 1
+        assert(c:call("ws_modification_contact", { id_contact = 7, [f.receive] = "x" }))
+        local fields = form_fields(select(3, nginx.last_request("swapped")))
+        assert.equal("x", fields[f.send], f.receive .. " goes as " .. f.send)
+      end
+    end
+    assert.equal(4, seen)
+    -- the spec's own rows: champ_libre_6 is received for vW_Commentaire14
+    assert(c:call("ws_modification_contact", { id_contact = 7, champ_libre_6 = "six" }))
+    assert.equal("six", form_fields(select(3, nginx.last_request("swapped"))).vW_Commentaire14)
+  end)
+
+  it("checks lengths, dates and the password rules with the vendor's codes, sending nothing", function()
+    local url = nginx.canned("refused", OK)
+    local c = client(url)
+    local cases = {
+      { { v_nom = string.rep("é", 39), v_passe = "Secret123" }, "v_nom", nil, "longer than 38" },
+      { { v_naissance = "17/05/1980", v_passe = "Secret123" }, "v_naissance", nil, "AAAA-MM-JJ" },
+      { { v_passe = "short1A", v_passec = "short1A" }, "v_passe", 523, "at least 8" },
+      { { v_passe = "nouppercase1", v_passec = "nouppercase1" }, "v_passe", 523, "upper-case" },
+      { { v_passe = "Pass@word1", v_passec = "Pass@word1" }, "v_passe", 523, "@" },
+      { { v_passe = "Password1", v_passec = "Password2" }, "v_passec", 524, "differs" },
+      { { name = "x", v_nom = "y", v_passe = "Secret123" }, "name", nil, "given twice" },
+    }
+    for _, case in ipairs(cases) do
+      local given = { x_rsi_token = TOKEN, id_formulaire = 3 }
+      for k, v in pairs(case[1]) do given[k] = v end
+      local msg, err = c:call("ws_ccontact", given)
+      assert.is_nil(msg)
+      assert.equal("invalid_param", err.kind)
+      assert.equal(case[2], err.param)
+      assert.equal(case[3], err.code)
+      assert.matches(case[4], err.message, 1, true)
+      assert.not_matches("Password", tostring(err), 1, true)
+    end
+    assert.is_nil(nginx.last_request("refused"))
+  end)
+
+  it("sends maps as liste_maj_code_envoi[id]=value", function()
+    local url = nginx.canned("majce", [[{"retour":{"message":{},"statut":{"code":2,"traitement":"ok","message":"ok"}}}]])
+    assert(client(url):call("ws_modification_contact", {
+      id_contact = 7, liste_maj_code_envoi = { [152] = 3, [145] = 2 }, maj_code_envoi = 1,
+    }))
+    local body = select(3, nginx.last_request("majce"))
+    assert.matches("liste_maj_code_envoi[145]=2&liste_maj_code_envoi[152]=3", body, 1, true)
+    assert.matches("x_rsi_ws_login=xrsitest", body, 1, true)   -- credential mode: no token
+    assert.not_matches("x_rsi_token", body, 1, true)
+  end)
+end)

@@ -81,9 +81,11 @@ function Client:__tostring()
   return ("billetterie client %s (login %s)"):format(self.url, tostring(self.login))
 end
 
-local function invalid(ws, name, reason)
+-- code: the vendor's code for the same refusal where the spec has one
+-- (523 for a password that breaks annex 4.7), so callers handle both alike.
+local function invalid(ws, name, reason, code)
   return nil, errors.new{
-    kind = "invalid_param", ws = ws, param = name, retryable = false,
+    kind = "invalid_param", ws = ws, param = name, retryable = false, code = code,
     message = ("parameter %s %s"):format(name, reason),
   }
 end
@@ -238,8 +240,8 @@ function Client:call(name, given)
                             message = "unknown web service " .. name }
   end
   local mode = service.auth
-  local fields, bad, reason = params.prepare(service, given or {}, CREDENTIAL_NAMES[mode] or {}, self.strict)
-  if not fields then return invalid(name, bad, reason) end
+  local fields, bad, reason, code = params.prepare(service, given or {}, CREDENTIAL_NAMES[mode] or {}, self.strict)
+  if not fields then return invalid(name, bad, reason, code) end
   if mode == "ws_or_token" then
     mode = fields.x_rsi_token and "token" or "ws"
   end

@@ -1,6 +1,7 @@
 -- Checks a call's parameters against the catalogue and turns them into form
 -- fields, before anything is sent. Every failure is an invalid_param error
 -- naming the parameter; nothing leaves the machine.
+local catalogue = require "billetterie.catalogue"
 local json = require "billetterie.json"
 local core = require "billetterie.core"
 
@@ -120,30 +121,69 @@ local function check(spec, v)
   return v
 end
 
--- Index of a service's params by name, built once per service.
-local by_name_cache = setmetatable({}, { __mode = "k" })
-local function by_name(service)
-  local index = by_name_cache[service]
-  if not index then
-    index = {}
-    for _, p in ipairs(service.params or {}) do index[p.name] = p end
-    by_name_cache[service] = index
+-- Index of a service's params by name, built once per service. A
+-- contact_fields param stands for every field of annex 4.1: each is indexed
+-- under its send name (v_nom), and its receive name (name) is an alias, so
+-- callers may use either; the swapped rows map as the catalogue records them.
+local index_cache = setmetatable({}, { __mode = "k" })
+local function indexes(service)
+  local cached = index_cache[service]
+  if cached then return cached[1], cached[2] end
+  local index, aliases = {}, {}
+  for _, p in ipairs(service.params or {}) do
+    if p.type == "contact_fields" then
+      for _, f in ipairs(catalogue.contact_fields) do
+        if index[f.send] == nil then index[f.send] = f end
+      end
+    else
+      index[p.name] = p
+    end
   end
-  return index
+  for _, p in ipairs(service.params or {}) do
+    if p.type == "contact_fields" then
+      for _, f in ipairs(catalogue.contact_fields) do
+        if f.receive and index[f.receive] == nil then aliases[f.receive] = f.send end
+      end
+    end
+  end
+  index_cache[service] = { index, aliases }
+  return index, aliases
 end
-params.by_name = by_name
+function params.by_name(service)
+  return (indexes(service))
+end
 
--- prepare(service, given, credential_names, strict) -> fields | nil, name, reason
+-- Annex 4.7, checked before sending with the vendor's own codes: 523 for a
+-- password that breaks the rules, 524 when the confirmation differs.
+local RULES = catalogue.password_rules
+local function password_problem(v)
+  if #v < RULES.min_length then return ("must have at least %d characters"):format(RULES.min_length) end
+  if RULES.require_uppercase and not v:find("%u") then return "needs an upper-case letter" end
+  if RULES.require_lowercase and not v:find("%l") then return "needs a lower-case letter" end
+  if RULES.require_digit and not v:find("%d") then return "needs a digit" end
+  for _, c in ipairs(RULES.forbidden_chars or {}) do
+    if v:find(c, 1, true) then return "must not contain " .. c end
+  end
+end
+
+-- prepare(service, given, credential_names, strict)
+--   -> fields | nil, name, reason [, vendor code]
 -- `given` is the caller's table (never modified). Credential parameters are
 -- allowed in `given` and are checked by the caller.
 function params.prepare(service, given, credential_names, strict)
-  local index = by_name(service)
+  local index, aliases = indexes(service)
   local fields = {}
   for name, v in pairs(given) do
     if type(name) ~= "string" then
       return nil, tostring(name), "parameter names must be strings"
     end
     local spec = index[name]
+    if not spec and aliases[name] then
+      -- a receive name of annex 4.1: sent under its send name
+      local send = aliases[name]
+      if given[send] ~= nil then return nil, name, "is given twice (also as " .. send .. ")" end
+      name, spec = send, index[send]
+    end
     if spec then
       local value, reason = check(spec, v)
       if value == nil then return nil, name, reason end
@@ -157,9 +197,19 @@ function params.prepare(service, given, credential_names, strict)
       fields[name] = v
     end
   end
+  for _, name in ipairs(RULES.applies_to or {}) do   -- v_passe before v_passec
+    if type(fields[name]) == "string" then
+      local problem = password_problem(fields[name])
+      if problem then return nil, name, problem, RULES.violation_code end
+    end
+  end
+  if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
+    return nil, "v_passec", "differs from v_passe", 524
+  end
   for _, spec in ipairs(service.params or {}) do
     local present = fields[spec.name] ~= nil
-    if spec.required and not present then
+    -- the contact_fields placeholder stands for fields checked one by one
+    if spec.required and not present and spec.type ~= "contact_fields" then
       return nil, spec.name, "is required"
     end
     if present and spec.needs then
