@@ -359,3 +359,41 @@ describe("contacts (annex 4.1 and 4.7)", function()
     assert.not_matches("x_rsi_token", body, 1, true)
   end)
 end)
+
+describe("organismes", function()
+  it("reports a partly failed ws_organisme_contacts (1111) with every contact's results kept", function()
+    local url = nginx.canned("orgcontacts", [[{"retour": {
+      "statut": {"code": 1111, "message": "Il y a eu un problème dans la requête.", "traitement": "ko"},
+      "message": {"contacts": [
+        {"id_contact": 20899, "success": [{"code": 526, "message": "Contact trouvé", "champ": "id_contact"},
+                                         {"code": 1118, "message": "Fonction du contact attachée avec succès.", "champ": "action_fonction"}]},
+        {"id_contact": 36, "success": [{"code": 526, "message": "Contact trouvé", "champ": "id_contact"}],
+         "errors": [{"code": 1112, "message": "Impossible de détacher un contact qui n'est pas attaché à l’organisme.", "champ": "action_attachement"}]}],
+        "organisme": [{"id_organisme": 9505, "success": {"code": 906, "champ": "id_organisme", "message": "La fiche organisme a été trouvée"}}]}}}]])
+    local msg, err = client(url):call("ws_organisme_contacts", {
+      id_organisme = 9505,
+      contacts = { { id_contact = 20899, action_fonction = "attacher", fonction = "Administrateur" },
+                   { id_contact = 36, action_attachement = "detacher" } },
+    })
+    assert.is_nil(msg)
+    assert.equal("vendor", err.kind)
+    assert.equal(1111, err.code)
+    assert.is_true(err.partial)
+    local by_id = {}
+    for _, c in ipairs(err.payload.contacts) do by_id[c.id_contact] = c end
+    assert.equal(1118, by_id[20899].success[2].code)
+    assert.equal(1112, by_id[36].errors[1].code)
+    -- what went on the wire is the vendor's own example
+    local fields = form_fields(select(3, nginx.last_request("orgcontacts")))
+    local sent = require("cjson").decode(core.b64decode(fields.contacts))
+    assert.equal(20899, sent[1].id_contact)
+    assert.equal("detacher", sent[2].action_attachement)
+  end)
+
+  it("keeps no payload on a plain ko", function()
+    local url = nginx.canned("plainko", [[{"retour":{"message":{},"statut":{"code":904,"traitement":"ko","message":"x"}}}]])
+    local _, err = client(url):call("ws_info_organisme", { id_organisme = 1 })
+    assert.is_nil(err.payload)
+    assert.is_nil(err.partial)
+  end)
+end)

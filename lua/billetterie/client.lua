@@ -143,6 +143,9 @@ local function excerpt(text)
   return s
 end
 
+-- "Some of it failed, see the per-item errors" (annex 4.2).
+local PARTIAL_CODES = { [1111] = true }
+
 local xml  -- loaded on the first XML answer only
 
 -- Decoder options per XML service: its list elements as a set, so a list of
@@ -223,9 +226,12 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
                              message = statut })
   end
   if not envelope.ok(statut) then
+    -- A ko may still carry results: ws_organisme_contacts answers 1111 when
+    -- some contacts failed, with every contact's successes and errors.
+    local kept = type(payload) == "table" and next(payload) ~= nil and payload or nil
     return fail(self, fields, { kind = "vendor", ws = ws, code = statut.code, http_status = status,
                              request_id = request_id, message = envelope.message(statut),
-                             detail = statut.detail })
+                             detail = statut.detail, payload = kept, partial = PARTIAL_CODES[statut.code] })
   end
   return payload, statut
 end

@@ -9,6 +9,9 @@
 --   request_id  the server's X-Request-Id when it sent one
 --   detail      extra vendor text (retour.detail, erreur.détail) when present
 --   param       the offending parameter for invalid_param
+--   payload     what a vendor ko still carried (per-item results), if anything
+--   partial     true when the vendor says part of the request succeeded
+--               (1111: the successes are in payload)
 -- tostring(err) gives one readable line.
 local error_mt = {}
 error_mt.__index = error_mt
