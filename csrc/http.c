@@ -8,7 +8,8 @@
  *   engine = core.http_engine{ user_agent=, headers={"A: b"} (sent always) }
  *   id = engine:start{ url=, method="POST"|"GET", body=, headers={"A: b"},
  *                      timeout=s, connect_timeout=s, max_size=bytes,
- *                      verify=true, cainfo=, capath=, gzip=true }
+ *                      verify=true, cainfo=, capath=, gzip=true,
+ *                      file=path (the body is written there, not kept) }
  *        (or config = core.http_config{ timeout=, ... } made once instead
  *        of the settings, which spares reading them on every call)
  *   status, body, content_type, errkind, errmsg, request_id = engine:wait(id)
@@ -20,6 +21,8 @@
  *
  * libcurl callbacks only copy bytes: nothing in them can raise a Lua error,
  * so no longjmp ever crosses libcurl. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -48,6 +51,8 @@ typedef struct {
     char *body; /* response body */
     size_t len, cap, max_size;
     int too_big;
+    FILE *sink;            /* the body goes to this file instead of memory */
+    size_t sunk;           /* bytes written to sink */
     enum slot_state state;
     CURLcode code;
     char errbuf[CURL_ERROR_SIZE];
@@ -78,9 +83,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     transfer *t = userp;
     size_t n = size * nmemb;
-    if (t->len + n > t->max_size) { /* MAXFILESIZE misses chunked bodies */
+    if (t->len + t->sunk + n > t->max_size) { /* MAXFILESIZE misses chunked bodies */
         t->too_big = 1;
         return 0;
+    }
+    if (t->sink) {
+        if (fwrite(data, 1, n, t->sink) != n)
+            return 0; /* libcurl reports a write error */
+        t->sunk += n;
+        return n;
     }
     if (t->len + n + 1 > t->cap) {
         size_t cap = t->cap ? t->cap : 16384;
@@ -110,6 +121,9 @@ static void collect_done(engine *e)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         t->code = msg->data.result;
         t->state = SLOT_DONE;
+        if (t->sink && fclose(t->sink) != 0 && t->code == CURLE_OK)
+            t->code = CURLE_WRITE_ERROR; /* the file is incomplete */
+        t->sink = NULL;
         curl_multi_remove_handle(e->multi, msg->easy_handle);
         e->running--;
     }
@@ -281,7 +295,7 @@ static int l_config(lua_State *L)
 static int l_start(lua_State *L)
 {
     engine *e = check_engine(L);
-    const char *url, *method, *body;
+    const char *url, *method, *body, *sink_path;
     size_t body_len = 0;
     handle_config want, *config;
     transfer *t;
@@ -299,6 +313,7 @@ static int l_start(lua_State *L)
     lua_getfield(L, 2, "body");
     body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
     lua_pop(L, 1);
+    sink_path = opt_string(L, 2, "file", NULL);
     /* A prepared core.http_config saves reading the settings on every call. */
     lua_getfield(L, 2, "config");
     config = lua_isnil(L, -1) ? NULL : luaL_checkudata(L, -1, CONFIG_MT);
@@ -317,6 +332,7 @@ static int l_start(lua_State *L)
         build_headers(L, e, t, lua_gettop(L));
     lua_pop(L, 1);
 
+    t->sunk = 0;
     t->len = 0;
     t->too_big = 0;
     t->max_size = (size_t)want.max_size;
@@ -336,8 +352,20 @@ static int l_start(lua_State *L)
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body ? body : "");
     }
+    /* Opened last: nothing below can raise, so the FILE cannot leak. */
+    if (sink_path) {
+        t->sink = fopen(sink_path, "wb");
+        if (!t->sink) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot write %s: %s", sink_path, strerror(errno));
+            return 2;
+        }
+    }
     mc = curl_multi_add_handle(e->multi, h);
     if (mc != CURLM_OK) {
+        if (t->sink)
+            fclose(t->sink);
+        t->sink = NULL;
         lua_pushnil(L);
         lua_pushstring(L, curl_multi_strerror(mc));
         return 2;
@@ -480,6 +508,9 @@ static int l_cancel(lua_State *L)
         curl_multi_remove_handle(e->multi, t->easy);
         e->running--;
     }
+    if (t->sink)
+        fclose(t->sink);
+    t->sink = NULL;
     t->state = SLOT_FREE;
     t->len = 0;
     return 0;
@@ -504,6 +535,8 @@ static int l_close(lua_State *L)
         transfer *t = e->slots[i];
         if (t->state == SLOT_RUNNING)
             curl_multi_remove_handle(e->multi, t->easy);
+        if (t->sink)
+            fclose(t->sink);
         curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
         free(t->body);

@@ -397,3 +397,75 @@ describe("organismes", function()
     assert.is_nil(err.partial)
   end)
 end)
+
+describe("streaming an XML answer (each = TAG)", function()
+  local function season(n)
+    local parts = { '<?xml version="1.0" encoding="UTF-8"?><CATALOGUE><SALLES><SALLE SALLE_ID="1">Grande salle</SALLE></SALLES><SPECTACLES>' }
+    for i = 1, n do
+      parts[#parts + 1] = ('<SPECTACLE IDENT="%d" NOM="Spectacle n°%d"><TYPE>Théâtre</TYPE><REPRESENTATIONS>'
+        .. '<REPRESENTATION REP_DATE="12/03/2027" REP_HEURE="20:30:00" REP_SALLE="1"/></REPRESENTATIONS></SPECTACLE>'):format(i, i)
+    end
+    parts[#parts + 1] = "</SPECTACLES></CATALOGUE>"
+    return table.concat(parts)
+  end
+
+  local function temp_files()
+    local set, p = {}, io.popen("ls /tmp/lua_* 2>/dev/null")
+    for line in p:lines() do set[line] = true end
+    p:close()
+    return set
+  end
+
+  it("yields every element in bounded memory and leaves no file behind", function()
+    local url = nginx.canned("season", season(20000))   -- about 3.5 MB
+    local c = client(url)
+    local files_before = temp_files()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local n, peak, last = 0, 0, nil
+    for show, err in c:programmation{ each = "SPECTACLE" } do
+      assert(show, tostring(err))
+      n = n + 1
+      last = show
+      if n % 1000 == 0 then
+        collectgarbage()   -- what is still held, not garbage not yet collected
+        peak = math.max(peak, collectgarbage("count") - before)
+      end
+    end
+    assert.equal(20000, n)
+    assert.equal("20000", last.IDENT)
+    assert.equal("Théâtre", last.TYPE)
+    -- the whole document as tables would take tens of MB; one element at a time stays small
+    assert.is_true(peak < 1024, "Lua memory held grew by " .. peak .. " KB")
+    for path in pairs(temp_files()) do
+      if not files_before[path] then
+        local f = io.open(path)
+        local head = f and f:read(200) or ""
+        if f then f:close() end
+        assert.not_matches("<CATALOGUE>", head, 1, true)
+      end
+    end
+  end)
+
+  it("reports failures as false, err inside the loop", function()
+    local cases = {
+      { nginx.canned("stream_html", "<html><head><title>Maintenance</title></head></html>"), "decode" },
+      { nginx.canned("stream_ko", [[{"retour":{"statut":{"code":3,"traitement":"ko","message":"Accès web service refusé"}}}]]), "vendor" },
+      { nginx.canned("stream_bad", "<CATALOGUE><SPECTACLE IDENT='1'></CATALOGUE>"), "decode" },
+      { "http://127.0.0.1:1/", "network" },
+    }
+    for _, case in ipairs(cases) do
+      local got = {}
+      for show, err in client(case[1]):programmation{ each = "SPECTACLE" } do
+        got[#got + 1] = { show, err }
+      end
+      local last = got[#got]
+      assert.is_false(last[1])
+      assert.equal(case[2], last[2].kind)
+    end
+    local got = {}
+    for show, err in client(nginx.url):programmation{ each = "SPECTACLE", date_modif = "20190701" } do got[#got + 1] = err end
+    assert.equal("invalid_param", got[1].kind)
+    assert.has_error(function() client(nginx.url):info_organisme{ id_organisme = 1, each = "X" } end)
+  end)
+end)

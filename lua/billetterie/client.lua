@@ -236,6 +236,51 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
   return payload, statut
 end
 
+-- An iterator that yields false, err once: how a streamed call reports a
+-- failure inside a for-in loop (where nil would just end the loop).
+local function failing(err)
+  local sent = false
+  return function()
+    if sent then return nil end
+    sent = true
+    return false, err
+  end
+end
+
+-- c:call("ws_name", { each = "TAG", ... }): the answer goes to a temporary
+-- file and comes back one TAG element at a time, in bounded memory.
+function Client:_stream(service, fields, url, body, each)
+  local path = os.tmpname()
+  local request = {}  -- its own table: a `file` must not reach other calls
+  for k, v in pairs(self._request) do request[k] = v end
+  request.url, request.method, request.body, request.file = url, service.method, body, path
+  local status, _, content_type, errkind, errmsg, request_id = self.transport:request(request)
+  local f = io.open(path, "rb")
+  local head = f and f:read(512) or ""
+  if errkind or status >= 400 or not head:match("^%s*<") or head:lower():match("^%s*<!doctype html")
+      or head:lower():match("^%s*<html") then
+    -- not an XML document: read what came (an error page or envelope) for the error
+    local rest = f and f:read(64 * 1024) or ""
+    if f then f:close() end
+    os.remove(path)
+    local _, err = self:_answer(service, fields, status, head .. rest, content_type, errkind, errmsg, request_id)
+    return failing(err or errors.new{ kind = "decode", ws = service.name, message = "the answer is not XML" })
+  end
+  f:close()
+  xml = xml or require "billetterie.xml"
+  local items = xml.each({ file = path }, each, XML_OPTIONS[service])
+  os.remove(path)   -- the reader holds the file open; nothing is left behind
+  local integers = XML_INTEGERS[service]
+  return function()
+    local item, err = items()
+    if item and integers then xml.integers(item, integers) end
+    if item == false then
+      return false, errors.new{ kind = "decode", ws = service.name, message = "malformed XML: " .. tostring(err) }
+    end
+    return item
+  end
+end
+
 -- c:call("ws_name", { params }) -> payload, statut | nil, err
 function Client:call(name, given)
   if type(name) ~= "string" then error("call needs a web service name", 2) end
@@ -245,8 +290,31 @@ function Client:call(name, given)
     return nil, errors.new{ kind = "invalid_param", ws = name, retryable = false,
                             message = "unknown web service " .. name }
   end
-  local mode = service.auth
-  local fields, bad, reason, code = params.prepare(service, given or {}, CREDENTIAL_NAMES[mode] or {}, self.strict)
+  local each = given and given.each
+  if each ~= nil then
+    if type(each) ~= "string" or service.response ~= "xml" then
+      error("each = \"TAG\" streams the elements of an XML answer; " .. name .. " cannot", 2)
+    end
+    local copy = {}
+    for k, v in pairs(given) do if k ~= "each" then copy[k] = v end end
+    given = copy
+  end
+  local fields, url, body = self:_prepare(service, given or {})
+  if not fields then
+    if each then return failing(url) end
+    return nil, url
+  end
+  if each then return self:_stream(service, fields, url, body, each) end
+  local request = self._request
+  request.url, request.method, request.body = url, service.method, body
+  return self:_answer(service, fields, self.transport:request(request))
+end
+
+-- Checks the parameters, adds the credentials, builds URL and body.
+-- -> fields, url, body | nil, err
+function Client:_prepare(service, given)
+  local name, mode = service.name, service.auth
+  local fields, bad, reason, code = params.prepare(service, given, CREDENTIAL_NAMES[mode] or {}, self.strict)
   if not fields then return invalid(name, bad, reason, code) end
   if mode == "ws_or_token" then
     mode = fields.x_rsi_token and "token" or "ws"
@@ -270,9 +338,7 @@ function Client:call(name, given)
   if service.method == "GET" then
     url, body = url .. "?" .. body, nil
   end
-  local request = self._request
-  request.url, request.method, request.body = url, service.method, body
-  return self:_answer(service, fields, self.transport:request(request))
+  return fields, url, body
 end
 
 -- c:page(name, params) -> URL of a shop page on this client's site.
