@@ -107,6 +107,12 @@ describe("c:call success", function()
       :call("ws_liste_fiches_modifiees", { ts = "2020-01-07T10:30:00" })
     if msg == nil then error(tostring(statut)) end
     assert.equal(7, msg.contacts[1].id)
+    -- where the next call starts: this call's time less the overlap
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$", statut.next_ts)
+    local now = 1700000000
+    local _, st2 = client(nginx.url, { api_url = url, api_login = "WSCE", api_key = "0123456789abcdef0123456789abcdef01234567",
+      clock = function() return now end, sync_overlap = 120 }):call("ws_liste_fiches_modifiees", { ts = "2020-01-07T10:30:00" })
+    assert.equal(os.date("%Y-%m-%dT%H:%M:%S", now - 120), st2.next_ts)
     local method, uri = nginx.last_request("api")
     assert.equal("GET", method)
     assert.matches("^/canned/api/ws_execute_programme%?", uri)

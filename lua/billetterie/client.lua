@@ -21,7 +21,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", max_size = "number",
   verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
   pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
-  transport = "table", clock = "function",
+  transport = "table", clock = "function", sync_overlap = "number",
 }
 local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
 
@@ -59,6 +59,7 @@ function Client.new(opts)
     strict = opts.strict ~= false,
     transport = opts.transport or transport.curl,
     clock = opts.clock or os.time,   -- for session expiry; injectable for tests
+    sync_overlap = opts.sync_overlap or 60,
   }, Client)
   -- One request table per client, refilled by each call (transports read it
   -- before yielding), so a call does not build it again.
@@ -236,6 +237,20 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
   return payload, statut
 end
 
+-- The change feed (2.7.3) answers what changed since `ts` but says nothing
+-- of where to start next time. statut.next_ts is the time this call was
+-- sent, less `sync_overlap` seconds (default 60) for clock skew and writes
+-- still committing: a sync loop that always passes it on may see a record
+-- twice, never miss one. The vendor's ts is local time without a zone.
+local FINISH = {
+  ws_liste_fiches_modifiees = function(self, started, payload, statut)
+    if payload ~= nil then
+      statut.next_ts = os.date("%Y-%m-%dT%H:%M:%S", started - self.sync_overlap)
+    end
+    return payload, statut
+  end,
+}
+
 -- An iterator that yields false, err once: how a streamed call reports a
 -- failure inside a for-in loop (where nil would just end the loop).
 local function failing(err)
@@ -307,6 +322,10 @@ function Client:call(name, given)
   if each then return self:_stream(service, fields, url, body, each) end
   local request = self._request
   request.url, request.method, request.body = url, service.method, body
+  local finish = FINISH[name]
+  if finish then
+    return finish(self, self.clock(), self:_answer(service, fields, self.transport:request(request)))
+  end
   return self:_answer(service, fields, self.transport:request(request))
 end
 
