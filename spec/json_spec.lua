@@ -21,3 +21,11 @@ describe("billetterie.json", function()
     assert.is_string(err)
   end)
 end)
+
+describe("billetterie.decimal", function()
+  it("converts the vendor's comma decimals only when asked", function()
+    local billetterie = require "billetterie"
+    assert.equal(18.5, billetterie.decimal("18,50"))
+    assert.is_nil((billetterie.decimal("18.50")))
+  end)
+end)
