@@ -157,7 +157,9 @@ end
 -- password that breaks the rules, 524 when the confirmation differs.
 local RULES = catalogue.password_rules
 local function password_problem(v)
-  if #v < RULES.min_length then return ("must have at least %d characters"):format(RULES.min_length) end
+  if (utf8_len(v) or #v) < RULES.min_length then   -- characters, not bytes
+    return ("must have at least %d characters"):format(RULES.min_length)
+  end
   if RULES.require_uppercase and not v:find("%u") then return "needs an upper-case letter" end
   if RULES.require_lowercase and not v:find("%l") then return "needs a lower-case letter" end
   if RULES.require_digit and not v:find("%d") then return "needs a digit" end

@@ -14,7 +14,9 @@ local services = require "billetterie.sandbox.services"
 
 local M = {}
 
-M.seeds = { empty = true } -- initial data sets; only an empty base so far
+-- Initial data sets: name -> true (nothing to load) or the module whose
+-- load(db, { clients, now }) fills a base (once; it keeps its own marker).
+M.seeds = { empty = true, demo = "billetterie.sandbox.seeds.demo" }
 
 local function hex_reader(fh)
   return function(n)
@@ -37,7 +39,8 @@ end
 
 -- opts: db (path, required), host ("127.0.0.1"), port (0 = any free one),
 -- seed ("empty"), login, password, clients ({677, 100}), session_duration
--- (seconds, 172800), idsession_denied_code (3, or 610), max_body (bytes),
+-- (seconds, 172800), idsession_denied_code (3, or 610), api_login and
+-- api_key (the api host's operator code and key), max_body (bytes),
 -- log (boolean), signals (boolean), clock (function -> unix seconds),
 -- routes (extra routes, e.g. for tests).
 -- -> sandbox { url, port, server, db, run, step, close }, or nil, err
@@ -59,7 +62,15 @@ function M.new(opts)
     login = opts.login, password = opts.password, clients = opts.clients,
     session_duration = opts.session_duration, routes = opts.routes,
     idsession_denied_code = opts.idsession_denied_code,
+    api_login = opts.api_login, api_key = opts.api_key,
   }
+  local seed = opts.seed and M.seeds[opts.seed]
+  if type(seed) == "string" then
+    local ok, e = pcall(function()
+      require(seed).load(db, { clients = svc.config.clients, now = svc.config.clock() })
+    end)
+    if not ok then db:close(); urandom:close(); return nil, "seed " .. opts.seed .. ": " .. tostring(e) end
+  end
   local host = opts.host or "127.0.0.1"
   local srv
   srv, err = httpd.new {

@@ -1,2 +1,110 @@
--- billetterie.sandbox.lists: (being written) routes and tables of this group.
-return { schema = {}, routes = {} }
+-- billetterie.sandbox.lists: spec 2.5, the lists (and events) of a client
+-- and the contacts invited to them. Contacts join a list through
+-- ws_ccontact's liste[] (contacts.lua calls add()).
+--
+-- For seed data and other groups:
+--   create(db, client, { id_liste =, titre_court = (or libelle =),
+--          type = "Fichier", web = true, liste = true }) -> id_liste
+--       id_liste defaults to the client's highest + 1; web = false hides the
+--       list from ws_cat_listes and from liste[]; liste = false marks an event.
+--   add(db, client, id_liste, id_contact) -> invitation id (idempotent)
+--   usable(db, client, id_liste) -> true when the list exists and is on the web
+
+local services = require "billetterie.sandbox.services"
+local codec = require "billetterie.sandbox.codec"
+local ok, ko = services.ok, services.ko
+
+local M = {}
+
+M.schema = {
+  [[CREATE TABLE IF NOT EXISTS listes (
+      client      INTEGER NOT NULL,
+      id_liste    INTEGER NOT NULL,
+      titre_court TEXT NOT NULL,
+      type        TEXT NOT NULL,      -- back-office list type, e.g. 'Fichier'
+      web         INTEGER NOT NULL,   -- 1: available on the web (2.5.1.4)
+      liste       INTEGER NOT NULL,   -- 1: a list, 0: an event
+      PRIMARY KEY (client, id_liste)
+    )]],
+  -- One invitation per (list, contact); its row id is the invitation number.
+  [[CREATE TABLE IF NOT EXISTS liste_contacts (
+      id         INTEGER PRIMARY KEY AUTOINCREMENT,
+      client     INTEGER NOT NULL,
+      id_liste   INTEGER NOT NULL,
+      id_contact INTEGER NOT NULL,
+      UNIQUE (client, id_liste, id_contact)
+    )]],
+}
+
+function M.create(db, client, l)
+  local titre = l.titre_court or l.libelle
+  assert(type(titre) == "string" and titre ~= "", "lists.create: titre_court (or libelle) required")
+  local id = l.id_liste or db:one("SELECT COALESCE(MAX(id_liste), 0) + 1 AS n FROM listes WHERE client = ?",
+    client).n
+  assert(math.type(id) == "integer", "lists.create: id_liste must be an integer")
+  db:exec("INSERT INTO listes (client, id_liste, titre_court, type, web, liste) VALUES (?, ?, ?, ?, ?, ?)",
+    client, id, titre, l.type or "Fichier", l.web ~= false, l.liste ~= false)
+  return id
+end
+
+function M.usable(db, client, id_liste)
+  return db:one("SELECT 1 AS x FROM listes WHERE client = ? AND id_liste = ? AND web = 1", client, id_liste) ~= nil
+end
+
+function M.add(db, client, id_liste, id_contact)
+  db:exec("INSERT OR IGNORE INTO liste_contacts (client, id_liste, id_contact) VALUES (?, ?, ?)",
+    client, id_liste, id_contact)
+  return db:one("SELECT id FROM liste_contacts WHERE client = ? AND id_liste = ? AND id_contact = ?",
+    client, id_liste, id_contact).id
+end
+
+-- retour_traitement (2.5): message is an array, traitement beside statut.
+local function answer(code, list)
+  local a = (code == 2 and ok or ko)(code, codec.array(list or {}))
+  a.retour.traitement = a.retour.statut.traitement
+  return a
+end
+
+M.routes = {
+  -- Only the lists available on the web (2.5.1.4), events included.
+  ws_cat_listes = {
+    auth = "ws",
+    run = function(_, env)
+      local out = {}
+      for _, l in ipairs(env.db:rows("SELECT * FROM listes WHERE client = ? AND web = 1 ORDER BY id_liste",
+          env.client)) do
+        out[#out + 1] = { id = l.id_liste, titre_court = l.titre_court, type = l.type, web = true,
+          liste = l.liste == 1 }
+      end
+      return answer(2, out)
+    end,
+  },
+
+  -- The invitations of a web list; only active contacts (2.5.2: a deleted
+  -- account is left out). A list unknown or not on the web answers 4.
+  ws_cat_contacts_liste = {
+    auth = "ws",
+    params = { id_liste = "integer!" },
+    run = function(p, env)
+      local db = env.db
+      if not M.usable(db, env.client, p.id_liste) then return answer(4) end
+      local contacts = require "billetterie.sandbox.contacts" -- it requires this module
+      local out = {}
+      for _, inv in ipairs(db:rows("SELECT * FROM liste_contacts WHERE client = ? AND id_liste = ? ORDER BY id",
+          env.client, p.id_liste)) do
+        local c = contacts.get(db, env.client, inv.id_contact)
+        if c then
+          out[#out + 1] = {
+            id = inv.id, clistru_id = c.id, mail_envoi = c.mail,
+            contact = { id = c.id_contact, genre = c.civilite, nom = c.name, prenom = c.surname },
+            -- the sandbox's own fiche lien of a contact belongs to no organisme
+            structure = { id = 0, structure = "" },
+          }
+        end
+      end
+      return answer(2, out)
+    end,
+  },
+}
+
+return M

@@ -31,6 +31,10 @@ local DEFAULTS = {
   -- Code for wrong credentials on ws_idsession: 3 "Accès web service refusé"
   -- like every other service; 610 is the other reading of the spec.
   idsession_denied_code = 3,
+  -- The api host (ws_liste_fiches_modifiees): operator code and API key,
+  -- the values of the spec's example (2.7.3.2).
+  api_login = "WSCE",
+  api_key = "b1829f60af03c1e69a13ed44405ec898f912b63a",
 }
 
 ---- envelope (spec 1.4) ----
@@ -51,6 +55,12 @@ end
 -- Same envelope; ko codes mostly carry an empty message object.
 function M.ko(code, message, extra)
   return M.ok(code, message, extra)
+end
+
+-- A route's answer that is not JSON (the XML services): sent as given.
+local RAW = {}
+function M.raw(status, content_type, body)
+  return setmetatable({ status = status, content_type = content_type, body = body }, RAW)
 end
 
 ---- parameters ----
@@ -119,6 +129,35 @@ function AUTH.ws_and_token(p, env)
   return AUTH.ws(p, env) or AUTH.token(p, env)
 end
 
+-- Two alternative modes (ws_info_contact, ws_modification_contact): ws
+-- when id_contact is sent, token otherwise; env.mode tells the route which.
+function AUTH.ws_or_token(p, env)
+  env.mode = present(p.id_contact) and "ws" or "token"
+  return AUTH[env.mode](p, env)
+end
+
+-- The api host (spec 2.7.3): an operator code and an API key instead of the
+-- web-service account; x_rsi_modele names the programme (checked by the route).
+function AUTH.api_key(p, env)
+  local cfg = env.config
+  for _, k in ipairs { "x_rsi_modele", "x_rsi_login", "x_rsi_client", "x_rsi_api_key" } do
+    if not present(p[k]) then return M.ko(4) end
+  end
+  local client = p.x_rsi_client:match("^%s*%d+%s*$") and math.tointeger(tonumber(p.x_rsi_client))
+  if not client then return M.ko(4) end
+  if p.x_rsi_login ~= cfg.api_login or p.x_rsi_api_key ~= cfg.api_key or not cfg.client_set[client] then
+    return M.ko(3)
+  end
+  env.client = client
+end
+
+-- Envelopes other than retour (reference 1.4), named by a route's
+-- `envelope`: its answers, refusals of the checks above included, are
+-- reshaped from the retour form the helpers build.
+local RESHAPE = {
+  statut_data = function(t) return { statut = t.retour.statut, data = t.retour.message } end,
+}
+
 ---- HTTP side ----
 
 local JSON_TYPE = "application/json; charset=utf-8"
@@ -183,11 +222,17 @@ function M.new(config)
       random_hex = cfg.random_hex }
     local ok, result = pcall(function()
       local refused = AUTH[route.auth or "ws"](p, env) or check_params(route.params, p)
-      return refused or route.run(p, env)
+      local res = refused or route.run(p, env)
+      local reshape = RESHAPE[route.envelope]
+      if reshape and type(res) == "table" and res.retour then res = reshape(res) end
+      return res
     end)
     if not ok then
       log_error(rid, path, result)
       return http_error(500, rid, "internal error")
+    end
+    if getmetatable(result) == RAW then
+      return result.status, { ["Content-Type"] = result.content_type, ["X-Request-Id"] = rid }, result.body
     end
     return answer(200, rid, result)
   end

@@ -39,8 +39,9 @@ local routes = {
     end,
   },
 
-  -- Running: 603 (no contact logged in yet) with status 1. Unknown, expired
-  -- or disconnected: 605 "Session invalide" with status 0 (the reference's
+  -- Running: 603 with status 1, or 604 "Session identifiée" with login true
+  -- and the contact once ws_login bound one. Unknown, expired or
+  -- disconnected: 605 "Session invalide" with status 0 (the reference's
   -- reading; the spec prints statut as {…}).
   ws_status_session = {
     auth = "token",
@@ -50,8 +51,16 @@ local routes = {
         commande = no_order(), id_session = "", status = left > 0 and 1 or 0,
         temps_restant = left, login = false,
       }
-      if left > 0 then return ok(603, message) end
-      return ko(605, message)
+      if left == 0 then return ko(605, message) end
+      local id_contact = env.session.id_contact
+      local contact = id_contact
+        and require("billetterie.sandbox.contacts").get(env.db, env.session.client, id_contact)
+      if contact then
+        message.login = true
+        message.contact = { id = contact.id, id_contact = id_contact }
+        return ok(604, message)
+      end
+      return ok(603, message)
     end,
   },
 
