@@ -1,10 +1,5 @@
 -- The examples run as written.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", out
-end
+local sh = require "spec.support.shell"
 
 local ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' "
 

@@ -1,11 +1,6 @@
 -- The LuaRocks build works offline with Debian's packages, and the rockspec
 -- lists every module of lua/.
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", out
-end
+local run = require "spec.support.shell"
 
 describe("rockspec", function()
   it("lists every Lua module of the tree", function()
