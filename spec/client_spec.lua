@@ -136,6 +136,14 @@ describe("c:call success", function()
     local carte = doc.produits.cartes.carte
     carte = carte[1] or carte
     assert.equal("Carte Déclic", carte.libelle)
+    -- an empty document is an empty table, and lists of one are still lists
+    url = nginx.canned("emptyhisto", [[<?xml version="1.0"?><xmlrequest/>]])
+    local none = assert(client(url):call("ws_cat_histo_achat", {}))
+    assert.same({}, none)
+    url = nginx.canned("onehisto", [[<xmlrequest><caddy><id>070401758672</id><transaction><montant>7540</montant></transaction></caddy></xmlrequest>]])
+    local one = assert(client(url):call("ws_cat_histo_achat", {}))
+    assert.equal("070401758672", one.caddy[1].id)
+    assert.equal(7540, one.caddy[1].transaction.montant)
   end)
 end)
 

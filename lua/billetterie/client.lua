@@ -213,6 +213,8 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
                                message = "expected " .. service.response:upper() .. ", got "
                                  .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) })
     end
+    -- A document is always a table, even an empty one (<xmlrequest/>: no cart).
+    if type(doc) ~= "table" then doc = doc == "" and {} or { _text = doc } end
     if XML_INTEGERS[service] then xml.integers(doc, XML_INTEGERS[service]) end
     return doc, { traitement = "ok", root = root }
   end

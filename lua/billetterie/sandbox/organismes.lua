@@ -649,6 +649,22 @@ function M.links_of(db, client, owner, id)
   return out
 end
 
+-- For seeds: creates an organisme from annex 4.4 fields, inside the
+-- caller's transaction, journalled like a ws_organisme_creation.
+-- -> id_organisme. Raises on a missing intitule/nature (a seed mistake).
+function M.insert(db, client, fields, now)
+  local detail = {}
+  local org = pick(ORGANISME, fields, "organisme", detail)
+  assert(not missing_required(org, detail), "organisme: " .. table.concat(detail, "; "))
+  org.date_creation = os.date("%Y-%m-%d", now)
+  org.date_modif = ""
+  org.fiche_supprimee = false
+  db:exec("INSERT INTO organismes (client, data, created_at) VALUES (?, ?, ?)", client, codec.encode(org), now)
+  local id = db:last_id()
+  db:journal(client, "organisme", id, "create", now)
+  return id
+end
+
 -- The relation levels of an organisme (annex 4.5 objects).
 function M.niveaux_of(db, client, id)
   local out = {}
