@@ -11,7 +11,7 @@ BUILD      ?= build
 DEB_PACKAGES = gcc make pkg-config ca-certificates curl sqlite3 \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
   libcurl4-openssl-dev libxml2-dev libmicrohttpd-dev libsqlite3-dev \
-  lua-cjson lua-busted lua-sql-sqlite3 luarocks nginx libnginx-mod-http-lua openssl valgrind
+  lua-cjson lua-busted lua-sql-sqlite3 luarocks nginx libnginx-mod-http-lua openssl valgrind chromium
 
 CFLAGS_COMMON = -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Werror -Wshadow \
   -Wstrict-prototypes -Wmissing-prototypes -fvisibility=hidden
@@ -24,7 +24,7 @@ LUAJIT_INC  = -I/usr/include/luajit-2.1
 SANITIZE   ?=
 LDFLAGS_SO  = -shared $(SANITIZE)
 
-CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c
+CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c csrc/clock.c
 CORE_HDR  = csrc/core.h csrc/compat.h
 HTTPD_SRC = csrc/httpd.c
 

@@ -16,5 +16,6 @@ int luaopen_billetterie_core(lua_State *L)
     bt_base64_register(L);
     bt_json_register(L);
     bt_xml_register(L);
+    bt_clock_register(L);
     return 1;
 }

@@ -13,5 +13,6 @@ void bt_form_register(lua_State *L);   /* form.c: x-www-form-urlencoded with bra
 void bt_base64_register(lua_State *L); /* base64.c */
 void bt_json_register(lua_State *L);   /* json.c: integer restoration after lua-cjson */
 void bt_xml_register(lua_State *L);    /* xml.c: libxml2 tree and streaming reader */
+void bt_clock_register(lua_State *L);  /* clock.c: monotonic clock and sleep */
 
 #endif

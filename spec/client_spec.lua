@@ -7,7 +7,8 @@ local nginx
 local PASSWORD = "xrsimdp-secret"
 
 local function client(url, extra)
-  local opts = { url = url, login = "xrsitest", password = PASSWORD, client_id = 677, timeout = 5 }
+  -- retries off here: spec/retry_spec.lua tests them
+  local opts = { url = url, login = "xrsitest", password = PASSWORD, client_id = 677, timeout = 5, retries = 0 }
   for k, v in pairs(extra or {}) do opts[k] = v end
   return billetterie.new(opts)
 end

@@ -8,6 +8,8 @@ local errors = require "billetterie.error"
 local json = require "billetterie.json"
 local params = require "billetterie.params"
 local transport = require "billetterie.transport"
+local runner = require "billetterie.runner"
+local limits = require "billetterie.limits"
 
 local Client = {}
 Client.__index = Client
@@ -22,6 +24,8 @@ local OPTIONS = {
   verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
   pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
   transport = "table", clock = "function", sync_overlap = "number",
+  retries = "number", retry_base = "number", retry_max = "number",
+  rate = "number", max_in_flight = "number", sleep = "function", random = "function",
 }
 local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
 
@@ -60,7 +64,19 @@ function Client.new(opts)
     transport = opts.transport or transport.curl,
     clock = opts.clock or os.time,   -- for session expiry; injectable for tests
     sync_overlap = opts.sync_overlap or 60,
+    -- Retries of retryable errors on operations safe to repeat: two by
+    -- default, exponential backoff from retry_base seconds with full jitter,
+    -- capped at retry_max. sleep and random are injectable for tests.
+    retries = opts.retries or 2,
+    retry_base = opts.retry_base or 0.5,
+    retry_max = opts.retry_max or 8,
+    sleep = opts.sleep or runner.sleep,
+    random = opts.random or math.random,
   }, Client)
+  -- Client-wide pacing: at most `rate` calls a second, `max_in_flight`
+  -- calls at once (both off unless set; the vendors publish call-rate limits).
+  if opts.rate then self._rate = limits.rate(opts.rate) end
+  if opts.max_in_flight then self._in_flight = limits.semaphore(opts.max_in_flight) end
   -- One request table per client, refilled by each call (transports read it
   -- before yielding), so a call does not build it again.
   local request = {
@@ -298,8 +314,41 @@ function Client:_stream(service, fields, url, body, each)
   end
 end
 
--- c:call("ws_name", { params }) -> payload, statut | nil, err
-function Client:call(name, given)
+-- Services that change the vendor's data: repeating one after a timeout
+-- could apply it twice, so they are retried only when the caller says the
+-- call is idempotent. Everything else reads (ws_idsession and ws_login
+-- only open or bind a session).
+local WRITES = {
+  ws_ccontact = true, ws_modification_contact = true, ws_modification_pwd = true,
+  ws_suppression_compte = true, ws_deconnexion_session = true,
+  ws_organisme_creation = true, ws_organisme_modification = true, ws_organisme_contacts = true,
+}
+
+-- Sends a prepared request, pacing it and retrying what may be retried.
+function Client:_send(service, fields, url, body, opts)
+  local request = self._request
+  local retries = opts and opts.retries or self.retries
+  if WRITES[service.name] and not (opts and opts.idempotent) then retries = 0 end
+  local attempt = 0
+  while true do
+    if self._rate then self._rate:take() end
+    if self._in_flight then self._in_flight:acquire() end
+    request.url, request.method, request.body = url, service.method, body
+    local payload, statut = self:_answer(service, fields, self.transport:request(request))
+    if self._in_flight then self._in_flight:release() end
+    if payload ~= nil or not statut.retryable or attempt >= retries then
+      if payload == nil then statut.attempts = attempt + 1 end
+      return payload, statut
+    end
+    attempt = attempt + 1
+    local cap = math.min(self.retry_max, self.retry_base * 2 ^ (attempt - 1))
+    self.sleep(cap * self.random())   -- full jitter
+  end
+end
+
+-- c:call("ws_name", { params } [, { idempotent = true, retries = n }])
+--   -> payload, statut | nil, err
+function Client:call(name, given, opts)
   if type(name) ~= "string" then error("call needs a web service name", 2) end
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
   local service = catalogue.services[name]
@@ -322,13 +371,11 @@ function Client:call(name, given)
     return nil, url
   end
   if each then return self:_stream(service, fields, url, body, each) end
-  local request = self._request
-  request.url, request.method, request.body = url, service.method, body
   local finish = FINISH[name]
   if finish then
-    return finish(self, self.clock(), self:_answer(service, fields, self.transport:request(request)))
+    return finish(self, self.clock(), self:_send(service, fields, url, body, opts))
   end
-  return self:_answer(service, fields, self.transport:request(request))
+  return self:_send(service, fields, url, body, opts)
 end
 
 -- Checks the parameters, adds the credentials, builds URL and body.
@@ -381,7 +428,7 @@ for name, service in pairs(catalogue.services) do
   if service.auth ~= "token" and service.auth ~= "ws_and_token" then
     local method = name:gsub("^ws_", "")
     assert(Client[method] == nil and OPTIONS[method] == nil, "method name clash: " .. method)
-    Client[method] = function(self, params) return self:call(name, params) end
+    Client[method] = function(self, params, opts) return self:call(name, params, opts) end
     Client.methods[#Client.methods + 1] = { method = method, ws = name }
   end
 end

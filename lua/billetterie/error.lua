@@ -10,6 +10,7 @@
 --   detail      extra vendor text (retour.detail, erreur.détail) when present
 --   param       the offending parameter for invalid_param
 --   payload     what a vendor ko still carried (per-item results), if anything
+--   attempts    how many times the request was sent (retries included)
 --   partial     true when the vendor says part of the request succeeded
 --               (1111: the successes are in payload)
 -- tostring(err) gives one readable line.

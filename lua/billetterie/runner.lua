@@ -6,6 +6,8 @@
 -- Inside run a call yields its task while its transfer is in flight and the
 -- others proceed; outside run the same call blocks. C never calls back into
 -- Lua: the engine returns what finished and this loop resumes the waiters.
+local core = require "billetterie.core"
+
 local runner = {}
 
 local unpack = table.unpack or unpack
@@ -93,12 +95,61 @@ function runner.await_transfer(engine, id)
   return co_yield()
 end
 
+-- Timers: tasks asleep until a monotonic time, kept sorted by that time.
+local function add_timer(at, task)
+  local timers = loop.timers
+  local i = #timers + 1
+  while i > 1 and timers[i - 1].at > at do
+    timers[i] = timers[i - 1]
+    i = i - 1
+  end
+  timers[i] = { at = at, task = task }
+end
+
+local function wake_due_timers()
+  local timers, now, n = loop.timers, core.now(), 0
+  while n < #timers and timers[n + 1].at <= now do n = n + 1 end
+  if n == 0 then return end
+  for i = 1, n do wake(timers[i].task) end
+  local rest = #timers - n            -- drop the n first (no table.move on LuaJIT)
+  for i = 1, rest do timers[i] = timers[i + n] end
+  for i = rest + 1, rest + n do timers[i] = nil end
+end
+
+-- runner.sleep(seconds): inside run, this task sleeps and the others go on;
+-- outside run, the thread sleeps.
+function runner.sleep(seconds)
+  local task = current_task()
+  if not task then return core.sleep(seconds) end
+  add_timer(core.now() + seconds, task)
+  co_yield()
+end
+
+-- The running task (or nil), and a way to park it until someone wakes it:
+-- the pieces semaphores and rate limits are made of.
+runner.current = current_task
+function runner.park()
+  local task = current_task()
+  if not task then error("runner.park() needs a task inside billetterie.run", 2) end
+  co_yield()
+end
+function runner.wake(task) wake(task) end
+
+-- How long the loop may wait for the network: up to the next timer.
+local function poll_timeout()
+  local timers = loop.timers
+  if #timers == 0 then return 100 end
+  local ms = math.ceil((timers[1].at - core.now()) * 1000)
+  return ms < 0 and 0 or ms > 100 and 100 or ms
+end
+
 function runner.run(fn, ...)
   if loop then
     -- Already inside run (a workflow calling another): just call it.
     return fn(...)
   end
-  loop = { tasks = setmetatable({}, { __mode = "k" }), ready = {}, transfers = {}, live = 0, ids = {} }
+  loop = { tasks = setmetatable({}, { __mode = "k" }), ready = {}, transfers = {}, live = 0, ids = {},
+           timers = {} }
   local ok, result = pcall(function(...)
     local main = runner.spawn(fn, ...)
     while loop.live > 0 do
@@ -109,20 +160,26 @@ function runner.run(fn, ...)
       end
       if loop.live > 0 then
         local engine = loop.engine
-        if not engine or engine:pending() == 0 then
+        local in_flight = engine and engine:pending() > 0
+        if not in_flight and #loop.timers == 0 and #loop.ready == 0 then
           error("billetterie.run: every task is waiting and nothing is in flight (deadlock)")
         end
-        local ids = engine:poll(100, loop.ids)
-        for i = 1, #ids do
-          local id = ids[i]
-          local task = loop.transfers[id]
-          loop.transfers[id] = nil
-          if task then
-            resume(task, engine:result(id))
-          else
-            engine:cancel(id)   -- its task is gone; free the slot
+        if in_flight or (engine and engine:pending() > 0) then
+          local ids = engine:poll(poll_timeout(), loop.ids)
+          for i = 1, #ids do
+            local id = ids[i]
+            local task = loop.transfers[id]
+            loop.transfers[id] = nil
+            if task then
+              resume(task, engine:result(id))
+            else
+              engine:cancel(id)   -- its task is gone; free the slot
+            end
           end
+        elseif #loop.ready == 0 then
+          core.sleep(poll_timeout() / 1000)   -- only timers: nothing else to wait for
         end
+        wake_due_timers()
       end
     end
     return main
@@ -134,6 +191,70 @@ function runner.run(fn, ...)
   if not ok then error(result, 0) end
   if not result.ok then error(result.results[1], 0) end
   return unpack(result.results, 1, result.results.n)
+end
+
+-- Progress on stderr for map: a bar with rate and ETA on a terminal,
+-- a line every few seconds otherwise.
+local function progress_reporter(total)
+  local tty = os.execute("test -t 2")
+  tty = tty == true or tty == 0
+  local started, last = core.now(), 0
+  return function(done, final)
+    local now = core.now()
+    if not final and now - last < (tty and 0.2 or 5) then return end
+    last = now
+    local elapsed = now - started
+    local rate = elapsed > 0 and done / elapsed or 0
+    local eta = rate > 0 and (total - done) / rate or 0
+    if tty then
+      local width = 30
+      local filled = total > 0 and math.floor(width * done / total) or width
+      io.stderr:write(("\r[%s%s] %d/%d %.1f/s ETA %ds%s"):format(string.rep("#", filled),
+        string.rep(".", width - filled), done, total, rate, math.floor(eta + 0.5), final and "\n" or ""))
+    else
+      io.stderr:write(("progress: %d/%d done, %.1f/s, ETA %ds\n"):format(done, total, rate, math.floor(eta + 0.5)))
+    end
+    io.stderr:flush()
+  end
+end
+
+-- runner.map(items, fn [, opts]) -> results, errors
+-- Calls fn(item, i) for every item, `concurrency` (default 8) at a time,
+-- at most `rate` calls a second if given, with `progress` on stderr if
+-- true. results[i] is fn's first value; errors[i] is its second when the
+-- first is nil, or the Lua error it raised: one failing item never stops
+-- the others. Outside run, map runs its own loop.
+function runner.map(items, fn, opts)
+  opts = opts or {}
+  assert(type(items) == "table" and type(fn) == "function", "map(items, fn [, opts])")
+  if not loop then return runner.run(runner.map, items, fn, opts) end
+  local limits = require "billetterie.limits"
+  local n, results, errors = #items, {}, {}
+  local next_index, done = 0, 0
+  local rate = opts.rate and limits.rate(opts.rate)
+  local progress = opts.progress and progress_reporter(n)
+  local function worker()
+    while next_index < n do
+      next_index = next_index + 1
+      local i = next_index
+      if rate then rate:take() end
+      local ok, value, err = pcall(fn, items[i], i)
+      if not ok then
+        errors[i] = value
+      elseif value == nil then
+        errors[i] = err
+      else
+        results[i] = value
+      end
+      done = done + 1
+      if progress then progress(done) end
+    end
+  end
+  local workers = {}
+  for k = 1, math.min(opts.concurrency or 8, n) do workers[k] = runner.spawn(worker) end
+  for k = 1, #workers do workers[k]:wait() end
+  if progress then progress(done, true) end
+  return results, errors
 end
 
 function runner.running()

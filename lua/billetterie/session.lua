@@ -40,7 +40,7 @@ function Session:remaining()
 end
 
 -- s:call("ws_name", params): the service with this session's token.
-function Session:call(name, params)
+function Session:call(name, params, opts)
   if self:remaining() <= 0 then
     return nil, errors.new{
       kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
@@ -51,7 +51,7 @@ function Session:call(name, params)
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
   p.x_rsi_token = self.token
-  return self.client:call(name, p)
+  return self.client:call(name, p, opts)
 end
 
 -- s:page(name, params): a shop page opened already logged in (3.15.2).
@@ -93,7 +93,7 @@ for name, service in pairs(catalogue.services) do
   if TOKEN_MODES[service.auth] then
     local method = name:gsub("^ws_", "")
     if not Session[method] then
-      Session[method] = function(self, params) return self:call(name, params) end
+      Session[method] = function(self, params, opts) return self:call(name, params, opts) end
     end
     M.methods[#M.methods + 1] = { method = method, ws = name }
   end

@@ -21,6 +21,7 @@ http {
   keepalive_requests 100000;
   gzip on; gzip_types application/json; gzip_min_length 10;
   default_type application/json;
+  lua_shared_dict flaky 1m;
   server {
     listen 127.0.0.1:@PORT@;
     listen 127.0.0.1:@TLSPORT@ ssl;
@@ -69,6 +70,19 @@ http {
         local body = f:read("*a"); f:close()
         if body:match("^%s*<") then ngx.header["Content-Type"] = "text/xml" end
         ngx.print(body)
+      }
+    }
+    # /flaky/NAME/N/...: HTTP 503 for the first N requests of NAME, then an ok answer
+    location /flaky/ {
+      content_by_lua_block {
+        local name, n = ngx.var.uri:match("^/flaky/([%w_]+)/(%d+)/")
+        local seen = ngx.shared.flaky:incr(name, 1, 0)
+        if seen <= tonumber(n) then
+          ngx.status = 503
+          ngx.print("<html><title>busy</title></html>")
+          return
+        end
+        ngx.print('{"retour":{"message":{"seen":' .. seen .. '},"statut":{"code":2,"traitement":"ok","message":"ok"}}}')
       }
     }
     location /status {

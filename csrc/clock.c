@@ -1,0 +1,36 @@
+/* clock.c: what Lua lacks for scheduling: a monotonic clock with sub-second
+ * resolution (os.time has seconds, os.clock is CPU time) and a sleep that
+ * does not spin. */
+#include <errno.h>
+#include <time.h>
+#include "core.h"
+
+/* now() -> seconds (float) on a monotonic clock: only differences mean anything */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* sleep(seconds): blocks the whole thread; the scheduler uses it only when
+ * no transfer is in flight. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec ts;
+    if (s <= 0)
+        return 0;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+void bt_clock_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = { { "now", l_now }, { "sleep", l_sleep }, { NULL, NULL } };
+    luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,57 @@
+-- Pacing for many calls at once: a rate limit (token bucket) and a cap on
+-- calls in flight (semaphore). Inside billetterie.run a task that must wait
+-- sleeps or parks and the others go on; outside run, calls come one at a
+-- time, so only the rate limit can make one wait (the thread sleeps).
+local core = require "billetterie.core"
+local runner = require "billetterie.runner"
+
+local limits = {}
+
+local Rate = {}
+Rate.__index = Rate
+
+-- limits.rate(per_second [, burst [, clock, sleep]]): at most per_second
+-- calls a second on average, `burst` (default 1) at once.
+function limits.rate(per_second, burst, clock, sleep)
+  assert(type(per_second) == "number" and per_second > 0, "rate must be a positive number of calls per second")
+  clock = clock or core.now
+  return setmetatable({ interval = 1 / per_second, burst = burst or 1, tokens = burst or 1,
+                        last = clock(), clock = clock, sleep = sleep or runner.sleep }, Rate)
+end
+
+-- Takes one token, sleeping until there is one. Tokens are reserved before
+-- sleeping, so tasks that wait together leave spaced by the interval.
+function Rate:take()
+  local now = self.clock()
+  self.tokens = math.min(self.burst, self.tokens + (now - self.last) / self.interval)
+  self.last = now
+  self.tokens = self.tokens - 1
+  if self.tokens < 0 then self.sleep(-self.tokens * self.interval) end
+end
+
+local Semaphore = {}
+Semaphore.__index = Semaphore
+
+-- limits.semaphore(n): at most n holders at once.
+function limits.semaphore(n)
+  assert(type(n) == "number" and n >= 1, "a semaphore needs a count of at least 1")
+  return setmetatable({ free = n, waiting = {} }, Semaphore)
+end
+
+function Semaphore:acquire()
+  while self.free <= 0 do
+    local task = runner.current()
+    if not task then error("more calls in flight than max_in_flight outside billetterie.run", 2) end
+    self.waiting[#self.waiting + 1] = task
+    runner.park()
+  end
+  self.free = self.free - 1
+end
+
+function Semaphore:release()
+  self.free = self.free + 1
+  local task = table.remove(self.waiting, 1)
+  if task then runner.wake(task) end
+end
+
+return limits
