@@ -60,8 +60,7 @@ end
 local function carts(params)
   local doc, err = c:call("ws_cat_histo_achat", params)
   assert(doc, tostring(err))
-  if doc == "" then return {} end -- <xmlrequest/>: no cart
-  return doc.caddy
+  return doc.caddy or {} -- <xmlrequest/> (no cart) is an empty table
 end
 
 local function sorted(list, k)

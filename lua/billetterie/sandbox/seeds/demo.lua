@@ -184,7 +184,7 @@ end
 
 local CONTACTS = {
   herve = { civilite = "M.", name = "RICHON", surname = "Hervé", mail = "herve.richon@example.org",
-    tel_port = "0611223344", champ_libre_1 = "Abonné depuis 2015" },
+    tel_port = "0611223344", champ_libre_1 = "Abonné depuis 2015", code_envoi = { 1 }, interet = { 11, 12 } },
   claire = { civilite = "Mme", name = "MARTIN", surname = "Claire", mail = "claire.martin@example.org",
     tel_port = "0622334455" },
   lan = { civilite = "Mme", name = "NGUYEN", surname = "Thi Lan", mail = "lan.nguyen@example.net",
@@ -258,8 +258,28 @@ end
 
 ---- loading ----
 
+-- What the venue's forms offer to tick (ws_ccontact code_envoi[] / interet[]).
+local OPTIONS = {
+  code_envoi = {
+    { id = 1, code = "NEWS", label = "Lettre d'information" },
+    { id = 2, code = "SMS", label = "Alertes SMS" },
+    { id = 3, code = "PART", label = "Offres des partenaires" },
+  },
+  interet = {
+    { id = 11, code = "THEA", label = "Théâtre" },
+    { id = 12, code = "MUSI", label = "Musique" },
+    { id = 13, code = "JEUN", label = "Jeune public" },
+  },
+}
+M.NEWSLETTER = 1  -- the code_envoi id of the newsletter
+
 local function load_client(db, client, now)
   catalogue.load(db, client, programme(now))
+  db:tx(function()
+    for kind, list in pairs(OPTIONS) do
+      for _, o in ipairs(list) do contacts.create_option(db, client, kind, o) end
+    end
+  end)
 
   local people = {}
   for _, key in ipairs(CONTACT_ORDER) do
