@@ -97,3 +97,16 @@ describe("docs/api.md", function()
     assert.matches("exit=0", out, 1, true)
   end)
 end)
+
+describe("billetterie.from_env", function()
+  it("configures a client from the environment, never from arguments", function()
+    local env = { BILLETTERIE_URL = "http://x.fr", BILLETTERIE_LOGIN = "l", BILLETTERIE_PASSWORD = "secret-pw",
+                  BILLETTERIE_CLIENT = "677" }
+    local c = billetterie.from_env({ timeout = 3 }, function(k) return env[k] end)
+    assert.equal("http://x.fr/", c.url)
+    assert.equal(677, c.client_id)
+    assert.equal(3, c.timeout)
+    assert.not_matches("secret-pw", tostring(c), 1, true)
+    assert.has_error(function() billetterie.from_env(nil, function() return nil end) end)
+  end)
+end)

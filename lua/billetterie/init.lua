@@ -24,4 +24,25 @@ local billetterie = {
   decimal = xml.decimal,
 }
 
+-- billetterie.from_env([extra options]): a client configured from the
+-- environment, so scripts never carry credentials: BILLETTERIE_URL,
+-- BILLETTERIE_LOGIN, BILLETTERIE_PASSWORD, BILLETTERIE_CLIENT, and for the
+-- change feed BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN, BILLETTERIE_API_KEY.
+local ENV = {
+  url = "BILLETTERIE_URL", login = "BILLETTERIE_LOGIN", password = "BILLETTERIE_PASSWORD",
+  client_id = "BILLETTERIE_CLIENT", api_url = "BILLETTERIE_API_URL", api_login = "BILLETTERIE_API_LOGIN",
+  api_key = "BILLETTERIE_API_KEY", pwd_key = "BILLETTERIE_PWD_KEY",
+}
+function billetterie.from_env(extra, getenv)
+  getenv = getenv or os.getenv
+  local opts = {}
+  for option, var in pairs(ENV) do
+    local v = getenv(var)
+    if v and v ~= "" then opts[option] = option == "client_id" and tonumber(v) or v end
+  end
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  if not opts.url then error("billetterie.from_env: set BILLETTERIE_URL", 2) end
+  return client.new(opts)
+end
+
 return billetterie

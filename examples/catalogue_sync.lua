@@ -1,0 +1,29 @@
+-- Season catalogue sync: stream ws_programmation (once a season) into a JSON
+-- file, one show at a time; then fetch only what changed since a date.
+--   BILLETTERIE_URL=... lua5.4 examples/catalogue_sync.lua shows.json [AAAAMMJJ]
+local billetterie = require "billetterie"
+local cjson = require "cjson"
+
+local path, since = arg[1] or os.tmpname(), arg[2]
+local c = billetterie.from_env()
+
+local shows = {}
+local f = io.open(path)
+if f and since then shows = cjson.decode(f:read("*a")) end   -- incremental: update the store
+if f then f:close() end
+
+local params = { each = "SPECTACLE" }
+if since then params.filtre, params.date_modif = 1, since end
+local count = 0
+for show, err in c:programmation(params) do
+  if not show then error(tostring(err)) end
+  local reps = show.REPRESENTATIONS and show.REPRESENTATIONS.REPRESENTATION or {}
+  if reps.REP_DATE then reps = { reps } end   -- one performance: a table, not a list
+  shows[show.IDENT] = { nom = show.NOM, type = show.TYPE, representations = #reps }
+  count = count + 1
+end
+-- A show missing from a filtered answer is NOT withdrawn (spec 2.1.1): keep it.
+f = assert(io.open(path, "w"))
+f:write(cjson.encode(shows))
+f:close()
+print(("%d show(s) %s, store %s"):format(count, since and ("changed since " .. since) or "loaded", path))
