@@ -25,4 +25,4 @@ export PATH="$wrappers:$PATH"
 SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|sandbox' | tr '\n' ' ')
 echo "== ASan+UBSan: $SPECS"
 # a hang must fail the run, not stall CI
-LD_PRELOAD="$ASAN_LIB" timeout 1500 lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS
+timeout 1500 env LD_PRELOAD="$ASAN_LIB" lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS
