@@ -39,9 +39,11 @@ build = {
       libdirs = { "$(MICROHTTPD_LIBDIR)" },
     },
     -- BEGIN LUA MODULES (written by `make rockspec`; the suite checks it is current)
+    ["billetterie.bulk"] = "lua/billetterie/bulk.lua",
     ["billetterie.catalogue"] = "lua/billetterie/catalogue.lua",
     ["billetterie.client"] = "lua/billetterie/client.lua",
     ["billetterie.codes"] = "lua/billetterie/codes.lua",
+    ["billetterie.csv"] = "lua/billetterie/csv.lua",
     ["billetterie.envelope"] = "lua/billetterie/envelope.lua",
     ["billetterie.error"] = "lua/billetterie/error.lua",
     ["billetterie"] = "lua/billetterie/init.lua",

@@ -102,6 +102,22 @@ describe("examples", function()
       assert.matches('^"%d%d%d%d%d%d%d%d%d%d%d%d";"%d+T%d+";"[^"]+@[^"]+";"[^"]+";"%d+T%d+";"%d+,%d%d"$', lines[2])
     end)
 
+    it("bulk_import.lua imports the sample CSV once, even when run twice", function()
+      local copy = os.tmpname()
+      assert(sh("cp examples/data/organismes.csv " .. copy))
+      local ok, out = sh(env .. "lua5.4 examples/bulk_import.lua " .. copy)
+      assert(ok, out)
+      assert.matches("3 records: 3 created, 0 failed", out, 1, true)
+      assert.matches("progress: 3/3 done", out, 1, true)
+      ok, out = sh(env .. "lua5.4 examples/bulk_import.lua " .. copy)   -- nothing left to send
+      assert(ok, out)
+      assert.matches("progress: 0/0 done", out, 1, true)
+      assert.matches("3 records: 3 created, 0 failed", out, 1, true)
+      for _, suffix in ipairs{ "", ".journal.db", ".journal.db-wal", ".journal.db-shm", ".failures.csv" } do
+        os.remove(copy .. suffix)
+      end
+    end)
+
     it("contact_delta_sync.lua lists what changed and remembers where to start next", function()
       local state = os.tmpname()
       os.remove(state)
