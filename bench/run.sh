@@ -366,6 +366,10 @@ reading() {
   fi
   printf '## Reading\n\n'
   reading
+  # keep the section bench/sandbox_bench.sh wrote, if any
+  if [ -f "$RESULTS" ]; then
+    sed -n '/<!-- bench\/sandbox_bench.sh: begin -->/,/<!-- bench\/sandbox_bench.sh: end -->/p' "$RESULTS"
+  fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
 say "wrote $RESULTS"

@@ -9,9 +9,17 @@
  * its results into an MHD response: no Lua error ever longjmps through MHD.
  *
  * Per-request state is malloc'd on the first access-handler call and freed in
- * the request-completed callback. The daemon is started with
- * MHD_ALLOW_SUSPEND_RESUME so that a later version can park a connection
- * (injected latency) and resume it from step() without blocking the others.
+ * the request-completed callback.
+ *
+ * Fault injection (the sandbox's latency, dropped connections, truncated or
+ * trickled bodies) is done here, because only the event loop can delay an
+ * answer without blocking the other connections: a handler may return a
+ * fourth value, { delay = ms, drop = true, send = bytes, chunk = bytes,
+ * interval = ms }. A delayed connection is suspended (MHD_ALLOW_SUSPEND_RESUME)
+ * and put on the server's timer list; run()/step() wake up for the nearest
+ * timer and resume what is due, and MHD then calls the access handler (or the
+ * body reader) again. Invariant: a request is on the timer list exactly while
+ * its connection is suspended.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -23,6 +31,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -33,9 +42,10 @@
 
 #define BT_SERVER_MT "billetterie.httpd.server"
 #define BT_DEFAULT_MAX_BODY ((lua_Integer)8 << 20)
-#define BT_DEFAULT_TIMEOUT 30 /* seconds an idle connection is kept */
-#define BT_RUN_SLICE_MS 250   /* longest delay before run() sees a signal */
-#define BT_PP_BUFFER 16384    /* MHD post-processor buffer */
+#define BT_DEFAULT_TIMEOUT 30  /* seconds an idle connection is kept */
+#define BT_RUN_SLICE_MS 250    /* longest delay before run() sees a signal */
+#define BT_PP_BUFFER 16384     /* MHD post-processor buffer */
+#define BT_MAX_DELAY_MS 600000 /* longest injected delay: 10 minutes */
 
 /* The one piece of process-wide mutable state. A signal handler can only
  * talk to the program through a volatile sig_atomic_t, and SIGTERM/SIGINT are
@@ -180,8 +190,11 @@ static int parse_urlencoded(char *p, size_t n, bt_list *out)
 
 enum { BT_RAW, BT_URLENCODED, BT_MULTIPART }; /* body kinds */
 
-typedef struct {
+typedef struct bt_server bt_server;
+
+typedef struct bt_request {
     struct MHD_Connection *conn;
+    bt_server *srv;
     struct MHD_PostProcessor *pp;        /* multipart/form-data bodies only */
     const char *method, *path, *version; /* MHD's, valid during dispatch */
     bt_list query, headers, fields;      /* fields: form body, arrival order */
@@ -191,6 +204,16 @@ typedef struct {
     struct MHD_Response *response; /* built under pcall, queued after it */
     unsigned status;
     lua_Integer id; /* per-server sequence number */
+    /* delivery options (fourth handler result) */
+    int pending;             /* answer built, waiting for its delay */
+    int drop;                /* close the connection instead of answering */
+    int suspended;           /* on srv->timers, connection suspended */
+    uint64_t due;            /* monotonic ms when the timer fires */
+    struct bt_request *next; /* timer list link */
+    char *out;               /* body copy for the body reader */
+    size_t out_len, send;    /* send: bytes sent before closing (truncation) */
+    size_t chunk;            /* trickle: bytes released per interval (0: all) */
+    unsigned interval;       /* trickle: ms between chunks */
 } bt_request;
 
 static void request_free(bt_request *req)
@@ -205,10 +228,11 @@ static void request_free(bt_request *req)
     list_free(&req->headers);
     list_free(&req->fields);
     free(req->body.data);
+    free(req->out);
     free(req);
 }
 
-typedef struct {
+struct bt_server {
     struct MHD_Daemon *daemon; /* NULL once closed */
     lua_State *L;              /* the caller's state, only during run/step */
     bt_request *cur;           /* request being dispatched */
@@ -217,7 +241,74 @@ typedef struct {
     char id_prefix[48]; /* X-Request-Id of answers made in C */
     int signals;        /* run() installs SIGINT/SIGTERM handlers */
     int running, stop_requested, close_requested;
-} bt_server;
+    bt_request *timers; /* suspended requests, unsorted (there are few) */
+};
+
+/* ---- timers: suspended connections and when to resume them ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void timer_suspend(bt_request *req, uint64_t due)
+{
+    bt_server *srv = req->srv;
+    MHD_suspend_connection(req->conn);
+    req->suspended = 1;
+    req->due = due;
+    req->next = srv->timers;
+    srv->timers = req;
+}
+
+/* Resumes the requests due by `now` (all of them with all = 1).
+ * -> how many were resumed */
+static int timers_resume(bt_server *srv, uint64_t now, int all)
+{
+    bt_request **p = &srv->timers;
+    int n = 0;
+    while (*p) {
+        bt_request *req = *p;
+        if (all || req->due <= now) {
+            *p = req->next;
+            req->next = NULL;
+            req->suspended = 0;
+            MHD_resume_connection(req->conn);
+            n++;
+        } else {
+            p = &req->next;
+        }
+    }
+    return n;
+}
+
+/* The wait before the nearest timer, capped by ms (-1: no cap). */
+static int32_t timers_wait(const bt_server *srv, int32_t ms)
+{
+    const bt_request *req;
+    uint64_t now = now_ms();
+    for (req = srv->timers; req; req = req->next) {
+        int32_t left = req->due > now ? (int32_t)(req->due - now) : 0;
+        if (ms < 0 || left < ms)
+            ms = left;
+    }
+    return ms;
+}
+
+/* One round of the event loop, waiting at most ms (-1: until activity),
+ * and less if a timer is due sooner. A connection resumed after the wait is
+ * served in a second, non-blocking round. */
+static enum MHD_Result loop_round(bt_server *srv, int32_t ms)
+{
+    enum MHD_Result r;
+    timers_resume(srv, now_ms(), 0);
+    r = MHD_run_wait(srv->daemon, timers_wait(srv, ms));
+    if (r == MHD_YES && srv->daemon && timers_resume(srv, now_ms(), 0) > 0)
+        r = MHD_run_wait(srv->daemon, 0);
+    return r;
+}
 
 /* ---- MHD callbacks: plain C, never call anything that may raise ---- */
 
@@ -355,6 +446,59 @@ static void push_request(lua_State *L, const bt_request *req)
     }
 }
 
+/* Body reader of truncated and trickled answers: hands out req->out up to
+ * req->send bytes (then closes the connection: the client sees a short
+ * body), `chunk` bytes per `interval` ms. Between two chunks the connection
+ * is suspended, not polled. */
+static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    bt_request *req = cls;
+    uint64_t now;
+    size_t n;
+    if (pos >= req->send)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = req->send - (size_t)pos;
+    if (req->chunk) {
+        now = now_ms();
+        if (now < req->due) {
+            timer_suspend(req, req->due);
+            return 0;
+        }
+        req->due = now + req->interval;
+        if (n > req->chunk)
+            n = req->chunk;
+    }
+    if (n > max)
+        n = max;
+    memcpy(buf, req->out + pos, n);
+    return (ssize_t)n;
+}
+
+/* Reads { delay, drop, send, chunk, interval } at index idx.
+ * -> delay in ms */
+static lua_Integer read_delivery(lua_State *L, int idx, bt_request *req, size_t len)
+{
+    static const char *const names[] = { "delay", "send", "chunk", "interval" };
+    const lua_Integer max[] = { BT_MAX_DELAY_MS, (lua_Integer)len, (lua_Integer)len + 1,
+                                BT_MAX_DELAY_MS };
+    lua_Integer v[4] = { 0, -1, 0, 0 };
+    int i;
+    for (i = 0; i < 4; i++) {
+        lua_getfield(L, idx, names[i]);
+        if (!lua_isnil(L, -1) &&
+            (!lua_isinteger(L, -1) || (v[i] = lua_tointeger(L, -1)) < 0 || v[i] > max[i]))
+            luaL_error(L, "delivery option '%s': integer from 0 to %I expected", names[i], max[i]);
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, idx, "drop");
+    req->drop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    req->send = v[1] < 0 ? len : (size_t)v[1];
+    req->chunk = (size_t)v[2];
+    req->interval = (unsigned)v[3];
+    return v[0];
+}
+
 static void add_header(lua_State *L, bt_request *req, const char *name)
 {
     const char *value = lua_tostring(L, -1);
@@ -364,20 +508,21 @@ static void add_header(lua_State *L, bt_request *req, const char *name)
         luaL_error(L, "header '%s': rejected (invalid name or value)", name);
 }
 
-/* Calls the handler with the request table and turns (status, headers, body)
- * into req->response. Everything here may raise: dispatch() catches it. */
+/* Calls the handler with the request table and turns (status, headers, body
+ * [, delivery]) into req->response. Everything here may raise: dispatch()
+ * catches it. -> the delay in ms (as a Lua integer) */
 static int dispatch_protected(lua_State *L)
 {
     bt_server *srv = luaL_checkudata(L, 1, BT_SERVER_MT);
     bt_request *req = srv->cur;
     const char *body;
     size_t len;
-    lua_Integer status;
+    lua_Integer status, delay = 0;
 
     bt_getuservalue(L, 1);
     lua_getfield(L, -1, "handler");
     push_request(L, req);
-    lua_call(L, 1, 3); /* stack: srv, uservalue, status, headers, body */
+    lua_call(L, 1, 4); /* stack: srv, uservalue, status, headers, body, delivery */
 
     if (!lua_isinteger(L, 3) || (status = lua_tointeger(L, 3)) < 100 || status > 599)
         return luaL_error(L, "handler must return an HTTP status (100-599)");
@@ -385,10 +530,23 @@ static int dispatch_protected(lua_State *L)
         return luaL_error(L, "handler must return the headers as a table");
     if (!lua_isnoneornil(L, 5) && !lua_isstring(L, 5))
         return luaL_error(L, "handler must return the body as a string");
+    if (!lua_isnoneornil(L, 6) && !lua_istable(L, 6))
+        return luaL_error(L, "handler must return the delivery options as a table");
     body = lua_isnoneornil(L, 5) ? (len = 0, "") : lua_tolstring(L, 5, &len);
 
     req->status = (unsigned)status;
-    req->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    req->send = len;
+    if (lua_istable(L, 6))
+        delay = read_delivery(L, 6, req, len);
+    if (req->send < len || req->chunk) { /* served by body_reader, from a copy */
+        if ((req->out = malloc(len ? len : 1)) == NULL)
+            return luaL_error(L, "out of memory");
+        memcpy(req->out, body, len);
+        req->out_len = len;
+        req->response = MHD_create_response_from_callback(len, 4096, body_reader, req, NULL);
+    } else {
+        req->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    }
     if (req->response == NULL)
         return luaL_error(L, "out of memory");
     if (lua_istable(L, 4)) {
@@ -413,13 +571,26 @@ static int dispatch_protected(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    return 0;
+    lua_pushinteger(L, delay);
+    return 1;
+}
+
+/* Hands the built answer to MHD, or closes the connection for a drop. */
+static enum MHD_Result deliver(bt_request *req)
+{
+    enum MHD_Result ret = MHD_NO;
+    req->pending = 0;
+    if (!req->drop)
+        ret = MHD_queue_response(req->conn, req->status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    return ret;
 }
 
 static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
 {
     lua_State *L = srv->L;
-    enum MHD_Result ret;
+    lua_Integer delay = 0;
     int top;
 
     if (L == NULL)
@@ -430,20 +601,28 @@ static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
      * two pushes do not allocate, so nothing can raise outside the pcall. */
     lua_pushcfunction(L, dispatch_protected);
     lua_pushvalue(L, 1);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         report_error(L);
         if (req->response)
             MHD_destroy_response(req->response);
         req->response = NULL;
+    } else {
+        delay = lua_tointeger(L, -1);
     }
     lua_settop(L, top);
     srv->cur = NULL;
-    if (req->response == NULL)
+    if (req->response == NULL) {
+        req->drop = 0;
         return reply_text(srv, req, 500, "internal server error\n");
-    ret = MHD_queue_response(req->conn, req->status, req->response);
-    MHD_destroy_response(req->response);
-    req->response = NULL;
-    return ret;
+    }
+    req->due = now_ms() + (uint64_t)delay; /* also the first trickle chunk */
+    if (delay > 0) {
+        /* MHD calls on_access again once the connection is resumed */
+        req->pending = 1;
+        timer_suspend(req, req->due);
+        return MHD_YES;
+    }
+    return deliver(req);
 }
 
 /* MHD calls this once when the headers are in, once per chunk of body, and
@@ -464,6 +643,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if ((req = calloc(1, sizeof *req)) == NULL)
             return MHD_NO;
         req->conn = conn;
+        req->srv = srv;
         req->id = ++srv->next_id;
         *con_cls = req;
         /* Refuse an announced oversized body before it is sent (this also
@@ -506,6 +686,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
 
+    if (req->pending) /* resumed after its delay */
+        return deliver(req);
     if (req->answered)
         return MHD_YES;
     if (req->too_large)
@@ -540,10 +722,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    bt_server *srv = cls;
+    bt_request *req = *con_cls, **p;
     (void)conn;
     (void)toe;
-    request_free(*con_cls);
+    if (req && req->suspended) { /* never expected (see the invariant above) */
+        for (p = &srv->timers; *p; p = &(*p)->next) {
+            if (*p == req) {
+                *p = req->next;
+                break;
+            }
+        }
+    }
+    request_free(req);
     *con_cls = NULL;
 }
 
@@ -565,6 +756,8 @@ static int srv_close(lua_State *L)
         return 0;
     }
     if (srv->daemon) {
+        /* MHD_stop_daemon must not meet a suspended connection */
+        timers_resume(srv, 0, 1);
         MHD_stop_daemon(srv->daemon); /* frees open requests via on_completed */
         srv->daemon = NULL;
     }
@@ -607,7 +800,7 @@ static int srv_step(lua_State *L)
         return luaL_error(L, "server is already running");
     srv->running = 1;
     srv->L = L;
-    r = MHD_run_wait(srv->daemon, (int32_t)ms);
+    r = loop_round(srv, (int32_t)ms);
     after_run(L, srv, srv->close_requested);
     if (r != MHD_YES && srv->daemon) {
         lua_pushnil(L);
@@ -643,7 +836,7 @@ static int srv_run(lua_State *L)
     srv->running = 1;
     srv->L = L;
     while (!srv->stop_requested && !bt_signal_caught) {
-        if (MHD_run_wait(srv->daemon, BT_RUN_SLICE_MS) != MHD_YES && !bt_signal_caught) {
+        if (loop_round(srv, BT_RUN_SLICE_MS) != MHD_YES && !bt_signal_caught) {
             failed = 1;
             break;
         }
@@ -796,6 +989,16 @@ static int httpd_new(lua_State *L)
     return 1;
 }
 
+/* httpd.time() -> the wall clock in seconds, with sub-millisecond digits
+ * (os.time has whole seconds, os.clock is CPU time). */
+static int httpd_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static const luaL_Reg server_methods[] = { { "run", srv_run },     { "step", srv_step },
                                            { "stop", srv_stop },   { "port", srv_port },
                                            { "close", srv_close }, { NULL, NULL } };
@@ -808,9 +1011,11 @@ BT_EXPORT int luaopen_billetterie_httpd(lua_State *L)
     lua_pushcfunction(L, srv_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, httpd_new);
     lua_setfield(L, -2, "new");
+    lua_pushcfunction(L, httpd_time);
+    lua_setfield(L, -2, "time");
     lua_pushstring(L, MHD_get_version());
     lua_setfield(L, -2, "mhd_version");
     return 1;

@@ -41,6 +41,7 @@ build = {
     -- BEGIN LUA MODULES (written by `make rockspec`; the suite checks it is current)
     ["billetterie.bulk"] = "lua/billetterie/bulk.lua",
     ["billetterie.catalogue"] = "lua/billetterie/catalogue.lua",
+    ["billetterie.cli"] = "lua/billetterie/cli.lua",
     ["billetterie.client"] = "lua/billetterie/client.lua",
     ["billetterie.codes"] = "lua/billetterie/codes.lua",
     ["billetterie.csv"] = "lua/billetterie/csv.lua",

@@ -99,15 +99,28 @@ function DB:one(template, ...)
 end
 
 -- Runs fn(self, ...) in one transaction: committed if it returns, rolled
--- back (and the error re-raised) if it raises.
+-- back (and the error re-raised) if it raises. Inside another transaction
+-- (the sandbox runs each request in one, with its journal row) it is a
+-- savepoint: a failure undoes its own writes only, and the outer
+-- transaction commits the rest.
 function DB:tx(fn, ...)
-  self:exec("BEGIN IMMEDIATE")
+  local depth = self.depth or 0
+  local sp = "tx" .. depth
+  self:exec(depth == 0 and "BEGIN IMMEDIATE" or "SAVEPOINT " .. sp)
+  self.depth = depth + 1
   local res = table.pack(pcall(fn, self, ...))
   if res[1] then
-    self:exec("COMMIT")
-    return table.unpack(res, 2, res.n)
+    local ok, err = pcall(self.exec, self, depth == 0 and "COMMIT" or "RELEASE " .. sp)
+    if not ok then res = { false, err } end -- e.g. a full disk: undo, and say so
   end
-  self.conn:execute("ROLLBACK")
+  self.depth = depth
+  if res[1] then return table.unpack(res, 2, res.n) end
+  if depth == 0 then
+    self.conn:execute("ROLLBACK")
+  else
+    self.conn:execute("ROLLBACK TO " .. sp)
+    self.conn:execute("RELEASE " .. sp)
+  end
   error(res[2], 0)
 end
 

@@ -173,6 +173,18 @@ local function http_error(status, request_id, message, extra_headers)
     { error = { status = status, message = message, request_id = request_id } }, extra_headers)
 end
 
+-- For the sandbox's own endpoints (faults, journal): the same JSON answers.
+M.answer, M.http_error = answer, http_error
+
+-- The vendor code of an answer table, whatever its envelope (retour.statut,
+-- statut_data, retour_flat), for the request journal.
+local function vendor_code(t)
+  if type(t) ~= "table" then return nil end
+  local r = type(t.retour) == "table" and t.retour or t
+  local st = type(r.statut) == "table" and r.statut or r
+  return math.type(st.code) == "integer" and st.code or nil
+end
+
 -- One line on stderr (a log line must not be split by a traceback).
 local function log_error(request_id, path, err)
   io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(request_id, path,
@@ -207,8 +219,13 @@ function M.new(config)
 
   local self = { config = cfg, routes = routes }
 
+  function self.request_id(req)
+    return (cfg.request_id_prefix or "req-") .. tostring(req.id or "")
+  end
+
+  -- -> status, headers, body; req.code is set to the vendor code answered.
   function self.handle(req)
-    local rid = (cfg.request_id_prefix or "req-") .. tostring(req.id or "")
+    local rid = self.request_id(req)
     local path = req.path:gsub("(.)/$", "%1")
     local route = routes[path]
     if not route then
@@ -234,6 +251,7 @@ function M.new(config)
     if getmetatable(result) == RAW then
       return result.status, { ["Content-Type"] = result.content_type, ["X-Request-Id"] = rid }, result.body
     end
+    req.code = vendor_code(result)
     return answer(200, rid, result)
   end
 
