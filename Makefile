@@ -82,6 +82,8 @@ test-valgrind: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
+	@sh bench/sandbox_bench.sh
+	@sh bench/workflow_bench.sh
 
 rockspec:
 	$(LUA54) tools/sync-rockspec.lua
