@@ -366,9 +366,9 @@ reading() {
   fi
   printf '## Reading\n\n'
   reading
-  # keep the section bench/sandbox_bench.sh wrote, if any
+  # keep the sections the other bench scripts wrote (between their markers)
   if [ -f "$RESULTS" ]; then
-    sed -n '/<!-- bench\/sandbox_bench.sh: begin -->/,/<!-- bench\/sandbox_bench.sh: end -->/p' "$RESULTS"
+    awk '/^<!-- bench\/[a-z_]+\.sh: begin -->$/ { keep = 1 } keep { print } /^<!-- bench\/[a-z_]+\.sh: end -->$/ { keep = 0; print "" }' "$RESULTS"
   fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"

@@ -49,6 +49,18 @@ describe("billetterie command", function()
     assert.matches('^{"retour":', out)
   end)
 
+  it("takes the address from --url and the credentials from a config file", function()
+    local config = os.tmpname()
+    local f = assert(io.open(config, "w"))
+    f:write('return { login = "xrsitest", password = "xrsimdp", client_id = 677 }\n')
+    f:close()
+    local ok, out = shell(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' BILLETTERIE_URL= "
+      .. "lua5.4 bin/billetterie call ws_idsession --url %s --config %s"):format(sb.url, config))
+    os.remove(config)
+    assert(ok, out)
+    assert.matches('"code": 603', out, 1, true)
+  end)
+
   it("refuses to run without a server address, saying how to give one", function()
     local ok, out = shell("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' BILLETTERIE_URL= "
       .. "lua5.4 bin/billetterie call ws_idsession")

@@ -47,7 +47,15 @@ local function client(opts, extra)
     if type(base) ~= "table" then die("billetterie: " .. config .. " must return a table of options") end
   end
   for k, v in pairs(extra or {}) do base[k] = v end
-  if base.url then return billetterie.new(base) end
+  if opts.url then base.url = opts.url end   -- an address is no secret: a flag is fine
+  if base.url then
+    for option, var in pairs{ login = "BILLETTERIE_LOGIN", password = "BILLETTERIE_PASSWORD",
+                              client_id = "BILLETTERIE_CLIENT" } do
+      local v = os.getenv(var)
+      if base[option] == nil and v and v ~= "" then base[option] = option == "client_id" and tonumber(v) or v end
+    end
+    return billetterie.new(base)
+  end
   local ok, c = pcall(billetterie.from_env, base)
   if not ok then die("billetterie: set BILLETTERIE_URL (and the credentials) or give --config FILE", 2) end
   return c
@@ -79,21 +87,21 @@ cli.pretty = pretty
 
 local HELP = {
   call = [[
-usage: billetterie call WS_NAME [name=value ...] [--raw] [--config FILE]
+usage: billetterie call WS_NAME [name=value ...] [--raw] [--url URL] [--config FILE]
 
 Calls one web service and prints the payload and the statut as JSON (--raw:
 the answer as it came over the wire). Values are strings; name[]=v repeats
 for lists. Credentials come from the environment or the config file.
 Exit status: 0 success, 1 the call failed (the error on stderr), 2 usage.]],
   run = [[
-usage: billetterie run SCRIPT.lua [args ...] [--config FILE]
+usage: billetterie run SCRIPT.lua [args ...] [--url URL] [--config FILE]
 
 Runs a workflow script inside billetterie.run (its calls may overlap with
 billetterie.spawn / billetterie.map). The script receives the configured
 client as its first argument (local c = ...), then the other arguments.]],
   import = [[
 usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE]
-                          [--concurrency N] [--rate N] [--config FILE]
+                          [--concurrency N] [--rate N] [--url URL] [--config FILE]
 
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is
@@ -104,7 +112,7 @@ the report (FILE.csv.failures.csv). Progress on stderr.]],
 cli.HELP = HELP
 
 function cli.call(args)
-  local opts, rest = parse(args, { raw = "flag", config = "value" })
+  local opts, rest = parse(args, { raw = "flag", config = "value", url = "value" })
   if not opts then die(rest .. "\n" .. HELP.call, 2) end
   if opts.help then print(HELP.call) return 0 end
   local name = rest[1]
@@ -146,7 +154,7 @@ function cli.call(args)
 end
 
 function cli.run(args)
-  local opts, rest = parse(args, { config = "value" })
+  local opts, rest = parse(args, { config = "value", url = "value" })
   if not opts then die(rest .. "\n" .. HELP.run, 2) end
   if opts.help then print(HELP.run) return 0 end
   if not rest[1] then die(HELP.run, 2) end
@@ -164,7 +172,7 @@ end
 
 function cli.import(args)
   local opts, rest = parse(args, { map = "value", journal = "value", report = "value",
-                                   concurrency = "value", rate = "value", config = "value" })
+                                   concurrency = "value", rate = "value", config = "value", url = "value" })
   if not opts then die(rest .. "\n" .. HELP.import, 2) end
   if opts.help then print(HELP.import) return 0 end
   if not rest[1] or not opts.map then die(HELP.import, 2) end
