@@ -94,21 +94,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# --- CPU pinning: the first two CPUs this process may use ---------------------
-SERVER_CPU=
-CLIENT_CPU=
-PINNING="none (PIN=0 or fewer than two CPUs)"
-if [ "$PIN" = 1 ] && command -v taskset >/dev/null 2>&1; then
-  _cpus=$(taskset -pc $$ | sed 's/.*: *//' | tr ',' '\n' | awk -F- '
-    { hi = ($2 == "" ? $1 : $2); for (i = $1; i <= hi && n < 2; i++) { print i; n++ } }')
-  _c0=$(printf '%s\n' "$_cpus" | sed -n 1p)
-  _c1=$(printf '%s\n' "$_cpus" | sed -n 2p)
-  if [ -n "$_c0" ] && [ -n "$_c1" ]; then
-    CLIENT_CPU="taskset -c $_c0"
-    SERVER_CPU="taskset -c $_c1"
-    PINNING="client on CPU $_c0, server on CPU $_c1 (taskset)"
-  fi
-fi
+# --- CPU pinning ---------------------------------------------------------------
+. bench/pinning.sh
 
 # --- build -------------------------------------------------------------------
 [ -f build/5.4/billetterie/core.so ] || die "build/5.4/billetterie/core.so is missing: run 'make all' (or 'make bench')"

@@ -62,21 +62,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# --- CPU pinning, as bench/run.sh does ---------------------------------------
-SERVER_CPU=
-CLIENT_CPU=
-PINNING="none"
-if [ "$PIN" = 1 ] && command -v taskset >/dev/null 2>&1; then
-  _cpus=$(taskset -pc $$ | sed 's/.*: *//' | tr ',' '\n' | awk -F- '
-    { hi = ($2 == "" ? $1 : $2); for (i = $1; i <= hi && n < 2; i++) { print i; n++ } }')
-  _c0=$(printf '%s\n' "$_cpus" | sed -n 1p)
-  _c1=$(printf '%s\n' "$_cpus" | sed -n 2p)
-  if [ -n "$_c0" ] && [ -n "$_c1" ]; then
-    CLIENT_CPU="taskset -c $_c0"
-    SERVER_CPU="taskset -c $_c1"
-    PINNING="client on CPU $_c0, server on CPU $_c1"
-  fi
-fi
+# --- CPU pinning ---------------------------------------------------------------
+. bench/pinning.sh
 
 # --- build ---------------------------------------------------------------------
 [ -f build/5.4/billetterie/httpd.so ] || die "build/5.4/billetterie/httpd.so is missing: run 'make all'"
