@@ -72,6 +72,7 @@ build = {
     ["billetterie.sandbox.sessions"] = "lua/billetterie/sandbox/sessions.lua",
     ["billetterie.session"] = "lua/billetterie/session.lua",
     ["billetterie.transport"] = "lua/billetterie/transport.lua",
+    ["billetterie.transport_ngx"] = "lua/billetterie/transport_ngx.lua",
     ["billetterie.xml"] = "lua/billetterie/xml.lua",
     -- END LUA MODULES
   },

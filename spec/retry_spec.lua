@@ -134,3 +134,15 @@ describe("billetterie.map", function()
     assert.matches("progress: 3/3 done", err, 1, true)
   end)
 end)
+
+describe("sleeping inside nginx", function()
+  it("uses ngx.sleep in a request phase instead of blocking the worker", function()
+    local runner = require "billetterie.runner"
+    local slept
+    _G.ngx = { get_phase = function() return "content" end, sleep = function(s) slept = s end }
+    local ok, err = pcall(runner.sleep, 0.25)
+    _G.ngx = nil
+    assert(ok, err)
+    assert.equal(0.25, slept)
+  end)
+end)

@@ -118,9 +118,18 @@ end
 
 -- runner.sleep(seconds): inside run, this task sleeps and the others go on;
 -- outside run, the thread sleeps.
+local NGX_SLEEP_PHASES = { rewrite = true, access = true, content = true, timer = true }
+
 function runner.sleep(seconds)
   local task = current_task()
-  if not task then return core.sleep(seconds) end
+  if not task then
+    -- In an nginx request, a blocking sleep would freeze the whole worker.
+    local ngx = rawget(_G, "ngx")
+    if ngx and ngx.sleep and ngx.get_phase and NGX_SLEEP_PHASES[ngx.get_phase()] then
+      return ngx.sleep(seconds)
+    end
+    return core.sleep(seconds)
+  end
   add_timer(core.now() + seconds, task)
   co_yield()
 end

@@ -28,7 +28,24 @@ transport.engine = get_engine
 
 local curl = {}
 
+-- Inside an nginx request handler (OpenResty), the default transport hands
+-- the request to billetterie.transport_ngx (a subrequest to the internal
+-- location /_billetterie_upstream, see docs/openresty.md) so a worker is
+-- never blocked by libcurl. Elsewhere (no global ngx, or an nginx phase
+-- where subrequests are not allowed) nothing changes.
+local ngx_transport
+local function in_ngx_request()
+  if ngx == nil then return false end
+  ngx_transport = ngx_transport or require "billetterie.transport_ngx"
+  return ngx_transport.available()
+end
+local ngx_default
+
 function curl:request(req)
+  if ngx ~= nil and in_ngx_request() then
+    ngx_default = ngx_default or ngx_transport.new()
+    return ngx_default:request(req)
+  end
   local e = get_engine()
   local id, err = e:start(req)
   if not id then return 0, nil, nil, "network", err end

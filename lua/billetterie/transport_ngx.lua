@@ -1,0 +1,124 @@
+-- A non-blocking transport for OpenResty: each request is a subrequest
+-- (ngx.location.capture) to an internal location that proxy_passes to the
+-- target URL, so nginx's own upstream machinery does the I/O and the
+-- worker never blocks. libcurl is never called.
+--
+--   local t = require("billetterie.transport_ngx").new{ location = "/_billetterie_upstream" }
+--   local c = billetterie.new{ url = ..., transport = t }
+--
+-- The location (see docs/openresty.md):
+--
+--   location = /_billetterie_upstream {
+--     internal;
+--     set $billetterie_target $billetterie_target;
+--     proxy_pass $billetterie_target;        # the full URL, set by this transport
+--     proxy_pass_request_headers off;        # never the visitor's cookies
+--     proxy_set_header Content-Type "application/x-www-form-urlencoded";
+--     proxy_set_header Accept "application/json, application/xml;q=0.9, */*;q=0.1";
+--   }
+--
+-- `set $billetterie_target $billetterie_target;` in that location declares
+-- the variable and keeps the value passed in (a `set ... ""` there or at
+-- server level would run in the subrequest and overwrite it).
+--
+-- transport:request(req) returns what the curl transport returns:
+--   status, body, content_type, errkind, errmsg, request_id
+-- Error mapping (nginx answers for the upstream when it could not reach it):
+--   * 502 or 504 with no upstream answer (truncated, empty body: nginx's
+--     own error) -> status 0, errkind "network" (502: refused, reset, DNS,
+--     TLS) or "timeout" (504: proxy_connect_timeout / proxy_read_timeout);
+--   * a body cut short (res.truncated) -> "network";
+--   * a body longer than req.max_size -> "too_large";
+--   * any other status, 502/504 included when the vendor itself sent them,
+--     comes back as is (the client turns >= 400 into an "http" error).
+-- Timeouts are nginx's: proxy_connect_timeout and proxy_read_timeout in the
+-- location (the per-client timeout option cannot change them per request).
+local M = {}
+M.__index = M
+
+local METHODS  -- filled on first use: ngx is only there inside nginx
+
+local function methods()
+  if not METHODS then
+    METHODS = { GET = ngx.HTTP_GET, POST = ngx.HTTP_POST, PUT = ngx.HTTP_PUT,
+                DELETE = ngx.HTTP_DELETE, HEAD = ngx.HTTP_HEAD }
+  end
+  return METHODS
+end
+
+-- new{ location = "/_billetterie_upstream", variable = "billetterie_target" }
+function M.new(opts)
+  opts = opts or {}
+  if opts.location ~= nil and (type(opts.location) ~= "string" or opts.location:sub(1, 1) ~= "/") then
+    error("transport_ngx.new: location must be a path such as /_billetterie_upstream", 2)
+  end
+  return setmetatable({
+    location = opts.location or "/_billetterie_upstream",
+    variable = opts.variable or "billetterie_target",
+  }, M)
+end
+
+local function header(headers, name)
+  local v = headers[name]
+  if type(v) == "table" then v = v[1] end
+  return v
+end
+
+-- No upstream answer: when nginx could not reach the upstream (refused,
+-- reset, DNS failure, proxy timeout), the subrequest ends with its own
+-- 502/504, an empty body and truncated set; a 502/504 the vendor sent has
+-- its body and is not truncated.
+local function unanswered(res)
+  return res.truncated == true and (res.body == nil or res.body == "")
+end
+
+function M:request(req)
+  -- read everything from req before yielding: the client reuses it
+  local url, method, body, max_size, file = req.url, req.method or "POST", req.body, req.max_size, req.file
+  local m = methods()[method:upper()]
+  if not m then return 0, nil, nil, "network", "unsupported method " .. tostring(method) end
+  local options = { method = m, vars = { [self.variable] = url } }
+  if body ~= nil and m ~= ngx.HTTP_GET and m ~= ngx.HTTP_HEAD then
+    options.body = body
+  end
+  local ok, res = pcall(ngx.location.capture, self.location, options)
+  if not ok then return 0, nil, nil, "network", "ngx.location.capture failed: " .. tostring(res) end
+  local status = res.status or 0
+  if (status == 502 or status == 504) and unanswered(res) then
+    if status == 504 then
+      return 0, nil, nil, "timeout", "timed out reaching " .. url .. " (nginx answered 504)"
+    end
+    return 0, nil, nil, "network", "could not reach " .. url .. " (nginx answered 502)"
+  end
+  local request_id = header(res.header, "X-Request-Id")
+  if res.truncated then
+    return status, nil, nil, "network", "the answer from " .. url .. " was cut short", request_id
+  end
+  local data = res.body or ""
+  if max_size and #data > max_size then
+    return status, nil, nil, "too_large", ("the answer is larger than max_size (%d bytes)"):format(max_size),
+      request_id
+  end
+  local content_type = header(res.header, "Content-Type")
+  if file then
+    local f, err = io.open(file, "wb")
+    if not f then return status, nil, content_type, "network", "cannot write " .. file .. ": " .. tostring(err) end
+    f:write(data)
+    f:close()
+    data = ""
+  end
+  return status, data, content_type, nil, nil, request_id
+end
+
+-- True when a request handler is running: the phases where
+-- ngx.location.capture may be called.
+local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
+function M.available()
+  if type(ngx) ~= "table" or type(ngx.location) ~= "table" or type(ngx.get_phase) ~= "function" then
+    return false
+  end
+  local ok, phase = pcall(ngx.get_phase)
+  return ok and CAPTURE_PHASES[phase] == true
+end
+
+return M
