@@ -9,8 +9,7 @@ local sb, c
 
 setup(function()
   sb = sandbox.start()
-  c = billetterie.new{ url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677,
-                       api_url = sb.url, api_login = "WSCE", api_key = API_KEY }
+  c = sb:client()
 end)
 teardown(function() if sb then sb:stop() end end)
 

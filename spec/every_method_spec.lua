@@ -1,7 +1,6 @@
 -- Every web service of the catalogue, through its generated method, against
 -- the real sandbox: a validation failure sends nothing, and the vendor's
 -- refusal comes back as a vendor error with its code.
-local billetterie = require "billetterie"
 local catalogue = require "billetterie.catalogue"
 local transport = require "billetterie.transport"
 local sandbox = require "spec.support.sandbox"
@@ -20,11 +19,10 @@ end
 local UNKNOWN_TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 
 local function client(extra)
-  local opts = { url = sb.url, api_url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677,
-                 api_login = "WSCE", api_key = "0000000000000000000000000000000000000000",
+  local opts = { api_key = "0000000000000000000000000000000000000000",
                  pwd_key = "00000000000000000000000000000000", transport = counting }
   for k, v in pairs(extra or {}) do opts[k] = v end
-  return billetterie.new(opts)
+  return sb:client(opts)
 end
 
 -- A value that passes the client's checks for a parameter.

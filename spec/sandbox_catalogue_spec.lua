@@ -10,7 +10,7 @@ local sb, c
 
 setup(function()
   sb = sandbox.start { args = { "--seed", "demo" } }
-  c = billetterie.new { url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677, timeout = 10 }
+  c = sb:client()
 end)
 teardown(function() if sb then sb:stop() end end)
 

@@ -4,13 +4,8 @@ local billetterie = require "billetterie"
 local sandbox = require "spec.support.sandbox"
 
 local sb
-local PASSWORD = "xrsimdp"
 
-local function client(extra)
-  local opts = { url = sb.url, login = "xrsitest", password = PASSWORD, client_id = 677, timeout = 10 }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return billetterie.new(opts)
-end
+local function client(extra) return sb:client(extra) end
 
 setup(function() sb = sandbox.start() end)
 teardown(function() if sb then sb:stop() end end)

@@ -4,7 +4,6 @@
 --
 -- LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' LUA_CPATH='./build/5.4/?.so;;' \
 --   lua5.4 /usr/bin/busted spec/sandbox_dashboard_spec.lua
-local billetterie = require "billetterie"
 local sandbox = require "spec.support.sandbox"
 local shell = require "spec.support.shell"
 local sbx = require "billetterie.sandbox"
@@ -31,7 +30,7 @@ describe("the dashboard", function()
 
   setup(function()
     sb = sandbox.start()
-    c = billetterie.new { url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677, timeout = 10 }
+    c = sb:client()
     jeton = assert(c:call("ws_idsession")).jeton
     assert(c:call("ws_organisme_creation", { organisme = { intitule = "Compagnie des Quais", nature = "Association" } }))
     assert(c:call("ws_organisme_creation", { organisme = { intitule = EVIL, nature = "Association" } }))

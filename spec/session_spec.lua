@@ -6,11 +6,7 @@ local sb
 setup(function() sb = sandbox.start() end)
 teardown(function() if sb then sb:stop() end end)
 
-local function client(extra)
-  local opts = { url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677 }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return billetterie.new(opts)
-end
+local function client(extra) return sb:client(extra) end
 
 describe("generated methods", function()
   it("gives the client a method per service that needs no token", function()

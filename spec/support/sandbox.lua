@@ -103,6 +103,15 @@ function M.start(opts)
   local sb = { url = url, port = tonumber(url:match(":(%d+)/$")), pid = pid,
     db = db, stderr_path = err_path }
 
+  -- A client of this sandbox with its test account (and the api host's
+  -- credentials for the change feed); `extra` options override.
+  function sb.client(self, extra)
+    local opts = { url = self.url, login = "xrsitest", password = "xrsimdp", client_id = 677, timeout = 10,
+                   api_url = self.url, api_login = "WSCE", api_key = "b1829f60af03c1e69a13ed44405ec898f912b63a" }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return require("billetterie").new(opts)
+  end
+
   -- The server's stderr so far (kept after stop()).
   function sb.stderr(self) return self.stderr_text or read_file(err_path) end
 
