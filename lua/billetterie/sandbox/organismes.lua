@@ -466,33 +466,56 @@ local function now_iso(now) return os.date("%Y-%m-%dT%H:%M:%S", now) end
 
 local routes = {}
 
+-- The organisme object and the optional parameters of a creation or a
+-- modification. -> input, given, detail | nil, refusal
+local function read_request(p)
+  local detail, given = {}, {}
+  local input, err = codec.decode_param(p.organisme, "object")
+  if not input then return nil, with_detail(ko(4), { "organisme : " .. err }) end
+  local refused = decode_optional(p, given, detail)
+  if refused then return nil, refused end
+  return input, given, detail
+end
+
+-- What a creation or a modification writes beside the organisme row, in
+-- its transaction: adresses, relation levels, attached contacts, journal.
+-- -> the per-contact results, or nil when no contacts were sent
+local function write_related(db, client, id, adresses, given, detail, action, now)
+  for _, a in ipairs(adresses) do db:adresse_upsert(id, 0, a.fields, adresse_defaults()) end
+  niveaux_apply(db, client, id, given.niveaux or {}, detail)
+  local results = given.items and contacts_apply(db, client, id, given.items) or nil
+  db:journal(client, "organisme", id, action, now)
+  return results
+end
+
+-- A new organisme's record from its attributes. -> org | nil (detail says why)
+local function new_organisme(input, detail, now)
+  local org = pick(ORGANISME, input, "organisme", detail)
+  if missing_required(org, detail) then return nil end
+  org.date_creation = os.date("%Y-%m-%d", now)
+  org.date_modif = "" -- returned empty on creation (2.6.2.5)
+  org.fiche_supprimee = false
+  return org
+end
+
 routes.ws_organisme_creation = {
   auth = "ws",
   params = { organisme = "string!" },
   run = function(p, env)
-    local db, client, detail, given = env.db, env.client, {}, {}
-    local input, err = codec.decode_param(p.organisme, "object")
-    if not input then return with_detail(ko(4), { "organisme : " .. err }) end
-    local refused = decode_optional(p, given, detail)
-    if refused then return refused end
-    local org = pick(ORGANISME, input, "organisme", detail)
-    if missing_required(org, detail) then return with_detail(ko(903), detail) end
-    refused = check_extras(given, detail)
+    local db, client = env.db, env.client
+    local input, given, detail = read_request(p)
+    if not input then return given end
+    local org = new_organisme(input, detail, env.now)
+    if not org then return with_detail(ko(903), detail) end
+    local refused = check_extras(given, detail)
     if refused then return refused end
     local adresses = adresse_list(given.adresses or (is_list(input.adresses) and input.adresses), detail)
 
-    org.date_creation = os.date("%Y-%m-%d", env.now)
-    org.date_modif = "" -- returned empty on creation (2.6.2.5)
-    org.fiche_supprimee = false
     local id, results = db:tx(function()
       db:exec("INSERT INTO organismes (client, data, criteres, created_at) VALUES (?, ?, ?, ?)",
         client, codec.encode(org), given.criteres and codec.encode(given.criteres), env.now)
       local id = db:last_id()
-      for _, a in ipairs(adresses) do db:adresse_upsert(id, 0, a.fields, adresse_defaults()) end
-      niveaux_apply(db, client, id, given.niveaux or {}, detail)
-      local results = given.items and contacts_apply(db, client, id, given.items) or {}
-      db:journal(client, "organisme", id, "create", env.now)
-      return id, results
+      return id, write_related(db, client, id, adresses, given, detail, "create", env.now) or {}
     end)
     contacts_detail(results, detail)
     local out = organisme_out(organisme_get(db, client, id))
@@ -506,11 +529,9 @@ routes.ws_organisme_modification = {
   auth = "ws",
   params = { organisme = "string!" },
   run = function(p, env)
-    local db, client, detail, given = env.db, env.client, {}, {}
-    local input, err = codec.decode_param(p.organisme, "object")
-    if not input then return with_detail(ko(4), { "organisme : " .. err }) end
-    local refused = decode_optional(p, given, detail)
-    if refused then return refused end
+    local db, client = env.db, env.client
+    local input, given, detail = read_request(p)
+    if not input then return given end
     local id = integer(input.id_organisme)
     if not id then
       return with_detail(ko(903), { "attributs obligatoires absents : id_organisme" })
@@ -520,7 +541,7 @@ routes.ws_organisme_modification = {
     if rec.data.fiche_supprimee then return ko(905) end
     local changes = pick(ORGANISME, input, "organisme", detail)
     if missing_required(changes, detail) then return with_detail(ko(903), detail) end
-    refused = check_extras(given, detail)
+    local refused = check_extras(given, detail)
     if refused then return refused end
     local adresses = adresse_list(given.adresses or (is_list(input.adresses) and input.adresses), detail)
     for i, a in ipairs(adresses) do
@@ -542,11 +563,7 @@ routes.ws_organisme_modification = {
       if criteres then
         db:exec("UPDATE organismes SET criteres = ? WHERE id_organisme = ?", codec.encode(criteres), id)
       end
-      for _, a in ipairs(adresses) do db:adresse_upsert(id, 0, a.fields, adresse_defaults()) end
-      niveaux_apply(db, client, id, given.niveaux or {}, detail)
-      local results = given.items and contacts_apply(db, client, id, given.items) or nil
-      db:journal(client, "organisme", id, "update", env.now)
-      return results
+      return write_related(db, client, id, adresses, given, detail, "update", env.now)
     end)
     local out = organisme_out(organisme_get(db, client, id))
     if results then
@@ -654,11 +671,8 @@ end
 -- -> id_organisme. Raises on a missing intitule/nature (a seed mistake).
 function M.insert(db, client, fields, now)
   local detail = {}
-  local org = pick(ORGANISME, fields, "organisme", detail)
-  assert(not missing_required(org, detail), "organisme: " .. table.concat(detail, "; "))
-  org.date_creation = os.date("%Y-%m-%d", now)
-  org.date_modif = ""
-  org.fiche_supprimee = false
+  local org = new_organisme(fields, detail, now)
+  assert(org, "organisme: " .. table.concat(detail, "; "))
   db:exec("INSERT INTO organismes (client, data, created_at) VALUES (?, ?, ?)", client, codec.encode(org), now)
   local id = db:last_id()
   db:journal(client, "organisme", id, "create", now)
