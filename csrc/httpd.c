@@ -615,7 +615,9 @@ static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
         req->drop = 0;
         return reply_text(srv, req, 500, "internal server error\n");
     }
-    req->due = now_ms() + (uint64_t)delay; /* also the first trickle chunk */
+    /* now_ms() is floored: one more millisecond so an injected delay is
+     * never shorter than asked. Also the first trickle chunk. */
+    req->due = now_ms() + (uint64_t)delay + (delay > 0 ? 1 : 0);
     if (delay > 0) {
         /* MHD calls on_access again once the connection is resumed */
         req->pending = 1;
