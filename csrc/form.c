@@ -81,6 +81,26 @@ static void out_escaped(out_buf *o, const char *s, size_t len, int keep_brackets
 
 /* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
  * the value cannot go in a form. */
+/* "%lld" without the printf machinery: ids are on every request. */
+static int format_integer(char *buf, size_t size, long long v)
+{
+    char digits[24];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = 0, w = 0;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (size < (size_t)n + 2)
+        return snprintf(buf, size, "%lld", v);
+    if (v < 0)
+        buf[w++] = '-';
+    while (n)
+        buf[w++] = digits[--n];
+    buf[w] = '\0';
+    return w;
+}
+
 static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text,
                        size_t *len)
 {
@@ -96,7 +116,7 @@ static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char
         lua_Number n = lua_tonumber(L, idx);
         int w;
         if (bt_isinteger(L, idx))
-            w = snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+            w = format_integer(buf, size, (long long)lua_tointeger(L, idx));
         else if (n == floor(n) && fabs(n) < 9007199254740992.0)
             w = snprintf(buf, size, "%.0f", (double)n);
         else if (isfinite(n))
@@ -250,16 +270,22 @@ static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen
     lua_settop(L, top);
 }
 
-/* form_encode(fields) -> "a=1&b%5B%5D=..." */
+/* form_encode(fields [, prefix]) -> "a=1&b%5B%5D=..."
+ * prefix: text already encoded (a client's credentials, encoded once) that
+ * goes first, joined with '&' when fields is not empty. */
 static int l_form_encode(lua_State *L)
 {
     out_buf o;
     sort_key few[FEW_KEYS], *keys;
-    size_t count, i;
+    size_t count, i, prefix_len = 0;
+    const char *prefix;
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    out_init(L, &o);                             /* slot 2 */
-    keys = sorted_keys(L, 1, NULL, few, &count); /* slot 3 */
+    prefix = luaL_optlstring(L, 2, NULL, &prefix_len);
+    lua_settop(L, 2);
+    out_init(L, &o);                             /* slot 3 */
+    keys = sorted_keys(L, 1, NULL, few, &count); /* slot 4 */
+    if (prefix)
+        out_add(&o, prefix, prefix_len);
     for (i = 0; i < count; i++) {
         const char *name;
         size_t namelen;

@@ -18,6 +18,18 @@ describe("core.form_encode", function()
     assert.equal("id=5442", core.form_encode{ id = 5442.0 })
     assert.equal("id=5442", core.form_encode{ id = 5442 })
     assert.equal("x=2.5", core.form_encode{ x = 2.5 })
+    assert.equal("a=0&b=-7&c=10", core.form_encode{ a = 0, b = -7, c = 10 })
+    if math.type then   -- Lua 5.4: the whole integer range, both ends
+      assert.equal("max=9223372036854775807&min=-9223372036854775808",
+        core.form_encode{ max = math.maxinteger, min = math.mininteger })
+    end
+  end)
+
+  it("puts an already encoded prefix first (a client's credentials, encoded once)", function()
+    assert.equal("x_rsi_client=677&id=5442&liste[]=1", core.form_encode({ id = 5442, liste = { 1 } }, "x_rsi_client=677"))
+    assert.equal("x_rsi_client=677", core.form_encode({}, "x_rsi_client=677"))
+    assert.equal("id=1", core.form_encode({ id = 1 }, ""))
+    assert.has_error(function() core.form_encode({}, {}) end)
   end)
 
   it("percent-encodes UTF-8, reserved characters and spaces", function()

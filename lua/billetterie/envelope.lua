@@ -29,7 +29,8 @@ function envelope.open(doc)
 
   local st = r.statut
   if type(st) == "table" then
-    local statut = { code = st.code, traitement = st.traitement, message = st.message }
+    -- The decoded statut object is ours: it becomes the statut as it is.
+    local statut = st
     if type(r.detail) == "string" then statut.detail = r.detail end      -- retour_detail
     if type(r.erreur) == "table" then                                    -- retour_erreur
       statut.detail = r.erreur["détail"] or r.erreur.detail

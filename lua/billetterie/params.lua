@@ -169,12 +169,36 @@ local function password_problem(v)
 end
 
 -- prepare(service, given, credential_names, strict)
---   -> fields | nil, name, reason [, vendor code]
+--   -> fields, own (true when given holds a credential) | nil, name, reason [, vendor code]
 -- `given` is the caller's table (never modified). Credential parameters are
 -- allowed in `given` and are checked by the caller.
-function params.prepare(service, given, credential_names, strict)
+-- What prepare needs of a service, worked out once: its indexes, the
+-- required names, the params that need others, and whether a password rule
+-- applies.
+local plan_cache = setmetatable({}, { __mode = "k" })
+local function plan_of(service)
+  local plan = plan_cache[service]
+  if plan then return plan end
   local index, aliases = indexes(service)
-  local fields = {}
+  plan = { index = index, aliases = aliases, required = {}, needs = {}, passwords = false }
+  for _, spec in ipairs(service.params or {}) do
+    -- the contact_fields placeholder stands for fields checked one by one
+    if spec.required and spec.type ~= "contact_fields" then
+      plan.required[#plan.required + 1] = spec.name
+    end
+    if spec.needs then plan.needs[#plan.needs + 1] = spec end
+  end
+  for _, name in ipairs(RULES.applies_to or {}) do
+    if index[name] then plan.passwords = true end
+  end
+  plan_cache[service] = plan
+  return plan
+end
+
+function params.prepare(service, given, credential_names, strict)
+  local plan = plan_cache[service] or plan_of(service)
+  local index, aliases = plan.index, plan.aliases
+  local fields, own = {}, false
   for name, v in pairs(given) do
     if type(name) ~= "string" then
       return nil, tostring(name), "parameter names must be strings"
@@ -193,28 +217,32 @@ function params.prepare(service, given, credential_names, strict)
     elseif credential_names[name] then
       if not is_scalar(v) then return nil, name, "must be a string or a number" end
       fields[name] = v
+      own = true
     elseif strict then
       return nil, name, "is not a parameter of " .. service.name
     else
       fields[name] = v
     end
   end
-  for _, name in ipairs(RULES.applies_to or {}) do   -- v_passe before v_passec
-    if type(fields[name]) == "string" then
-      local problem = password_problem(fields[name])
-      if problem then return nil, name, problem, RULES.violation_code end
+  if plan.passwords then
+    for _, name in ipairs(RULES.applies_to) do   -- v_passe before v_passec
+      if type(fields[name]) == "string" then
+        local problem = password_problem(fields[name])
+        if problem then return nil, name, problem, RULES.violation_code end
+      end
+    end
+    if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
+      return nil, "v_passec", "differs from v_passe", 524
     end
   end
-  if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
-    return nil, "v_passec", "differs from v_passe", 524
+  local required = plan.required
+  for i = 1, #required do
+    if fields[required[i]] == nil then return nil, required[i], "is required" end
   end
-  for _, spec in ipairs(service.params or {}) do
-    local present = fields[spec.name] ~= nil
-    -- the contact_fields placeholder stands for fields checked one by one
-    if spec.required and not present and spec.type ~= "contact_fields" then
-      return nil, spec.name, "is required"
-    end
-    if present and spec.needs then
+  local needs = plan.needs
+  for i = 1, #needs do
+    local spec = needs[i]
+    if fields[spec.name] ~= nil then
       for _, other in ipairs(spec.needs) do
         if fields[other] == nil then
           return nil, spec.name, "needs " .. other .. " too"
@@ -222,7 +250,7 @@ function params.prepare(service, given, credential_names, strict)
       end
     end
   end
-  return fields
+  return fields, own
 end
 
 return params

@@ -12,8 +12,8 @@ local runner = {}
 
 local unpack = table.unpack or unpack
 local pack = function(...) return { n = select("#", ...), ... } end
-local co_create, co_resume, co_running, co_yield, co_status =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.yield, coroutine.status
+local co_create, co_resume, co_running, co_yield =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.yield
 
 local loop            -- the running loop, or nil outside run
 local task_mt = {}
@@ -40,15 +40,17 @@ local function finish(task, ok, values)
   task.waiters = nil
 end
 
+-- A task's body returns DONE before its results, so a resume that ended the
+-- task is told from one that yielded without asking coroutine.status.
+local DONE = {}
+
 -- Varargs instead of packed tables: a resume that does not end the task
 -- (the common case, a call yielding on its transfer) allocates nothing.
-local function after_resume(task, ok, ...)
-  if co_status(task.co) == "dead" then
-    if ok then
-      finish(task, true, pack(...))
-    else
-      finish(task, false, { n = 1, debug.traceback(task.co, tostring((...))) })
-    end
+local function after_resume(task, ok, first, ...)
+  if ok then
+    if first == DONE then finish(task, true, pack(...)) end
+  else
+    finish(task, false, { n = 1, debug.traceback(task.co, tostring(first)) })
   end
 end
 
@@ -56,12 +58,15 @@ local function resume(task, ...)
   return after_resume(task, co_resume(task.co, ...))
 end
 
+local function body_of(fn, args)
+  return function() return DONE, fn(unpack(args, 1, args.n)) end
+end
+
 function runner.spawn(fn, ...)
   assert(type(fn) == "function", "billetterie.spawn needs a function")
   if not loop then error("billetterie.spawn must be called inside billetterie.run", 2) end
-  local args = pack(...)
   local task = setmetatable({ waiters = {} }, task_mt)
-  task.co = co_create(function() return fn(unpack(args, 1, args.n)) end)
+  task.co = co_create(body_of(fn, pack(...)))
   loop.tasks[task.co] = task
   loop.live = loop.live + 1
   wake(task)
@@ -88,7 +93,7 @@ end
 
 -- Waits for transfer `id` of `engine`: yields inside run, blocks outside.
 function runner.await_transfer(engine, id)
-  local task = current_task()
+  local task = loop and loop.tasks[co_running()]   -- current_task(), inlined: once per call
   if not task then return engine:wait(id) end
   loop.engine = engine
   loop.transfers[id] = task
@@ -161,34 +166,40 @@ function runner.run(fn, ...)
            timers = {} }
   local ok, result = pcall(function(...)
     local main = runner.spawn(fn, ...)
+    local transfers, spare = loop.transfers, {}
     while loop.live > 0 do
-      while #loop.ready > 0 do
+      while loop.ready[1] do
+        -- swap in an empty list: tasks woken meanwhile go to the next round
         local ready = loop.ready
-        loop.ready = {}
-        for i = 1, #ready do resume(ready[i]) end
+        loop.ready = spare
+        for i = 1, #ready do
+          resume(ready[i])
+          ready[i] = nil
+        end
+        spare = ready
       end
       if loop.live > 0 then
         local engine = loop.engine
         local in_flight = engine and engine:pending() > 0
-        if not in_flight and #loop.timers == 0 and #loop.ready == 0 then
+        if not in_flight and #loop.timers == 0 and not loop.ready[1] then
           error("billetterie.run: every task is waiting and nothing is in flight (deadlock)")
         end
-        if in_flight or (engine and engine:pending() > 0) then
+        if in_flight then
           local ids = engine:poll(poll_timeout(), loop.ids)
           for i = 1, #ids do
             local id = ids[i]
-            local task = loop.transfers[id]
-            loop.transfers[id] = nil
+            local task = transfers[id]
+            transfers[id] = nil
             if task then
               resume(task, engine:result(id))
             else
               engine:cancel(id)   -- its task is gone; free the slot
             end
           end
-        elseif #loop.ready == 0 then
+        elseif not loop.ready[1] then
           core.sleep(poll_timeout() / 1000)   -- only timers: nothing else to wait for
         end
-        wake_due_timers()
+        if loop.timers[1] then wake_due_timers() end
       end
     end
     return main
