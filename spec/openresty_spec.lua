@@ -2,6 +2,13 @@
 -- examples/openresty/nginx.conf (one worker) in front of a sandbox whose
 -- ws_idsession answers 200 ms late, and the pages are driven with curl.
 local sandbox = require "spec.support.sandbox"
+local support_nginx = require "spec.support.nginx"
+local cjson = require "cjson"
+
+-- The core built for LuaJIT that nginx loads: ./build/jit, or that of
+-- $BILLETTERIE_NGINX_BUILD (a helper's own build directory). Never an ASan
+-- build: nginx runs without the sanitizer runtime.
+local BUILD = os.getenv("BILLETTERIE_NGINX_BUILD") or "build"
 
 local ROOT = (function()
   local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
@@ -33,8 +40,28 @@ local function read(path)
   return s
 end
 
--- A location only the tests use: the same proxy with a 100 ms read timeout.
-local SHORT = [[
+-- What only the tests add to examples/openresty/nginx.conf: a proxy with a
+-- 100 ms read timeout, one that trusts the wrong CA, pools named after the
+-- TLS and plain listeners of spec/support/nginx.lua, /probe (a client of any
+-- URL), a keep-alive reporter, a cache exercise on a real lua_shared_dict,
+-- the stored notifications, and the newsletter's autofill script for
+-- Chromium (injected only with ?autofill=1).
+local HTTP_EXTRA = [[
+  upstream localhost { server 127.0.0.1:@TLSPORT@; keepalive 4; }
+  upstream billetterie-echo { server 127.0.0.1:@ECHOPORT@; keepalive 4; }
+  map $arg_autofill $billetterie_autofill { default ""; "1" "<script src=/_test/fill.js></script>"; }
+  # counts the libcurl engines made in the worker: a request handler must make none
+  lua_shared_dict billetterie_test 64k;
+  init_worker_by_lua_block {
+    local core = require "billetterie.core"
+    local make = core.http_engine
+    core.http_engine = function(...)
+      ngx.shared.billetterie_test:incr("curl_engines", 1, 0)
+      return make(...)
+    end
+  }
+]]
+local SERVER_EXTRA = [[
     location = /_billetterie_upstream_short {
       internal;
       set $billetterie_target $billetterie_target;
@@ -43,20 +70,107 @@ local SHORT = [[
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
       proxy_read_timeout 100ms;
     }
+    location = /_billetterie_upstream_tls_right {
+      internal;
+      set $billetterie_target $billetterie_target;
+      proxy_pass $billetterie_target;
+      proxy_pass_request_headers off;
+      proxy_set_header Content-Type "application/x-www-form-urlencoded";
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate @RIGHTCA@;
+      proxy_ssl_server_name on;
+      proxy_ssl_name localhost;
+    }
+    location = /_billetterie_upstream_tls_wrongca {
+      internal;
+      set $billetterie_target $billetterie_target;
+      proxy_pass $billetterie_target;
+      proxy_pass_request_headers off;
+      proxy_set_header Content-Type "application/x-www-form-urlencoded";
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate @WRONGCA@;
+      proxy_ssl_server_name on;
+      proxy_ssl_name localhost;
+    }
+    location = /_billetterie_upstream_tls_wrongname {
+      internal;
+      set $billetterie_target $billetterie_target;
+      proxy_pass $billetterie_target;
+      proxy_pass_request_headers off;
+      proxy_set_header Content-Type "application/x-www-form-urlencoded";
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate @RIGHTCA@;
+      proxy_ssl_server_name on;
+      proxy_ssl_name billetterie.example;
+    }
+    location = /probe {
+      content_by_lua_block { require("newsletter").probe() }
+    }
+    # n ws_idsession calls in one page to ?url=: "connection requests" per call
+    location = /_test/keepalive {
+      content_by_lua_block {
+        local c = require("billetterie").new{ url = ngx.unescape_uri(ngx.var.arg_url), login = "xrsitest",
+          password = "xrsimdp", client_id = 677, retries = 0 }
+        for _ = 1, tonumber(ngx.var.arg_n) or 3 do
+          local msg, statut = c:call("ws_idsession")
+          if not msg then ngx.say(statut.kind, " ", statut.message) else ngx.say(msg.connection, " ", msg.requests) end
+        end
+      }
+    }
+    # billetterie.cache on a real lua_shared_dict
+    location = /_test/cache {
+      content_by_lua_block {
+        local cache = require "billetterie.cache"
+        local store = cache.new{ dict = ngx.shared.billetterie_cache, ttl = 60 }
+        local out = {}
+        out.set = store:set("t", { id = 5442, prix = 18.5, noms = { "a", "b" }, web = true })
+        local v = store:get("t")
+        v.noms[1] = "changed"
+        out.copy = store:get("t")
+        out.refused = select(2, store:set("bad", { [1] = 1, [3] = 3 }))
+        out.short = store:set("short", "x", 0.2)
+        out.before = store:get("short")
+        ngx.sleep(0.3)
+        out.after = store:get("short") == nil
+        store:delete("t")
+        out.deleted = store:get("t") == nil
+        ngx.say(require("cjson").encode(out))
+      }
+    }
+    location = /_test/curl_engines {
+      content_by_lua_block { ngx.say(ngx.shared.billetterie_test:get("curl_engines") or 0) }
+    }
+    location = /_test/notification {
+      content_by_lua_block { ngx.say(ngx.shared.billetterie_notifications:get("card:" .. ngx.var.arg_id) or "none") }
+    }
+    location = /_test/fill.js {
+      default_type application/javascript;
+      return 200 "document.querySelector('input[name=mail]').value = 'chromium.user@example.fr';
+document.querySelector('input[name=surname]').value = 'Chloé';
+document.querySelector('input[name=name]').value = 'Navigateur <b>';
+document.querySelector('button[type=submit]').click();";
+    }
 ]]
 
-local function start_nginx(sandbox_url)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(sh("mkdir -p " .. q(dir)))
+local function start_nginx(sandbox_url, support, dir)
   local template = read(ROOT .. "/examples/openresty/nginx.conf")
   assert(template:find("@PORT@", 1, true), "examples/openresty/nginx.conf not found from " .. ROOT)
+  assert(sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+    .. "-addext subjectAltName=DNS:localhost -keyout %s/wrong.key -out %s/wrong.pem 2>/dev/null"):format(q(dir), q(dir))))
+  local http_extra = HTTP_EXTRA:gsub("@TLSPORT@", tostring(support.port + 1)):gsub("@ECHOPORT@", tostring(support.port))
+  local server_extra = SERVER_EXTRA:gsub("@WRONGCA@", dir .. "/wrong.pem"):gsub("@RIGHTCA@", support.cert)
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
   for _ = 1, 20 do
     local port = math.random(20000, 45000)
     local conf = template:gsub("@PREFIX@", dir):gsub("@PORT@", tostring(port))
-      :gsub("@SANDBOX@", sandbox_url):gsub("@REPO@", ROOT)
-      :gsub("    location = /probe {", function(s) return SHORT .. s end)
+      :gsub("@VENDOR_ADDR@", (sandbox_url:match("^http://([^/]+)"))):gsub("@SHOP@", sandbox_url)
+      :gsub("@REPO@", ROOT):gsub("@BUILD@", BUILD):gsub("@CA@", support.cert)
+      :gsub("  server {\n", function(x) return http_extra .. x end, 1)
+      :gsub("    # %(the tests add their own locations here%)\n", function() return server_extra end)
+      :gsub("    location = /newsletter {\n", function(x)
+        return x .. "      sub_filter '</body>' '$billetterie_autofill</body>';\n"
+      end)
+    assert(conf:find("/_test/fill.js", 1, true) and conf:find("billetterie_autofill</body>", 1, true))
     local f = assert(io.open(dir .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
@@ -77,16 +191,21 @@ local function stop_nginx(server)
 end
 
 describe("OpenResty: examples/openresty under nginx with transport_ngx", function()
-  local sb, server, jar
+  local sb, server, jar, support
 
   setup(function()
     sb = sandbox.start{ args = { "--seed", "demo", "--fault", "ws_idsession:latency=200" } }
-    server = start_nginx(sb.url)
+    support = support_nginx.start()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p " .. q(dir)))
+    server = start_nginx(sb.url, support, dir)
     jar = server.dir .. "/cookies"
   end)
 
   teardown(function()
     stop_nginx(server)
+    if support then support.stop() end
     if sb then sb:stop() end
   end)
 
@@ -197,11 +316,220 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.truthy(body:match("^timeout "), body)
   end)
 
+  -- curl -D: -> status, headers (lower-cased), body
+  local function fetch(args)
+    local hfile = server.dir .. "/headers"
+    local code, body = curl("-D " .. q(hfile) .. " " .. args)
+    return code, read(hfile):lower(), body
+  end
+
+  local function url_arg(u) return (u:gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
+
+  local function journal(ws)
+    return cjson.decode(run(("curl -s %s"):format(q(sb.url .. "_sandbox/requests?path=" .. ws)))).requests
+  end
+
+  it("reuses upstream connections: the keepalive pool, plain and TLS", function()
+    for _, base in ipairs{ "http://billetterie-echo/keepalive/", "https://localhost/keepalive/" } do
+      local code, body = curl(q(server.url .. "/_test/keepalive?n=4&url=" .. url_arg(base)))
+      assert.are.equal(200, code, body)
+      local conns, reqs = {}, {}
+      for c, r in body:gmatch("(%d+) (%d+)") do conns[#conns + 1] = c; reqs[#reqs + 1] = tonumber(r) end
+      assert.are.equal(4, #conns, body)
+      for i = 2, 4 do
+        assert.are.equal(conns[1], conns[i], base .. ": a new connection for call " .. i .. "\n" .. body)
+        assert.are.equal(reqs[i - 1] + 1, reqs[i], body)
+      end
+    end
+    -- the control: an address that names no upstream opens a connection per call
+    local code, body = curl(q(server.url .. "/_test/keepalive?n=2&url=" .. url_arg(support.url .. "keepalive/")))
+    assert.are.equal(200, code)
+    local a, b = body:match("^(%d+) 1\n(%d+) 1\n$")
+    assert.truthy(a and a ~= b, body)
+  end)
+
+  it("verifies the vendor's certificate: the right CA and name pass, else a network error", function()
+    -- through the pool (https://localhost/ names the upstream: SNI and name from the URL)
+    local code, body = curl(q(server.url .. "/probe?url=" .. url_arg("https://localhost/keepalive/")))
+    assert.are.equal(200, code)
+    assert.are.equal("ok 603", (body:gsub("%s+$", "")))
+    -- fresh connections (an address, no pool): the pool's verified connections
+    -- would otherwise be reused whatever the location says
+    local direct = ("https://127.0.0.1:%d/keepalive/"):format(support.port + 1)
+    local function probe(location)
+      local c, b = curl(q(server.url .. "/probe?location=%2F_billetterie_upstream_tls_" .. location .. "&url=" .. url_arg(direct)))
+      assert.are.equal(200, c)
+      return (b:gsub("%s+$", ""))
+    end
+    assert.are.equal("ok 603", probe("right"))
+    assert.truthy(probe("wrongca"):match("^network could not reach https://127%.0%.0%.1:%d+/keepalive/ws_idsession"))
+    assert.truthy(probe("wrongname"):match("^network could not reach https://127%.0%.0%.1:%d+/keepalive/ws_idsession"))
+    local log = read(server.dir .. "/error.log")
+    assert.truthy(log:find("certificate verify", 1, true))
+    assert.truthy(log:find("does not match \"billetterie.example\"", 1, true), log)
+  end)
+
+  it("keeps billetterie.cache values in a real lua_shared_dict", function()
+    local code, body = curl(q(server.url .. "/_test/cache"))
+    assert.are.equal(200, code, body)
+    local out = cjson.decode(body)
+    assert.is_true(out.set)
+    assert.are.same({ id = 5442, prix = 18.5, noms = { "a", "b" }, web = true }, out.copy)
+    assert.matches("^cache: cannot store a", out.refused)
+    assert.is_true(out.short)
+    assert.are.equal("x", out.before)
+    assert.is_true(out.after)
+    assert.is_true(out.deleted)
+  end)
+
+  it("renders the catalogue from the cached feed: the second view does not reach the vendor", function()
+    local before = #journal("ws_cat_spectacle")
+    local code, headers, body = fetch(q(server.url .. "/catalogue"))
+    assert.are.equal(200, code, body)
+    assert.truthy(headers:find("x-catalogue-cache: miss", 1, true), headers)
+    assert.truthy(headers:find("cache-control: public", 1, true), headers)
+    assert.truthy(body:find("L&#39;IGNORANT ET LE FOU", 1, true), body)
+    assert.truthy(body:find("Coup de", 1, true) == nil)          -- only name, type, dates
+    assert.truthy(body:find(sb.url .. "spectacle?id_spectacle=2185", 1, true), body)
+    assert.are.equal(before + 1, #journal("ws_cat_spectacle"))
+    local code2, headers2, body2 = fetch(q(server.url .. "/catalogue"))
+    assert.are.equal(200, code2)
+    assert.truthy(headers2:find("x-catalogue-cache: hit", 1, true), headers2)
+    assert.are.equal(body, body2)
+    assert.are.equal(before + 1, #journal("ws_cat_spectacle"))
+  end)
+
+  it("account area: login keeps the token server-side, links carry it, pages are no-store", function()
+    local ajar = server.dir .. "/account-cookies"
+    local function acurl(args)
+      local hfile = server.dir .. "/aheaders"
+      local out = run(("curl -s -D %s -b %s -c %s -w '\\n%%{http_code}' %s"):format(q(hfile), q(ajar), q(ajar), args))
+      local body, code = out:match("^(.*)\n(%d+)$")
+      return tonumber(code), read(hfile):lower(), body
+    end
+    local function login(password)
+      local _, _, page = acurl(q(server.url .. "/account"))
+      local token = page:match('name="csrf" value="(%x+)"')
+      return acurl(("--data-urlencode %s --data-urlencode %s --data-urlencode %s %s"):format(
+        q("csrf=" .. token), q("ident=herve.richon@example.org"), q("password=" .. password), q(server.url .. "/account")))
+    end
+
+    local code, headers, body = acurl(q(server.url .. "/account"))
+    assert.are.equal(200, code)
+    assert.truthy(body:find('name="password"', 1, true))
+    assert.truthy(headers:find("cache-control: no-store", 1, true))
+
+    code, headers, body = login("wrong-Password1")
+    assert.are.equal(401, code, body)
+    assert.truthy(body:find("wrong password", 1, true))
+    assert.falsy(headers:find("billetterie_sid=", 1, true))
+
+    code, headers = login("Garrigues-2024!")
+    assert.are.equal(303, code)
+    local sid = headers:match("set%-cookie: billetterie_sid=(%x+);[^\n]*")
+    local cookie_line = headers:match("set%-cookie: billetterie_sid=[^\n]*")
+    assert.truthy(sid and #sid == 32, headers)
+    assert.truthy(cookie_line:find("httponly", 1, true) and cookie_line:find("samesite=lax", 1, true), cookie_line)
+    assert.falsy(cookie_line:find("secure", 1, true))         -- plain http here
+
+    code, headers, body = acurl(q(server.url .. "/account"))
+    assert.are.equal(200, code, body)
+    assert.truthy(body:find("Hello Hervé RICHON", 1, true), body)
+    assert.truthy(headers:find("cache-control: no-store", 1, true))
+    assert.truthy(headers:find("pragma: no-cache", 1, true))
+    local token = body:match("basket%?x_rsi_token=(%x+)")
+    assert.truthy(token, body)
+    assert.truthy(body:find(sb.url .. "mes_coordonnees?x_rsi_token=" .. token, 1, true), body)
+    assert.are_not.equal(sid, token:lower())
+    assert.falsy(read(ajar):find(token, 1, true))              -- the browser holds only the opaque id
+    -- the token is a live vendor session
+    local status = cjson.decode(run(("curl -s -d x_rsi_token=%s %s"):format(token, q(sb.url .. "ws_status_session"))))
+    assert.are.equal("ok", status.retour.statut.traitement)
+
+    -- an old or forged id is nobody's session
+    local function with_sid(id)   -- without the jar: only this cookie
+      return run(("curl -s -H %s %s"):format(q("Cookie: billetterie_sid=" .. id), q(server.url .. "/account")))
+    end
+    assert.truthy(with_sid(sid):find("Hello Hervé RICHON", 1, true))
+    assert.truthy(with_sid(string.rep("a", 32)):find('name="password"', 1, true))
+
+    -- signing in again gives a new id; the old one is forgotten (no fixation)
+    code, headers = login("Garrigues-2024!")
+    assert.are.equal(303, code)
+    local sid2 = headers:match("set%-cookie: billetterie_sid=(%x+);")
+    assert.truthy(sid2 and sid2 ~= sid, headers)
+    assert.truthy(with_sid(sid):find('name="password"', 1, true))
+    local old = cjson.decode(run(("curl -s -d x_rsi_token=%s %s"):format(token, q(sb.url .. "ws_status_session"))))
+    assert.are.equal("ko", old.retour.statut.traitement)   -- and the old vendor session is closed
+    sid = sid2
+    token = select(3, acurl(q(server.url .. "/account"))):match("basket%?x_rsi_token=(%x+)")
+    assert.truthy(token)
+
+    -- sign out: the vendor's session is closed and the visitor's forgotten
+    local page_token = select(3, acurl(q(server.url .. "/account"))):match('name="csrf" value="(%x+)"')
+    code = acurl(("--data-urlencode %s %s"):format(q("csrf=" .. page_token), q(server.url .. "/account/logout")))
+    assert.are.equal(303, code)
+    code, _, body = acurl(q(server.url .. "/account"))
+    assert.truthy(body:find('name="password"', 1, true), body)
+    assert.truthy(with_sid(sid):find('name="password"', 1, true))
+    status = cjson.decode(run(("curl -s -d x_rsi_token=%s %s"):format(token, q(sb.url .. "ws_status_session"))))
+    assert.are.equal("ko", status.retour.statut.traitement)
+  end)
+
+  it("refuses a login POST without the CSRF token", function()
+    local code, body = curl("--data-urlencode ident=a@b.fr --data-urlencode password=x " .. q(server.url .. "/account"))
+    assert.are.equal(403, code, body)
+  end)
+
+  it("receives the print-card NOTIFY: from the sandbox's push and from a raw POST", function()
+    local target = server.url .. "/notify/print-card"
+    local push = cjson.decode(run(("curl -s -d x_rsi_ws_login=xrsitest -d x_rsi_ws_mdp=xrsimdp -d x_rsi_client=677 "
+      .. "-d kind=notify_impression_carte -d id_carte=2 --data-urlencode %s %s"):format(q("url=" .. target),
+      q(sb.url .. "_sandbox/notify")))).push
+    assert.are.equal(200, push.http_status, cjson.encode(push))
+    assert.is_true(push.delivered)
+    local stored = cjson.decode(select(2, curl(q(server.url .. "/_test/notification?id=/CA0000000000002"))))
+    assert.are.equal("/CA0000000000002", stored.idcarte)
+    assert.are.equal(1, stored.id_contact)
+    assert.is_nil(stored.nom)                                 -- ids only, no names kept
+    local code, body = curl(("-H 'Content-Type: text/xml' --data-binary @%s %s"):format(
+      q(ROOT .. "/spec/fixtures/notify_impression_carte.xml"), q(target)))
+    assert.are.equal(200, code)
+    assert.are.equal("OK", (body:gsub("%s+$", "")))
+    assert.truthy(read(server.dir .. "/error.log"):find("print-card NOTIFY: card /CA", 1, true))
+    code = curl("--data-binary '<html><body>hi</body></html>' " .. q(target))
+    assert.are.equal(400, code)
+    code = curl("--data-binary '<NOTIFY><idcarte>' " .. q(target))
+    assert.are.equal(400, code)
+    code = curl(q(target))
+    assert.are.equal(405, code)
+  end)
+
+  it("headless Chromium fills and submits the newsletter form and lands on the result", function()
+    local profile = server.dir .. "/chromium"
+    local out = run(("unset LD_PRELOAD; timeout 90 %s --headless --no-sandbox --disable-gpu --disable-quic "
+      .. "--no-first-run --disable-background-networking --disable-component-update --disable-sync "
+      .. "--virtual-time-budget=10000 --run-all-compositor-stages-before-draw "
+      .. "--user-data-dir=%s --dump-dom %s 2>/dev/null"):format(os.getenv("CHROMIUM") or "chromium", q(profile),
+      q(server.url .. "/newsletter?autofill=1")))
+    assert.truthy(out:find('class="ok"', 1, true), out)
+    assert.truthy(out:find("chromium.user@example.fr is signed up", 1, true), out)
+    assert.truthy(out:find("Chloé Navigateur &lt;b&gt;", 1, true), out)
+    assert.falsy(out:find('name="csrf"', 1, true))            -- the result page, not the form again
+  end)
+
+  it("never made a libcurl engine in the worker: every call went through nginx", function()
+    local code, body = curl(q(server.url .. "/_test/curl_engines"))
+    assert.are.equal(200, code)
+    assert.are.equal("0", (body:gsub("%s+$", "")))
+  end)
+
   it("left nothing in nginx's error log but the expected upstream errors", function()
     local log = read(server.dir .. "/error.log")
     for line in log:gmatch("[^\n]+") do
       if line:find("%[error%]") or line:find("%[alert%]") or line:find("%[crit%]") then
-        assert.truthy(line:find("Connection refused", 1, true) or line:find("timed out", 1, true), line)
+        assert.truthy(line:find("Connection refused", 1, true) or line:find("timed out", 1, true)
+          or line:find("certificate verify", 1, true) or line:find("does not match", 1, true), line)
       end
     end
   end)
@@ -270,5 +598,75 @@ describe("transport_ngx with a fake ngx", function()
     assert.is_false(transport_ngx.available())
     _G.ngx = nil
     assert.is_false(transport_ngx.available())
+  end)
+end)
+
+-- The transport interface (lua/billetterie/transport.lua): a transport
+-- written outside the SDK, on LuaSocket's socket.http, plugged with
+-- billetterie.new{ transport = ... }, carries every kind of call.
+describe("a user transport plugged with billetterie.new{ transport = t }", function()
+  local http = require "socket.http"
+  local ltn12 = require "ltn12"
+  local sb
+  local seen = {}
+
+  local user = {}
+  function user:request(req)
+    local url, method, body, file, timeout = req.url, req.method, req.body, req.file, req.timeout
+    seen[#seen + 1] = { url = url, method = method, file = file }
+    local chunks = {}
+    http.TIMEOUT = timeout
+    local ok, status, headers = http.request{
+      url = url, method = method, sink = ltn12.sink.table(chunks),
+      source = body and ltn12.source.string(body) or nil,
+      headers = { ["content-type"] = body and "application/x-www-form-urlencoded" or nil,
+                  ["content-length"] = body and tostring(#body) or nil,
+                  accept = "application/json, application/xml;q=0.9" },
+    }
+    if not ok then
+      return 0, nil, nil, status == "timeout" and "timeout" or "network", "socket.http: " .. tostring(status)
+    end
+    local data = table.concat(chunks)
+    if file then
+      local f = assert(io.open(file, "wb"))
+      f:write(data)
+      f:close()
+      data = ""
+    end
+    return status, data, headers["content-type"], nil, nil, headers["x-request-id"]
+  end
+
+  setup(function() sb = sandbox.start{ args = { "--seed", "demo" } } end)
+  teardown(function() if sb then sb:stop() end end)
+
+  it("carries JSON and XML calls, sessions and streamed answers", function()
+    local c = sb:client{ transport = user, retries = 0 }
+    local msg, statut = c:call("ws_idsession")
+    assert.are.equal(603, statut.code)
+    assert.truthy(msg.jeton)
+    assert.are.same({ url = sb.url .. "ws_idsession", method = "POST" }, seen[#seen])
+    local doc = assert(c:call("ws_cat_spectacle"))
+    assert.truthy(doc.SPECTACLES)
+    local s = assert(c:session())
+    assert(s:login("herve.richon@example.org", "Garrigues-2024!"))
+    local count = 0
+    for show, err in c:programmation{ each = "SPECTACLE" } do
+      assert(show, err)
+      count = count + 1
+    end
+    assert.is_true(count > 0)
+    assert.truthy(seen[#seen].file)
+  end)
+
+  it("its failures become the client's error values", function()
+    local c = sb:client{ transport = user, retries = 0 }
+    local _, err = c:call("ws_info_organisme", { id_organisme = 999999 })
+    assert.are.same({ "vendor", 904 }, { err.kind, err.code })
+    local down = require("billetterie").new{ url = "http://127.0.0.1:1/", login = "xrsitest", password = "xrsimdp",
+                                             client_id = 677, transport = user, retries = 1, sleep = function() end }
+    _, err = down:call("ws_idsession")
+    assert.are.equal("network", err.kind)
+    assert.are.equal(2, err.attempts)                 -- retried like any network error
+    assert.matches("socket.http: connection refused", err.message, 1, true)
   end)
 end)

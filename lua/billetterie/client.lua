@@ -14,6 +14,8 @@ local limits = require "billetterie.limits"
 local Client = {}
 Client.__index = Client
 
+local byte = string.byte
+
 -- Secret option values live here, not in the client table, so printing or
 -- dumping a client never shows them.
 local secrets_of = setmetatable({}, { __mode = "k" })
@@ -23,7 +25,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", max_size = "number",
   verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
   pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
-  transport = "table", clock = "function", sync_overlap = "number",
+  transport = "table", clock = "function", sync_overlap = "number", cache = "table",
   retries = "number", retry_base = "number", retry_max = "number",
   rate = "number", max_in_flight = "number", sleep = "function", random = "function",
 }
@@ -62,6 +64,7 @@ function Client.new(opts)
     capath = opts.capath,
     strict = opts.strict ~= false,
     transport = opts.transport or transport.curl,
+    cache = opts.cache,   -- a billetterie.cache store (see billetterie.client_cache)
     clock = opts.clock or os.time,   -- for session expiry; injectable for tests
     sync_overlap = opts.sync_overlap or 60,
     -- Retries of retryable errors on operations safe to repeat: two by
@@ -86,7 +89,9 @@ function Client.new(opts)
   request.config = core.http_config(request)  -- the same settings, prepared once for libcurl
   self._request = request
   self._urls = {}   -- service -> full URL, built on first use
-  local secrets = { password = opts.password, pwd_key = opts.pwd_key, api_key = opts.api_key, list = {} }
+  -- prefixes: auth mode -> its credentials form-encoded (see _prepare)
+  local secrets = { password = opts.password, pwd_key = opts.pwd_key, api_key = opts.api_key, list = {},
+                    prefixes = {} }
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] then secrets.list[#secrets.list + 1] = opts[k] end
   end
@@ -149,6 +154,8 @@ local function credential_names(mode)
   return names
 end
 local CREDENTIAL_NAMES = {}
+local NO_NAMES = {}
+local NO_PARAMS = {}   -- read only: params.prepare never writes to what it is given
 for mode in pairs(catalogue.credentials) do CREDENTIAL_NAMES[mode] = credential_names(mode) end
 
 -- Up to 160 characters of an unexpected body, tags stripped, for messages.
@@ -208,7 +215,8 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
     return fail(self, fields, { kind = kind, ws = ws, message = message, retryable = retryable,
                              http_status = status ~= 0 and status or nil, request_id = request_id })
   end
-  local first = body:match("^%s*(.)")
+  -- A JSON object first byte is the common case: no pattern to run.
+  local first = byte(body, 1) == 123 and "{" or body:match("^%s*(.)")
   if status >= 400 then
     return fail(self, fields, { kind = "http", ws = ws, http_status = status, request_id = request_id,
                              message = ("HTTP %d%s"):format(status, first and (": " .. excerpt(body)) or "") })
@@ -365,12 +373,18 @@ function Client:call(name, given, opts)
     for k, v in pairs(given) do if k ~= "each" then copy[k] = v end end
     given = copy
   end
-  local fields, url, body = self:_prepare(service, given or {})
+  local fields, url, body = self:_prepare(service, given or NO_PARAMS)
   if not fields then
     if each then return failing(url) end
     return nil, url
   end
   if each then return self:_stream(service, fields, url, body, each) end
+  if self.cache then   -- static or slow-changing answers: billetterie.client_cache
+    local client_cache = require "billetterie.client_cache"
+    if client_cache.applies(service, fields, opts) then
+      return client_cache.through(self, service, fields, opts, self._send, url, body)
+    end
+  end
   local finish = FINISH[name]
   if finish then
     return finish(self, self.clock(), self:_send(service, fields, url, body, opts))
@@ -378,23 +392,53 @@ function Client:call(name, given, opts)
   return self:_send(service, fields, url, body, opts)
 end
 
+-- The credentials of an auth mode, form-encoded once per client (kept with
+-- the secrets: it holds the password): most calls give none of them, so
+-- their body is this prefix and the caller's fields.
+-- -> prefix | nil, missing name, hint
+local function credentials_prefix(self, mode)
+  local prefixes = secrets_of[self].prefixes
+  local prefix = prefixes[mode]
+  if prefix then return prefix end
+  local creds = {}
+  local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, creds)
+  if missing then return nil, missing, hint end
+  prefix = core.form_encode(creds)
+  prefixes[mode] = prefix
+  return prefix
+end
+
 -- Checks the parameters, adds the credentials, builds URL and body.
 -- -> fields, url, body | nil, err
 function Client:_prepare(service, given)
   local name, mode = service.name, service.auth
-  local fields, bad, reason, code = params.prepare(service, given, CREDENTIAL_NAMES[mode] or {}, self.strict)
-  if not fields then return invalid(name, bad, reason, code) end
+  local names = CREDENTIAL_NAMES[mode] or NO_NAMES
+  -- fields, own (the caller gave a credential) | nil, bad name, reason, code
+  local fields, own, reason, code = params.prepare(service, given, names, self.strict)
+  if not fields then return invalid(name, own, reason, code) end
   if mode == "ws_or_token" then
     mode = fields.x_rsi_token and "token" or "ws"
   end
-  if service.fixed then
-    for k, v in pairs(service.fixed) do   -- x_rsi_modele of the api host
+  local fixed = service.fixed
+  if fixed then
+    for k, v in pairs(fixed) do   -- x_rsi_modele of the api host
       if fields[k] == nil then fields[k] = v end
     end
+    own = true   -- a fixed field can be a credential of the mode
   end
-  local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
-  if missing then return invalid(name, missing, hint) end
 
+  -- A credential given by the caller (a session token, say) wins over the
+  -- client's: then the whole form is encoded from fields.
+  local body
+  if own then
+    local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
+    if missing then return invalid(name, missing, hint) end
+    body = core.form_encode(fields)
+  else
+    local prefix, missing, hint = credentials_prefix(self, mode)
+    if not prefix then return invalid(name, missing, hint) end
+    body = core.form_encode(fields, prefix)
+  end
   local url = self._urls[service]
   if not url then
     local base = service.host == "api" and self.api_url or self.url
@@ -402,7 +446,6 @@ function Client:_prepare(service, given)
     url = base .. service.path
     self._urls[service] = url
   end
-  local body = core.form_encode(fields)
   if service.method == "GET" then
     url, body = url .. "?" .. body, nil
   end

@@ -1,12 +1,29 @@
 -- The default transport: libcurl through the core's engine, one per Lua
 -- state, so every client of the state shares one connection cache and one
--- event loop. A transport is any object with
---   transport:request{ url, method, body, headers, timeout, connect_timeout,
---                      max_size, verify, cainfo, capath }
---     -> status, body, content_type, errkind, errmsg, request_id
--- (errkind nil on success, else "timeout", "tls", "too_large", "network"),
--- so OpenResty or a test can plug in its own. A transport must read the
--- request table before it yields: clients reuse it for their next call.
+-- event loop; inside an nginx request handler it hands over to
+-- billetterie.transport_ngx (below).
+--
+-- The transport interface (docs/openresty.md). A transport is any table
+-- with a request method; plug one with billetterie.new{ url = ..., transport = t }:
+--   t:request(req) -> status, body, content_type, errkind, errmsg, request_id
+-- req (read-only, and read it all before yielding: the client refills the
+-- same table for its next call):
+--   url      the full URL (GET: with its query string)
+--   method   "POST" or "GET"
+--   body     the form-encoded body (application/x-www-form-urlencoded), or nil
+--   timeout, connect_timeout (seconds), max_size (bytes: larger is "too_large")
+--   verify, cainfo, capath   TLS peer/host verification and the CA to trust
+--   file     when set (streamed calls, each = "TAG"): write the body to this
+--            path and return "" as body
+--   config   libcurl's prepared copy of the above: ignore it
+-- Results: status is the HTTP status (0 when no answer came), body the
+-- answer's bytes, content_type its Content-Type, request_id its
+-- X-Request-Id; errkind is nil on success, else "timeout", "tls",
+-- "too_large" or "network", with errmsg a readable reason (never a secret).
+-- A transport never raises for a failed transfer, sends the body as
+-- application/x-www-form-urlencoded and asks for JSON or XML (Accept), and
+-- may yield (a coroutine scheduler, nginx's cosockets): the client turns
+-- these results into payload, statut or nil, err and retries what may be.
 local core = require "billetterie.core"
 local runner = require "billetterie.runner"
 
@@ -46,7 +63,7 @@ function curl:request(req)
     ngx_default = ngx_default or ngx_transport.new()
     return ngx_default:request(req)
   end
-  local e = get_engine()
+  local e = engine or get_engine()
   local id, err = e:start(req)
   if not id then return 0, nil, nil, "network", err end
   return runner.await_transfer(e, id)

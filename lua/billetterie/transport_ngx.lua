@@ -6,12 +6,15 @@
 --   local t = require("billetterie.transport_ngx").new{ location = "/_billetterie_upstream" }
 --   local c = billetterie.new{ url = ..., transport = t }
 --
--- The location (see docs/openresty.md):
+-- The location (docs/openresty.md has it with TLS verification):
 --
+--   upstream billetterieweb.fr { server billetterieweb.fr:443; keepalive 16; }
 --   location = /_billetterie_upstream {
 --     internal;
 --     set $billetterie_target $billetterie_target;
 --     proxy_pass $billetterie_target;        # the full URL, set by this transport
+--     proxy_http_version 1.1;                # with the upstream block named after
+--     proxy_set_header Connection "";        # the URL's host: a keep-alive pool
 --     proxy_pass_request_headers off;        # never the visitor's cookies
 --     proxy_set_header Content-Type "application/x-www-form-urlencoded";
 --     proxy_set_header Accept "application/json, application/xml;q=0.9, */*;q=0.1";

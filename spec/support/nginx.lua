@@ -37,6 +37,16 @@ http {
           connection = tonumber(ngx.var.connection), args = ngx.req.get_uri_args() })
       }
     }
+    # A ws_idsession answer that tells which client connection carried it
+    # and how many requests that connection has carried (keep-alive proofs).
+    location /keepalive/ {
+      content_by_lua_block {
+        ngx.req.read_body()
+        ngx.print(('{"retour":{"message":{"jeton":"K%d","duree":"00:30:00","temps_restant":1800,'
+          .. '"connection":%d,"requests":%d},"statut":{"code":603,"traitement":"ok","message":"Session initialisée"}}}')
+          :format(ngx.var.connection, ngx.var.connection, ngx.var.connection_requests))
+      }
+    }
     location /sleepy/ { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s) or 0.5); ngx.say('{"retour":{"message":{"slept":true},"statut":{"code":2,"traitement":"ok","message":"Traitement effectué"}}}') } }
     location /sleep { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s) or 1); ngx.say('{"slept":true}') } }
     location /big { content_by_lua_block { ngx.print(string.rep("x", tonumber(ngx.var.arg_n) or 1000)) } }

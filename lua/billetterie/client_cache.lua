@@ -1,0 +1,71 @@
+-- Which answers a client serves from its cache (billetterie.new{ cache =
+-- store }, a billetterie.cache store), and under which key.
+--   c:call("ws_cat_listes")                            -- cached for the store's TTL
+--   c:call("ws_cat_listes", nil, { cache = false })    -- always asks the vendor
+--   c:call("ws_cat_spectacle", p, { cache_ttl = 60 })  -- this answer kept 60 s
+-- Only the services below are cached: catalogue feeds and lists that change
+-- a few times a season. Never a failure, never a call carrying a session
+-- token (its answer is one visitor's), never a streamed (each = ...) call.
+-- The key is the service, the site's URL, the client's login and client_id
+-- and the call's parameters without any secret (x_rsi_ws_mdp,
+-- x_rsi_api_key...: catalogue.secrets): no secret is ever written into a
+-- cache key. So clients with the same URL, login and client_id share
+-- answers whatever their password: share a store only between clients you
+-- configure yourself.
+-- A hit returns the stored payload and statut (a copy) with statut.cached = true.
+local cache = require "billetterie.cache"
+local catalogue = require "billetterie.catalogue"
+
+local M = {}
+
+M.SERVICES = {
+  ws_cat_listes = true, ws_info_formulaire = true,
+  ws_programmation = true, ws_cat_spectacle = true, ws_cat_abonnement = true, ws_cat_article = true,
+  ws_det_spectacle = true, ws_det_abonnement = true, ws_det_article = true,
+  -- not ws_det_representation: it says whether a performance is still on sale
+}
+
+-- True when this call may be served from / stored into the cache.
+function M.applies(service, fields, opts)
+  if opts ~= nil then
+    if opts.cache == false then return false end
+    local ttl = opts.cache_ttl
+    if ttl ~= nil and (type(ttl) ~= "number" or ttl <= 0) then
+      error("call option cache_ttl must be a positive number of seconds", 3)
+    end
+  end
+  return M.SERVICES[service.name] == true and fields.x_rsi_token == nil
+end
+
+function M.key(client, service, fields)
+  local public = {}
+  for k, v in pairs(fields) do
+    if not catalogue.secrets[k] then public[k] = v end
+  end
+  -- The client's own credentials are not in fields (they go on the wire
+  -- from an encoded prefix): its login and client number are named here.
+  local api = service.host == "api"
+  local base = api and client.api_url or client.url
+  local who = api and client.api_login or client.login
+  return cache.key("billetterie", service.name, base or "", who or "", client.client_id or "", public)
+end
+
+-- -> payload, statut (from the store, or from send(client, service, fields,
+-- url, body, opts) and then stored when it succeeded)
+function M.through(client, service, fields, opts, send, url, body)
+  local store = client.cache
+  local key = M.key(client, service, fields)
+  local hit = store:get(key)
+  if type(hit) == "table" and hit.p ~= nil and type(hit.s) == "table" then
+    hit.s.cached = true
+    return hit.p, hit.s
+  end
+  local payload, statut = send(client, service, fields, url, body, opts)
+  if payload ~= nil then
+    -- a value the store cannot keep (too big for the dict, say) is just not cached
+    store:set(key, { p = payload, s = statut }, opts and opts.cache_ttl)
+  end
+  return payload, statut
+end
+
+return M
