@@ -11,12 +11,12 @@ BUILD      ?= build
 DEB_PACKAGES = gcc make pkg-config ca-certificates curl sqlite3 \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
   libcurl4-openssl-dev libxml2-dev libmicrohttpd-dev libsqlite3-dev \
-  lua-cjson lua-busted lua-sql-sqlite3 luarocks nginx libnginx-mod-http-lua openssl valgrind chromium
+  lua-cjson lua-busted lua-sql-sqlite3 luarocks nginx libnginx-mod-http-lua openssl libssl-dev valgrind chromium
 
 CFLAGS_COMMON = -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Werror -Wshadow \
   -Wstrict-prototypes -Wmissing-prototypes -fvisibility=hidden
-DEPS_CFLAGS = $(shell pkg-config --cflags libcurl libxml-2.0 2>/dev/null)
-DEPS_LIBS   = $(shell pkg-config --libs libcurl libxml-2.0 2>/dev/null)
+DEPS_CFLAGS = $(shell pkg-config --cflags libcurl libxml-2.0 libcrypto 2>/dev/null)
+DEPS_LIBS   = $(shell pkg-config --libs libcurl libxml-2.0 libcrypto 2>/dev/null)
 HTTPD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 HTTPD_LIBS   = $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 LUA54_INC   = -I/usr/include/lua5.4
@@ -24,7 +24,7 @@ LUAJIT_INC  = -I/usr/include/luajit-2.1
 SANITIZE   ?=
 LDFLAGS_SO  = -shared $(SANITIZE)
 
-CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c csrc/clock.c
+CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c csrc/clock.c csrc/xml_write.c csrc/crypto.c
 CORE_HDR  = csrc/core.h csrc/compat.h
 HTTPD_SRC = csrc/httpd.c
 

@@ -17,5 +17,7 @@ int luaopen_billetterie_core(lua_State *L)
     bt_json_register(L);
     bt_xml_register(L);
     bt_clock_register(L);
+    bt_xml_write_register(L);
+    bt_crypto_register(L);
     return 1;
 }

@@ -14,5 +14,7 @@ void bt_base64_register(lua_State *L); /* base64.c */
 void bt_json_register(lua_State *L);   /* json.c: integer restoration after lua-cjson */
 void bt_xml_register(lua_State *L);    /* xml.c: libxml2 tree and streaming reader */
 void bt_clock_register(lua_State *L);  /* clock.c: monotonic clock and sleep */
+void bt_xml_write_register(lua_State *L); /* xml_write.c: element tables to XML */
+void bt_crypto_register(lua_State *L);    /* crypto.c: HMAC-SHA256 (JWT) */
 
 #endif

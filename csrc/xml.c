@@ -8,7 +8,16 @@
  *   reader:close() == __gc == __close (idempotent)
  *   source: { string = "<xml/>" } or { file = "path" }
  *   opts: max_depth (default 256; libxml2 itself stops at 256 too),
- *         max_size (bytes, string input only), arrays (set of element names)
+ *         max_size (bytes, string input only), arrays (set of element names),
+ *         elements (decode only: the element form below instead)
+ *
+ * Element form (opts.elements = true), the shape core.xml_encode writes
+ * (xml_write.c), for documents where namespaces matter (SOAP):
+ *   { name = "localName", ns = "uri" or nil, attrs = { [local] = "v" } or
+ *     nil, [1..n] = child elements and text strings in document order }
+ *   Adjacent text and CDATA merge into one string; whitespace-only text is
+ *   dropped from elements that have child elements; namespace declarations
+ *   are not attributes; attributes are keyed by local name.
  *
  * Mapping of one element to a Lua value:
  *   - no attributes and no child elements: its text as a string, never a
@@ -464,16 +473,114 @@ static int too_big(lua_State *L, lua_Integer max_size)
     return 2;
 }
 
+/* ---- element form ---- */
+
+/* Pushes the text of an attribute (its text children, entities unexpanded). */
+static void push_attr_value(lua_State *L, xmlAttrPtr a)
+{
+    luaL_Buffer b;
+    xmlNodePtr c;
+    luaL_buffinit(L, &b);
+    for (c = a->children; c != NULL; c = c->next)
+        if (c->type == XML_TEXT_NODE && c->content != NULL)
+            luaL_addstring(&b, (const char *)c->content);
+    luaL_pushresult(&b);
+}
+
+/* Pushes element n (expanded by the reader) in the element form. Returns 0,
+ * with nothing pushed and x->err set, when deeper than x->max_depth. C
+ * recursion is bounded by max_depth and by libxml2's own 256 limit. */
+static int push_element(lua_State *L, xreader *x, xmlNodePtr n, int depth)
+{
+    xmlNodePtr c;
+    int t, k = 0, has_elem = 0, text_open = 0;
+    if (depth > x->max_depth) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "XML nesting deeper than %d", x->max_depth);
+        xr_fail(x, msg);
+        return 0;
+    }
+    if (!lua_checkstack(L, 8))
+        luaL_error(L, "XML too deep for the Lua stack");
+    lua_createtable(L, 0, 3);
+    t = lua_gettop(L);
+    push_str(L, (const char *)n->name);
+    lua_setfield(L, t, "name");
+    if (n->ns != NULL && n->ns->href != NULL) {
+        push_str(L, (const char *)n->ns->href);
+        lua_setfield(L, t, "ns");
+    }
+    if (n->properties != NULL) {
+        xmlAttrPtr a;
+        lua_newtable(L);
+        for (a = n->properties; a != NULL; a = a->next) {
+            push_str(L, (const char *)a->name);
+            push_attr_value(L, a);
+            lua_rawset(L, -3);
+        }
+        lua_setfield(L, t, "attrs");
+    }
+    for (c = n->children; c != NULL; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE) {
+            if (!push_element(L, x, c, depth + 1)) {
+                lua_settop(L, t - 1);
+                return 0;
+            }
+            lua_rawseti(L, t, ++k);
+            has_elem = 1;
+            text_open = 0;
+        } else if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) &&
+                   c->content != NULL) {
+            push_str(L, (const char *)c->content);
+            if (text_open) { /* merge with the previous text child */
+                lua_rawgeti(L, t, k);
+                lua_insert(L, -2);
+                lua_concat(L, 2);
+            } else {
+                k++;
+            }
+            lua_rawseti(L, t, k);
+            text_open = 1;
+        } else {
+            text_open = 0; /* comments, PIs, entity references: dropped */
+        }
+    }
+    if (has_elem) { /* drop whitespace-only text between elements */
+        int i, j = 0;
+        for (i = 1; i <= k; i++) {
+            size_t len;
+            const char *s;
+            lua_rawgeti(L, t, i);
+            s = lua_tolstring(L, -1, &len);
+            if (s != NULL && lua_type(L, -1) == LUA_TSTRING && is_blank(s, len)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            lua_rawseti(L, t, ++j);
+        }
+        for (i = j + 1; i <= k; i++) {
+            lua_pushnil(L);
+            lua_rawseti(L, t, i);
+        }
+    }
+    return 1;
+}
+
 static int l_decode(lua_State *L)
 {
     size_t len;
     const char *s;
-    int max_depth, arrays, rc;
+    int max_depth, arrays, rc, elements = 0;
     lua_Integer max_size;
     xreader *x;
     luaL_checktype(L, 1, LUA_TSTRING);
     s = lua_tolstring(L, 1, &len);
     arrays = get_opts(L, 2, &max_depth, &max_size);
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "elements");
+        elements = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     lua_settop(L, 3); /* 1 text, 2 opts, 3 arrays */
     if (max_size >= 0 && (lua_Integer)len > max_size)
         return too_big(L, max_size);
@@ -495,8 +602,14 @@ static int l_decode(lua_State *L)
     if (rc != 1)
         return push_fail(L, x);
     push_str(L, local_name(x->r)); /* 5: root name */
-    if (!build(L, x, arrays))
-        return push_fail(L, x);                 /* 6: tree */
+    if (elements) {
+        /* the reader parses the root's subtree into a tree it owns */
+        xmlNodePtr root = xmlTextReaderExpand(x->r);
+        if (root == NULL || too_deep(x) || !push_element(L, x, root, 1))
+            return push_fail(L, x); /* 6: element */
+    } else if (!build(L, x, arrays)) {
+        return push_fail(L, x); /* 6: tree */
+    }
     while ((rc = xmlTextReaderRead(x->r)) == 1) /* trailing junk is an error */
         ;
     if (rc < 0)
