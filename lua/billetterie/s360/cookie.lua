@@ -1,0 +1,182 @@
+-- The S-360 ticket-shop "remember me" cookie (seed: Contact API, "Remember
+-- me cookie"), built from an authenticate result and a point of sales, and
+-- read back.
+--
+--   cookie.build(auth, pos, opts) -> "Set-Cookie" value, name, value | nil, err
+--     auth  the authenticate result: identification, uniqueToken
+--     pos   a point of sales: a listAuthorizedPOS entry { id, saleChannelCode }
+--           or { id = 12, sale_channel = "B2C" } or just its id (then
+--           opts.sale_channel)
+--     opts  institution (required; upper-cased), sale_channel, layout =
+--           "seed" (default: the seed's four lines) | "compact" (one line,
+--           no spaces), encode = "url" (default) | "raw" (compact only),
+--           path ("/"), domain, max_age (seconds; default 30 days, false =
+--           a session cookie), same_site ("Lax" | "Strict" | "None")
+--   cookie.parse(text) -> { name, institution, sale_channel, pointOfSalesId,
+--     rememberUniqueId, token, virtualOperator, attributes = {...} } | nil, err
+--     text: a Set-Cookie value, a Cookie request header (several cookies),
+--     or just the cookie's value; URL-encoded or raw, any whitespace.
+--
+-- The seed gives the content, one pair per line, as
+--   pointOfSalesId = "<pointOfSalesId>",
+--   rememberUniqueId = "<ContactAuthenticationResult .identification>",
+--   token = "<ContactAuthenticationResult .uniqueToken>",
+--   virtualOperator = "<InstitutionCode>_<saleChannelCode>"
+-- Line breaks, quotes, commas and spaces cannot travel raw in a Set-Cookie
+-- header (RFC 6265 cookie-octets; nginx refuses CR/LF), so by default that
+-- exact text is percent-encoded: decoding the value gives the seed's layout
+-- byte for byte. HttpOnly and Secure are always set.
+local cookie = {}
+
+local KEYS = { "pointOfSalesId", "rememberUniqueId", "token", "virtualOperator" }
+local DEFAULT_MAX_AGE = 30 * 24 * 3600   -- remember-me tokens live at most one month
+local SAME_SITE = { Lax = true, Strict = true, None = true }
+
+local function url_encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local function url_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A code of the cookie name: letters, digits, - and _ only.
+local function code(v, what)
+  if type(v) == "number" and v == math.floor(v) then v = ("%d"):format(v) end
+  if type(v) ~= "string" or not v:match("^[%w%-_]+$") then
+    return nil, what .. " must be a code of letters, digits, - or _"
+  end
+  return v
+end
+
+-- A value put between double quotes: no quote, backslash or control char.
+local function quoted_value(v, what)
+  if type(v) == "number" and v == math.floor(v) then v = ("%d"):format(v) end
+  if type(v) ~= "string" or v == "" then return nil, what .. " is missing" end
+  if v:find('[%c"\\]') then return nil, what .. " holds a quote, backslash or control character" end
+  return v
+end
+
+function cookie.name(institution, sale_channel)
+  return "stx_rememberMe_" .. institution:upper() .. "_" .. sale_channel
+end
+
+-- The cookie's content, before encoding.
+function cookie.content(fields, layout)
+  local pairs_ = {}
+  for i, k in ipairs(KEYS) do
+    if layout == "compact" then
+      pairs_[i] = ('%s="%s"'):format(k, fields[k])
+    else
+      pairs_[i] = ('%s = "%s"'):format(k, fields[k])
+    end
+  end
+  return table.concat(pairs_, layout == "compact" and "," or ",\n")
+end
+
+function cookie.build(auth, pos, opts)
+  opts = opts or {}
+  if type(auth) ~= "table" then error("cookie.build: auth must be the authenticate result", 2) end
+  local layout, encode = opts.layout or "seed", opts.encode or "url"
+  if layout ~= "seed" and layout ~= "compact" then error("cookie.build: layout must be seed or compact", 2) end
+  if encode ~= "url" and encode ~= "raw" then error("cookie.build: encode must be url or raw", 2) end
+  if encode == "raw" and layout ~= "compact" then
+    error("cookie.build: the seed layout has line breaks and spaces, which cannot be sent raw", 2)
+  end
+  local pos_id, channel = pos, opts.sale_channel
+  if type(pos) == "table" then
+    pos_id = pos.id or pos.pointOfSalesId
+    channel = channel or pos.saleChannelCode or pos.sale_channel
+  end
+  local institution, err = code(opts.institution, "institution")
+  if not institution then return nil, err end
+  channel, err = code(channel, "the sale channel code")
+  if not channel then return nil, err end
+  local fields = { virtualOperator = institution:upper() .. "_" .. channel }
+  fields.pointOfSalesId, err = quoted_value(pos_id, "the point of sales id")
+  if not fields.pointOfSalesId then return nil, err end
+  fields.rememberUniqueId, err = quoted_value(auth.identification, "identification (authenticate with rememberMe = true)")
+  if not fields.rememberUniqueId then return nil, err end
+  fields.token, err = quoted_value(auth.uniqueToken, "uniqueToken (authenticate with rememberMe = true)")
+  if not fields.token then return nil, err end
+
+  local content = cookie.content(fields, layout)
+  local value = content
+  if encode == "url" then
+    value = url_encode(content)
+  elseif value:find("[%s;\\]") then
+    return nil, "a value holds characters a raw cookie cannot carry: use encode = \"url\""
+  end
+  local name = cookie.name(institution, channel)
+  local parts = { name .. "=" .. value, "Path=" .. (opts.path or "/") }
+  if opts.domain then
+    if type(opts.domain) ~= "string" or not opts.domain:match("^%.?[%w%-%.]+$") then
+      error("cookie.build: domain must be a host name", 2)
+    end
+    parts[#parts + 1] = "Domain=" .. opts.domain
+  end
+  local max_age = opts.max_age
+  if max_age == nil then max_age = DEFAULT_MAX_AGE end
+  if max_age then
+    if type(max_age) ~= "number" or max_age < 0 then error("cookie.build: max_age must be seconds or false", 2) end
+    parts[#parts + 1] = ("Max-Age=%d"):format(max_age)
+  end
+  if opts.same_site then
+    if not SAME_SITE[opts.same_site] then error("cookie.build: same_site must be Lax, Strict or None", 2) end
+    parts[#parts + 1] = "SameSite=" .. opts.same_site
+  end
+  parts[#parts + 1] = "Secure"
+  parts[#parts + 1] = "HttpOnly"
+  return table.concat(parts, "; "), name, value
+end
+
+-- Reads the four pairs from the (decoded) content: key = "value" or
+-- key=value, separated by commas and any whitespace.
+local function read_content(content)
+  local out = {}
+  for k, rest in content:gmatch('(%a+)%s*=%s*(%b"")') do out[k] = rest:sub(2, -2) end
+  for _, k in ipairs(KEYS) do
+    if out[k] == nil then
+      local v = content:match(k .. '%s*=%s*([^,%s"]+)')
+      out[k] = v
+    end
+    if out[k] == nil then return nil, "the remember-me cookie has no " .. k end
+  end
+  return out
+end
+
+function cookie.parse(text)
+  if type(text) ~= "string" then error("cookie.parse needs a string", 2) end
+  text = text:gsub("^%s*[Ss]et%-[Cc]ookie:%s*", ""):gsub("^%s*[Cc]ookie:%s*", "")
+  local name, value, attrs
+  -- the stx_rememberMe_ pair among other cookies, or the bare value
+  local s, e, n = text:find("(stx_rememberMe_[%w%-_]+)=")
+  if s then
+    name = n
+    local rest = text:sub(e + 1)
+    value, attrs = rest:match("^([^;]*)(.*)$")
+  else
+    value, attrs = text, ""
+  end
+  value = value:gsub("^%s+", ""):gsub("%s+$", "")
+  if value:find("%%%x%x") then value = url_decode(value) end
+  local fields, err = read_content(value)
+  if not fields then return nil, err end
+  local institution, channel = fields.virtualOperator:match("^([^_]+)_(.+)$")
+  if name then
+    local ni, nc = name:match("^stx_rememberMe_([^_]+)_(.+)$")
+    if ni and (ni ~= institution or nc ~= channel) then
+      return nil, "the cookie name " .. name .. " does not match virtualOperator " .. fields.virtualOperator
+    end
+  end
+  fields.name = name or (institution and cookie.name(institution, channel))
+  fields.institution, fields.sale_channel = institution, channel
+  fields.attributes = {}
+  for a in attrs:gmatch(";%s*([^;]+)") do
+    local k, v = a:match("^([^=]-)%s*=%s*(.-)%s*$")
+    if k then fields.attributes[k] = v else fields.attributes[(a:gsub("%s+$", ""))] = true end
+  end
+  return fields
+end
+
+return cookie

@@ -1,0 +1,98 @@
+-- S-360 over SOAP 1.1 (document/literal wrapped): builds the request
+-- envelope with its WS-Security UsernameToken and reads the answer, both
+-- through libxml2 in the C core (core.xml_encode, core.xml_decode with
+-- elements = true). Namespaces come from the catalogue; only the operation
+-- element is qualified, parameters are not, lists are repeated elements.
+local core = require "billetterie.core"
+local catalogue = require "billetterie.s360.catalogue"
+local schema = require "billetterie.s360.schema"
+
+local soap = {}
+
+local SOAP = catalogue.soap
+local ENV, WSSE = SOAP.envelope_ns, SOAP.wsse_ns
+
+-- soap.envelope(method, values, { namespace =, operator =, password = })
+--   -> XML text | nil, message (values already checked by schema.check)
+function soap.envelope(method, values, opts)
+  local op = { name = method, ns = opts.namespace, prefix = "ser" }
+  schema.to_elements(method, values, op)
+  local env = {
+    name = "Envelope", ns = ENV, prefix = "soapenv",
+    { name = "Header", ns = ENV, prefix = "soapenv",
+      { name = "Security", ns = WSSE, prefix = "wsse",
+        { name = "UsernameToken", ns = WSSE,
+          { name = "Username", ns = WSSE, opts.operator },
+          { name = "Password", ns = WSSE, attrs = { Type = SOAP.password_type }, opts.password },
+        },
+      },
+    },
+    { name = "Body", ns = ENV, op },
+  }
+  return core.xml_encode(env, { declaration = true })
+end
+
+local function child(e, name, ns)
+  for i = 1, #e do
+    local c = e[i]
+    if type(c) == "table" and c.name == name and (ns == nil or c.ns == ns) then return c end
+  end
+end
+
+local function first_element(e)
+  for i = 1, #e do
+    if type(e[i]) == "table" then return e[i] end
+  end
+end
+
+local function text(e)
+  if not e then return nil end
+  local parts = {}
+  for i = 1, #e do
+    if type(e[i]) == "string" then parts[#parts + 1] = e[i] end
+  end
+  return table.concat(parts)
+end
+
+-- Faults whose code says the request was refused (credentials, a bad
+-- request) are the vendor's answer; the others (Server) are the server's
+-- failure, reported like an HTTP error.
+local CLIENT_FAULTS = { Client = true, VersionMismatch = true, MustUnderstand = true }
+
+-- soap.read(method, body) -> result table | nil, error fields (no kind
+-- "vendor" status check here: the caller compares statusCode).
+function soap.read(method, body)
+  local doc, err = core.xml_decode(body, { elements = true, max_depth = 128 })
+  if not doc then return nil, { kind = "decode", message = "malformed XML: " .. tostring(err) } end
+  if doc.name:lower() == "html" then
+    return nil, { kind = "decode", message = "expected a SOAP envelope, got an HTML page" }
+  end
+  if doc.name ~= "Envelope" or doc.ns ~= ENV then
+    return nil, { kind = "decode", message = "expected a SOAP 1.1 envelope, got <" .. doc.name .. ">" }
+  end
+  local b = child(doc, "Body", ENV)
+  if not b then return nil, { kind = "decode", message = "SOAP envelope without a Body" } end
+  local fault = child(b, "Fault", ENV)
+  if fault then
+    local code = text(child(fault, "faultcode")) or ""
+    local short = code:match(":(.*)$") or code
+    local message = text(child(fault, "faultstring"))
+    if message == nil or message == "" then message = "SOAP fault " .. code end
+    local kind = (CLIENT_FAULTS[short] or code:match("^wsse:") or short:match("Authentication")
+                  or short:match("Security") or short:match("Token")) and "vendor" or "http"
+    return nil, { kind = kind, code = short ~= "" and short or nil, message = message,
+                  detail = code ~= short and code or nil, fault = true }
+  end
+  local resp = child(b, method .. "Response")
+  if not resp then
+    local got = first_element(b)
+    return nil, { kind = "decode", message = "expected <" .. method .. "Response>, got "
+                  .. (got and ("<" .. got.name .. ">") or "an empty Body") }
+  end
+  local m = catalogue.methods[method]
+  local result = first_element(resp)
+  if not result then return nil, { kind = "decode", message = "empty <" .. method .. "Response>" } end
+  return schema.from_element(m.result, result)
+end
+
+return soap

@@ -1,0 +1,117 @@
+-- spec/s360_cookie_spec.lua: the remember-me cookie against the seed's
+-- layout (seed 000, "Remember me cookie"), and its parser.
+local cookie = require "billetterie.s360.cookie"
+local s360 = require "billetterie.s360"
+
+local AUTH = { statusCode = "success", contactNumber = "4711", identification = "id-8f3a", uniqueToken = "tok-77e1c9" }
+local POS = { id = 12, code = "WEB", saleChannelCode = "B2C" }
+
+-- The seed's four lines with the placeholders filled, byte for byte.
+local SEED_LAYOUT = 'pointOfSalesId = "12",\n'
+  .. 'rememberUniqueId = "id-8f3a",\n'
+  .. 'token = "tok-77e1c9",\n'
+  .. 'virtualOperator = "MOSA_B2C"'
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+describe("remember-me cookie", function()
+  it("is named stx_rememberMe_<InstitutionCode>_<saleChannelCode>, HttpOnly and Secure", function()
+    local header, name, value = assert(cookie.build(AUTH, POS, { institution = "mosa" }))
+    assert.equal("stx_rememberMe_MOSA_B2C", name)
+    assert.equal(name .. "=" .. value, header:match("^[^;]+"))
+    local attrs = {}
+    for a in header:gmatch(";%s*([^;]+)") do attrs[a:match("^[^=]+")] = a end
+    assert.is_not_nil(attrs.HttpOnly)
+    assert.is_not_nil(attrs.Secure)
+    assert.equal("Path=/", attrs.Path)
+    assert.equal("Max-Age=2592000", attrs["Max-Age"])
+  end)
+
+  it("carries the seed's layout exactly, percent-encoded for the header", function()
+    local _, _, value = assert(cookie.build(AUTH, POS, { institution = "MOSA" }))
+    assert.equal(SEED_LAYOUT, unescape(value))
+    -- nothing a Set-Cookie header cannot carry
+    assert.is_nil(value:find('[%s",;\\]'))
+    assert.is_nil(value:find("%c"))
+  end)
+
+  it("offers the compact one-line form, raw or encoded", function()
+    local _, _, raw = assert(cookie.build(AUTH, POS, { institution = "MOSA", layout = "compact", encode = "raw" }))
+    assert.equal('pointOfSalesId="12",rememberUniqueId="id-8f3a",token="tok-77e1c9",virtualOperator="MOSA_B2C"', raw)
+    local _, _, enc = assert(cookie.build(AUTH, POS, { institution = "MOSA", layout = "compact" }))
+    assert.equal(raw, unescape(enc))
+    assert.has_error(function() cookie.build(AUTH, POS, { institution = "MOSA", encode = "raw" }) end)
+  end)
+
+  it("takes the point of sales as an id with a channel, and optional attributes", function()
+    local header, name = assert(cookie.build(AUTH, 12, { institution = "DEMO", sale_channel = "B2B",
+      domain = ".example.org", max_age = false, same_site = "Lax", path = "/shop" }))
+    assert.equal("stx_rememberMe_DEMO_B2B", name)
+    assert.truthy(header:find("; Domain=.example.org", 1, true))
+    assert.truthy(header:find("; SameSite=Lax", 1, true))
+    assert.truthy(header:find("; Path=/shop", 1, true))
+    assert.is_nil(header:find("Max-Age", 1, true))
+  end)
+
+  it("refuses an authenticate result without the remember-me pair", function()
+    local h, err = cookie.build({ statusCode = "success", contactNumber = "1" }, POS, { institution = "MOSA" })
+    assert.is_nil(h)
+    assert.truthy(err:find("rememberMe", 1, true))
+    h, err = cookie.build({ identification = 'a"b', uniqueToken = "t" }, POS, { institution = "MOSA" })
+    assert.is_nil(h)
+    assert.is_string(err)
+    h, err = cookie.build(AUTH, { id = 1 }, { institution = "MOSA" })
+    assert.is_nil(h)
+    assert.truthy(err:find("channel"))
+    h = cookie.build(AUTH, POS, {})
+    assert.is_nil(h)
+  end)
+
+  it("parses back what it builds, in every form", function()
+    for _, o in ipairs {
+      { institution = "MOSA" }, { institution = "MOSA", layout = "compact" },
+      { institution = "MOSA", layout = "compact", encode = "raw" },
+    } do
+      local header = assert(cookie.build(AUTH, POS, o))
+      local c = assert(cookie.parse(header))
+      assert.equal("stx_rememberMe_MOSA_B2C", c.name)
+      assert.equal("12", c.pointOfSalesId)
+      assert.equal("id-8f3a", c.rememberUniqueId)
+      assert.equal("tok-77e1c9", c.token)
+      assert.equal("MOSA_B2C", c.virtualOperator)
+      assert.equal("MOSA", c.institution)
+      assert.equal("B2C", c.sale_channel)
+      assert.is_true(c.attributes.HttpOnly)
+      assert.is_true(c.attributes.Secure)
+    end
+  end)
+
+  it("parses the raw seed layout, a Cookie request header and a bare value", function()
+    local c = assert(cookie.parse(SEED_LAYOUT))
+    assert.equal("tok-77e1c9", c.token)
+    assert.equal("stx_rememberMe_MOSA_B2C", c.name)
+    local _, name, value = cookie.build(AUTH, POS, { institution = "MOSA" })
+    c = assert(cookie.parse("Cookie: session=abc; " .. name .. "=" .. value .. "; lang=fr"))
+    assert.equal("id-8f3a", c.rememberUniqueId)
+  end)
+
+  it("rejects a cookie missing a pair or whose name and operator disagree", function()
+    local c, err = cookie.parse('pointOfSalesId = "1", token = "t"')
+    assert.is_nil(c)
+    assert.truthy(err:find("rememberUniqueId"))
+    c, err = cookie.parse('stx_rememberMe_CUBE_B2C=' .. SEED_LAYOUT:gsub("\n", ""))
+    assert.is_nil(c)
+    assert.is_string(err)
+  end)
+
+  it("is built by a client from its institution", function()
+    local c = s360.new{ institution = "mosa", environment = "demo", operator = "MOSA_B2C", password = "secret-1" }
+    local header, name = assert(c:remember_me_cookie(AUTH, POS))
+    assert.equal("stx_rememberMe_MOSA_B2C", name)
+    assert.truthy(header:find("HttpOnly"))
+    local _, name2 = assert(c:remember_me_cookie(AUTH, 12))   -- channel from the operator MOSA_B2C
+    assert.equal("stx_rememberMe_MOSA_B2C", name2)
+  end)
+end)
