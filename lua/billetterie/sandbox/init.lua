@@ -70,7 +70,8 @@ end
 -- api_key (the api host's operator code and key), max_body (bytes),
 -- log (boolean), signals (boolean), clock (function -> unix seconds),
 -- routes (extra routes, e.g. for tests), faults (fault rules, see
--- faults.lua), journal_max (rows of request journal kept, 10000; 0 = off).
+-- faults.lua), journal_max (rows of request journal kept, 10000; 0 = off),
+-- s360 (the S-360 emulation's settings, see sandbox/s360.lua).
 -- -> sandbox { url, port, server, db, run, step, close }, or nil, err
 function M.new(opts)
   opts = opts or {}
@@ -101,12 +102,13 @@ function M.new(opts)
     login = opts.login, password = opts.password, clients = opts.clients,
     session_duration = opts.session_duration, routes = opts.routes,
     idsession_denied_code = opts.idsession_denied_code,
-    api_login = opts.api_login, api_key = opts.api_key,
+    api_login = opts.api_login, api_key = opts.api_key, s360 = opts.s360,
   }
   local seed = opts.seed and M.seeds[opts.seed]
   local function load_seed()
     if type(seed) == "string" then
-      require(seed).load(db, { clients = svc.config.clients, now = svc.config.clock() })
+      require(seed).load(db, { clients = svc.config.clients, now = svc.config.clock(),
+        s360_institutions = (opts.s360 or {}).institutions })
     end
   end
   local ok, e = pcall(load_seed)

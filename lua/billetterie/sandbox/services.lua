@@ -21,6 +21,7 @@ local GROUPS = {
   "billetterie.sandbox.lists",      -- 2.5
   "billetterie.sandbox.organismes", -- 2.6
   "billetterie.sandbox.changes",    -- 2.7.3 ws_liste_fiches_modifiees (api host)
+  "billetterie.sandbox.s360",       -- S-360 Contact API: the /tnco/ paths (docs/sandbox-s360.md)
 }
 
 local DEFAULTS = {
@@ -227,6 +228,8 @@ function M.new(config)
   function self.handle(req)
     local rid = self.request_id(req)
     local path = req.path:gsub("(.)/$", "%1")
+    -- S-360 (/tnco/..., or /{instit}/tnco/...): its own envelopes and auth
+    if path:find("^/[^/]*/?tnco/") then return require("billetterie.sandbox.s360").handle(M, cfg, req, rid) end
     local route = routes[path]
     if not route then
       return http_error(404, rid, "no such web service: " .. path)

@@ -316,6 +316,68 @@ local function load_client(db, client, now)
   end
 end
 
+---- S-360 (docs/sandbox-s360.md): the same people in every institution ----
+
+-- Loaded in this order, so their contact numbers are 10001, 10002...
+-- (s360_contacts numbers from 10001). Keys of `members` name earlier entries.
+M.S360 = {
+  { key = "camille", individualContactData = { title = "MRS", firstname = "Camille", lastname = "Martin",
+      email = "camille.martin@example.org", birthDate = "1986-03-14", language = "fr",
+      mobilePhoneNumber = "+33612345678" },
+    addresses = { { street1 = "12 rue de la Madeleine", zipCode = "30000", town = "Nîmes", countryCode = "FR", main = true } },
+    authorizations = { { authorizationCode = "NEWS", allowed = true }, { authorizationCode = "PARTNERS", allowed = false } },
+    contactCriteria = { { criterionCode = "INTEREST", values = { "THEATRE", "MUSIC" } },
+      { criterionCode = "NEWSTHEA", value = "true" } },
+    createLogin = true, social = { provider = "FACEBOOK", reference = "fb-100001" } },
+  { key = "lucas", individualContactData = { title = "MR", firstname = "Lucas", lastname = "Bernard",
+      email = "lucas.bernard@example.org", language = "fr" },
+    addresses = { { street1 = "3 place aux Herbes", zipCode = "30700", town = "Uzès", countryCode = "FR" } },
+    createLogin = true },
+  { key = "ines", individualContactData = { title = "MISS", firstname = "Inès", lastname = "Petit",
+      email = "ines.petit@example.org" } },
+  { key = "ce", structureContactData = { name = "CE Garrigues Industries", structureTypeCode = "COMPANY",
+      email = "ce@garrigues-industries.example", phoneNumber = "+33466000000" },
+    addresses = { { street1 = "ZI du Mas de Mingue", zipCode = "30900", town = "Nîmes", countryCode = "FR" } },
+    administrativeNumbers = { { code = "SIRET", value = "12345678900012" }, { code = "VAT", value = "FR12123456789" } } },
+  { key = "julie", member_of = "ce", role = "RELAY", ["function"] = "Responsable CE",
+    individualContactData = { title = "MRS", firstname = "Julie", lastname = "Roux", email = "julie.roux@example.org" },
+    createLogin = true },
+  { key = "thomas", member_of = "ce", role = "MEMBER", ["function"] = "Technicien",
+    individualContactData = { title = "MR", firstname = "Thomas", lastname = "Moreau", email = "thomas.moreau@example.org" } },
+  { key = "amis", structureContactData = { name = "Les Amis du Théâtre", structureTypeCode = "ASSOC" },
+    administrativeNumbers = { { code = "RNA", value = "W302001234" } } },
+}
+
+local function load_s360(db, instit, now)
+  local s360 = require "billetterie.sandbox.s360_contacts"
+  local social = require "billetterie.sandbox.s360_social"
+  local rows = {}
+  db:tx(function()
+    for _, e in ipairs(M.S360) do
+      local p = { password = e.createLogin and M.PASSWORD or nil }
+      for k, v in pairs(e) do p[k] = v end
+      local row
+      if e.structureContactData then
+        row = s360.save_structure(db, instit, p, now)
+        if e.administrativeNumbers then s360.save_admin_numbers(db, instit, { contactNumber = row.number,
+          administrativeNumbers = e.administrativeNumbers }, now) end
+      elseif e.member_of then
+        row = s360.save_member(db, instit, { structureContactNumber = rows[e.member_of].number,
+          individualContactData = e.individualContactData, role = e.role, ["function"] = e["function"] }, now)
+        s360.save_individual(db, instit, { contactNumber = row.number, createLogin = e.createLogin,
+          password = p.password }, now)
+      else
+        row = s360.save_individual(db, instit, p, now)
+      end
+      if e.social then
+        social.methods.addLink({ contactNumber = row.number, provider = e.social.provider,
+          providerUserReference = e.social.reference }, { db = db, instit = instit })
+      end
+      rows[e.key] = row
+    end
+  end)
+end
+
 function M.load(db, opts)
   db:exec([[CREATE TABLE IF NOT EXISTS seed_runs (
       client INTEGER NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (client, name))]])
@@ -324,6 +386,15 @@ function M.load(db, opts)
       load_client(db, client, opts.now)
       db:tx(function()
         db:exec("INSERT INTO seed_runs (client, name, at) VALUES (?, 'demo', ?)", client, opts.now)
+      end)
+    end
+  end
+  for _, instit in ipairs(opts.s360_institutions or require("billetterie.sandbox.s360").DEFAULTS.institutions) do
+    instit = instit:upper()
+    if not db:one("SELECT 1 AS x FROM seed_runs WHERE client = 0 AND name = ?", "s360:" .. instit) then
+      load_s360(db, instit, opts.now)
+      db:tx(function()
+        db:exec("INSERT INTO seed_runs (client, name, at) VALUES (0, ?, ?)", "s360:" .. instit, opts.now)
       end)
     end
   end

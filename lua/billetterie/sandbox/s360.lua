@@ -1,0 +1,237 @@
+-- billetterie.sandbox.s360: the S-360 Contact API in the sandbox (issue 7):
+-- ContactInformationPublicService and ContactAuthenticationPublicService
+-- v2_21, ContactSocialLoginService v1_0, SOAP and REST on their real paths,
+-- over the same SQLite file as the rest of the sandbox.
+--
+-- This file routes and authenticates; the methods live in s360_contacts.lua,
+-- s360_auth.lua and s360_social.lua, parameters and results go through
+-- s360_wire.lua (driven by billetterie.s360.catalogue), envelopes through
+-- s360_soap.lua, bearer tokens through s360_jwt.lua. services.lua hands
+-- every /tnco/ path (and /{instit}/tnco/...) to M.handle.
+--
+-- Configuration (services.new{ s360 = {...} }, all optional):
+--   institutions  {"DEMO", "MOSA"}: each has its own contacts
+--   channel       "B2C": the operator of institution I is I_B2C
+--   password      the operators' WS-Security password and JWT secret
+--   rate_limit    calls per minute per institution (180; 0 = none)
+--   rate_status   HTTP status past the limit (509; S-360 announced 429)
+--   remember_days lifetime of remember-me pairs (30)
+
+local cat = require "billetterie.s360.catalogue"
+local codec = require "billetterie.sandbox.codec"
+local jwt = require "billetterie.sandbox.s360_jwt"
+local soap = require "billetterie.sandbox.s360_soap"
+local V = require "billetterie.sandbox.s360_values"
+local wire = require "billetterie.sandbox.s360_wire"
+
+local M = {}
+
+M.DEFAULTS = {
+  institutions = { "DEMO", "MOSA" },
+  channel = "B2C",
+  password = "s360-sandbox-secret",
+  rate_limit = 180,
+  rate_status = 509,
+  remember_days = 30,
+}
+
+local GROUPS = {
+  "billetterie.sandbox.s360_contacts",
+  "billetterie.sandbox.s360_auth",
+  "billetterie.sandbox.s360_social",
+}
+
+-- The methods' implementations, by operation name; each must be in the
+-- catalogue (and every catalogue method should be here: checked by the spec).
+local METHODS = {}
+M.schema = {}
+for _, name in ipairs(GROUPS) do
+  local g = require(name)
+  for op, fn in pairs(g.methods) do
+    assert(cat.methods[op], "s360: " .. op .. " is not in the catalogue")
+    METHODS[op] = fn
+  end
+  for _, stmt in ipairs(g.schema or {}) do M.schema[#M.schema + 1] = stmt end
+end
+M.methods = METHODS
+
+-- path -> { service key, version, namespace } for both protocols
+local SOAP_PATHS, REST_PATHS = {}, {}
+for key, s in pairs(cat.services) do
+  for ver, v in pairs(s.versions) do
+    local entry = { service = key, version = ver, namespace = v.namespace }
+    SOAP_PATHS[v.soap_path] = entry
+    REST_PATHS[v.rest_path] = entry
+  end
+end
+
+---- configuration ----
+
+local function config_of(cfg)
+  if cfg._s360 then return cfg._s360 end
+  local c = {}
+  for k, v in pairs(M.DEFAULTS) do c[k] = v end
+  for k, v in pairs(cfg.s360 or {}) do c[k] = v end
+  c.by_code = {}
+  for _, i in ipairs(c.institutions) do c.by_code[i:upper()] = i:upper() end
+  c.default = c.institutions[1]:upper()
+  c.windows = {} -- rate limit: institution -> { start, count }
+  cfg._s360 = c
+  return c
+end
+
+-- The institution of a request: path prefix, X-Institution header, then the
+-- Host's first label when it names one, else the first configured one.
+-- -> code, path without the prefix | nil (unknown one given explicitly)
+local function institution(c, req, path)
+  local first, rest = path:match("^/([^/]+)(/tnco/.*)$")
+  local given
+  if first and first ~= "tnco" then given, path = first, rest end
+  given = given or (req.headers or {})["x-institution"]
+  if given then return c.by_code[given:upper()], path end
+  local label = ((req.headers or {}).host or ""):match("^([^.:]+)%.")
+  return label and c.by_code[label:upper()] or c.default, path
+end
+
+local function over_limit(c, instit, now)
+  if not c.rate_limit or c.rate_limit <= 0 then return false end
+  local w = c.windows[instit]
+  if not w or now - w.start >= 60 then
+    w = { start = now, count = 0 }
+    c.windows[instit] = w
+  end
+  w.count = w.count + 1
+  return w.count > c.rate_limit, 60 - (now - w.start)
+end
+
+---- the call itself ----
+
+local function log_error(rid, path, err)
+  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(rid, path, (tostring(err):gsub("[\r\n]+", " | "))))
+  io.stderr:flush()
+end
+
+-- Runs one method in a savepoint. -> result table (business fields and
+-- status) or nil, err (a bug: 500).
+local function run(name, raw, env)
+  local ok, res = pcall(function()
+    local p = wire.decode_params(name, raw)
+    env.request_id = p.requestId
+    return env.db:tx(function() return METHODS[name](p, env) end)
+  end)
+  if not ok and not V.is_failure(res) then return nil, res end
+  local out = ok and res or { statusDetail = res.detail }
+  out.statusCode = ok and cat.success or V.STATUS[res.reason]
+  local rid = raw.requestId
+  out.requestId = env.request_id or (type(rid) ~= "table" and math.tointeger(tonumber(rid or ""))) or nil
+  return out
+end
+
+local function header(headers, name) return (headers or {})[name] end
+
+local function serve_soap(svc, c, req, env, entry, rid)
+  local xml = { ["Content-Type"] = soap.CONTENT_TYPE, ["X-Request-Id"] = rid }
+  if req.method ~= "POST" then
+    return svc.http_error(405, rid, "SOAP endpoints answer POST", { Allow = "POST" })
+  end
+  local r, fault = soap.read(req.body)
+  if not r then return 500, xml, soap.fault(fault.code, fault.string) end
+  if not r.username then
+    return 500, xml, soap.fault("InvalidSecurity", "a WS-Security UsernameToken header is required")
+  end
+  if (r.username or ""):upper() ~= env.operator or r.password ~= c.password then
+    return 500, xml, soap.fault("FailedAuthentication",
+      "The security token could not be authenticated or authorized")
+  end
+  local op = r.operation
+  local m = cat.methods[op.name]
+  if op.ns ~= entry.namespace or not m or m.service ~= entry.service or not METHODS[op.name] then
+    return 500, xml, soap.fault("Client", ("no operation {%s}%s on this endpoint"):format(tostring(op.ns), op.name))
+  end
+  local raw = wire.plain(op)
+  if type(raw) ~= "table" then raw = {} end
+  local out, err = run(op.name, raw, env)
+  if not out then
+    log_error(rid, req.path, err)
+    return 500, xml, soap.fault("Server", "internal error")
+  end
+  return 200, xml, soap.answer(entry.namespace, op.name, m.result, wire.to_elements(m.result, out))
+end
+
+local function serve_rest(svc, c, req, env, entry, name, rid)
+  local m = cat.methods[name]
+  if not m or m.service ~= entry.service or not METHODS[name] then
+    return svc.http_error(404, rid, "no method " .. name .. " in this service")
+  end
+  if req.method ~= "POST" then return svc.http_error(405, rid, "REST_RPC answers POST", { Allow = "POST" }) end
+  local ct = (header(req.headers, "content-type") or ""):lower()
+  if not ct:find("^application/json") then
+    return svc.http_error(415, rid, "Content-Type: application/json is required")
+  end
+  local token = (header(req.headers, "authorization") or ""):match("^[Bb]earer%s+(%S+)%s*$")
+  local claims, why
+  if token then
+    claims, why = jwt.verify(token, { institution = env.instit, operator = env.operator, secret = c.password,
+      now = env.now })
+  else
+    why = "an Authorization: Bearer JWT is required"
+  end
+  if not claims then
+    return svc.http_error(401, rid, why, { ["WWW-Authenticate"] = 'Bearer error="invalid_token"' })
+  end
+  local raw = {}
+  if (req.body or ""):find("%S") then
+    raw = codec.decode(req.body)
+    if type(raw) ~= "table" or (raw[1] ~= nil) then
+      return svc.http_error(400, rid, "the body must be a JSON object")
+    end
+  end
+  local out, err = run(name, raw, env)
+  if not out then
+    log_error(rid, req.path, err)
+    return svc.http_error(500, rid, "internal error")
+  end
+  return 200, { ["Content-Type"] = "application/json; charset=utf-8", ["X-Request-Id"] = rid },
+    codec.encode(wire.to_json(m.result, out))
+end
+
+-- svc: the services module (http_error); cfg: the sandbox configuration
+-- (db, clock, random_hex, s360). -> status, headers, body
+function M.handle(svc, cfg, req, rid)
+  local c = config_of(cfg)
+  local instit, path = institution(c, req, req.path)
+  if not instit then return svc.http_error(404, rid, "unknown institution") end
+  local env = { db = cfg.db, instit = instit, operator = instit .. "_" .. c.channel:upper(),
+    now = cfg.clock(), random_hex = cfg.random_hex, config = c }
+  local limited, retry = over_limit(c, instit, env.now)
+  if limited then
+    return svc.http_error(c.rate_status, rid, "call rate limit exceeded",
+      { ["Retry-After"] = tostring(math.max(1, retry)) })
+  end
+  local entry = SOAP_PATHS[path]
+  if entry then return serve_soap(svc, c, req, env, entry, rid) end
+  local base, name = path:match("^(/tnco/backend%-apis/[^/]+/[^/]+/)([^/]+)$")
+  entry = base and REST_PATHS[base]
+  if entry then return serve_rest(svc, c, req, env, entry, name, rid) end
+  return svc.http_error(404, rid, "no such S-360 service: " .. path)
+end
+
+---- sandbox routes (services.lua GROUPS) ----
+
+-- GET /_sandbox/s360/outbox: the e-mails S-360 would have sent (the new
+-- passwords of recoverPassword), newest first; ?institution=DEMO.
+local routes = {
+  ["_sandbox/s360/outbox"] = {
+    auth = "none",
+    run = function(p, env)
+      local services = require "billetterie.sandbox.services"
+      local rows = env.db:rows([[SELECT id, instit AS institution, at, recipient, subject, body
+          FROM s360_outbox WHERE ? IS NULL OR instit = upper(?) ORDER BY id DESC LIMIT 100]],
+        p.institution, p.institution)
+      return services.raw(200, "application/json; charset=utf-8", codec.encode { mails = codec.array(rows) })
+    end,
+  },
+}
+
+M.routes = routes
+return M
