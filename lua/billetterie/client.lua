@@ -349,8 +349,7 @@ function Client:_send(service, fields, url, body, opts)
       return payload, statut
     end
     attempt = attempt + 1
-    local cap = math.min(self.retry_max, self.retry_base * 2 ^ (attempt - 1))
-    self.sleep(cap * self.random())   -- full jitter
+    self.sleep(limits.backoff(attempt, self.retry_base, self.retry_max, self.random))
   end
 end
 

@@ -54,4 +54,11 @@ function Semaphore:release()
   if task then runner.wake(task) end
 end
 
+-- The wait before retry number `attempt` (1, 2...): exponential from base
+-- seconds, capped at max, with full jitter (random() in [0, 1)) so clients
+-- that failed together do not come back together.
+function limits.backoff(attempt, base, max, random)
+  return math.min(max, base * 2 ^ (attempt - 1)) * random()
+end
+
 return limits

@@ -303,8 +303,7 @@ function S360:_send(method, m, values, opts)
     e = errors.new(e, secret_list(self, values, token))
     if not e.retryable or attempt >= retries then return nil, e end
     attempt = attempt + 1
-    local cap = math.min(self.retry_max, self.retry_base * 2 ^ (attempt - 1))
-    self.sleep(cap * self.random())   -- full jitter
+    self.sleep(limits.backoff(attempt, self.retry_base, self.retry_max, self.random))
   end
 end
 
