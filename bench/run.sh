@@ -249,6 +249,12 @@ while [ $rep -le "$REPEAT" ]; do
   done
   rep=$((rep + 1))
 done
+# --- the client's own CPU, without network (bench/client_cost.lua) -----------
+# shellcheck disable=SC2086 # $CLIENT_CPU is a command prefix or empty
+COST=$($CLIENT_CPU "$LUA" bench/client_cost.lua) \
+  || die "bench/client_cost.lua failed"
+cost() { printf '%s\n' "$COST" | sed -n "s/^$1=//p"; }
+
 ELAPSED=$(($(date +%s) - T0))
 
 # --- RESULTS.md --------------------------------------------------------------------
@@ -344,6 +350,17 @@ reading() {
   printf '## nginx (fixed ws_info_organisme JSON answer, bench/nginx.conf.in)\n\n'
   table nginx
   printf '\nThe issue'"'"'s target is c:call at 85%% or more of raw libcurl'"'"'s rate. For scale, the reference figures for raw libcurl on this kind of machine are about 16.5k req/s sequential (31 us CPU) and 74k req/s with 16 in flight (13 us).\n\n'
+  rc=$(median nginx "$CONC" raw 5)
+  printf '## Where c:call'"'"'s CPU goes (no network: `lua5.4 bench/client_cost.lua`)\n\n'
+  printf '| per call | CPU us |\n|---|---:|\n'
+  printf '| c:call through an in-process transport returning the nginx answer (all the client does) | %s |\n' "$(cost call)"
+  printf '| of which the request side: checks, credentials, form (`c:_prepare`) | %s |\n' "$(cost prepare)"
+  printf '| of which `json.decode` of the answer alone (lua-cjson, integers restored, its tables collected) | %s |\n' "$(cost decode)"
+  awk -v r="$rc" -v d="$(cost decode)" 'BEGIN {
+    b = r / 0.85 - r
+    printf "\nAt 85%% of raw libcurl'"'"'s rate with %s in flight, c:call may add %.1f us of CPU per request to raw'"'"'s %.1f us. ", "'"$CONC"'", b, r
+    printf "Decoding the answer into Lua tables with lua-cjson takes %.1f us of it (%.0f%%) before anything else the client does. ", d, 100 * d / b
+    printf "The rest of the client (checks, form, envelope, task scheduling, the transfer set-up in the core) shares what is left.\n\n" }'
   if [ -n "$SANDBOX_BASE" ]; then
     printf '## Sandbox (`bin/billetterie sandbox`, ws_idsession: credentials only, no data needed)\n\n'
     table sandbox

@@ -21,6 +21,8 @@ describe("rockspec", function()
     -- load from the installed tree only, not from the checkout
     ok, out = run(("cd /tmp && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' "
       .. "lua5.4 -e 'local b = require \"billetterie\"; local h = require \"billetterie.httpd\"; "
+      .. "local s = require \"billetterie.s360\"; local core = require \"billetterie.core\"; "
+      .. "assert(core.hmac_sha256 and core.xml_encode, \"the core lacks the S-360 functions\"); "
       .. "assert(package.searchpath(\"billetterie.core\", package.cpath):find(\"%s\", 1, true)); print(b.version)'"):format(tree, tree, tree, tree))
     assert(ok, out)
     assert.matches("^%d+%.%d+%.%d+", out)

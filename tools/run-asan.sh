@@ -22,7 +22,7 @@ for tool in curl openssl chromium sqlite3; do
   chmod +x "$wrappers/$tool"
 done
 export PATH="$wrappers:$PATH"
-SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|sandbox' | tr '\n' ' ')
+SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|sandbox|s360' | tr '\n' ' ')
 echo "== ASan+UBSan: $SPECS"
 # a hang must fail the run, not stall CI
 timeout 1500 env LD_PRELOAD="$ASAN_LIB" lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS
