@@ -150,6 +150,68 @@ document.querySelector('input[name=surname]').value = 'Chloé';
 document.querySelector('input[name=name]').value = 'Navigateur <b>';
 document.querySelector('button[type=submit]').click();";
     }
+    # S-360 from a request handler, through /_billetterie_upstream (the default
+    # transport): two reads, a vendor failure, a wrong password, and an
+    # L@billetterie form call in the same handler; JSON out
+    location = /_test/s360 {
+      content_by_lua_block {
+        local s360 = require "billetterie.s360"
+        local function client(password)
+          return s360.new{ url = "http://billetterie-vendor/demo", institution = "DEMO", operator = "DEMO_B2C",
+            password = password, protocol = ngx.var.arg_protocol, retries = 0, cache = false }
+        end
+        local function failure(r, e)
+          if r then return { ok = true } end
+          return { kind = e.kind, code = e.code, http_status = e.http_status, retryable = e.retryable, text = tostring(e) }
+        end
+        local c = client("s360-sandbox-secret")
+        local out = {}
+        local auths, err = c:getAvailableAutorizations()
+        if auths then
+          out.authorizations = {}
+          for _, a in ipairs(auths.authorizations) do out.authorizations[#out.authorizations + 1] = a.code end
+        else
+          out.authorizations = tostring(err)
+        end
+        local found, ferr = c:searchContactByCriteria{ searchCriteria = { email = "camille.martin@example.org" } }
+        out.found = found and found.contacts[1] and found.contacts[1].contactNumber or tostring(ferr)
+        out.failure = failure(c:searchContactByCriteria{ searchCriteria = {} })
+        out.refused = failure(client("not-the-secret-1"):getAvailableAutorizations())
+        local b = require("billetterie").new{ url = ngx.var.billetterie_url, login = "xrsitest", password = "xrsimdp",
+          client_id = 677, retries = 0 }
+        local msg, statut = b:call("ws_idsession")
+        out.form_call = msg and statut.code or (statut.kind .. " " .. statut.message)
+        ngx.say(require("cjson").encode(out))
+      }
+    }
+    # what the upstream receives: S-360 (SOAP, REST) and L@billetterie calls
+    # to spec/support/nginx.lua's /echo through transport_ngx, recorded by a
+    # transport wrapped around it (the clients cannot read the echo: no matter)
+    location = /_test/upstream_headers {
+      content_by_lua_block {
+        local cjson = require "cjson"
+        local t = require("billetterie.transport_ngx").new()
+        local seen = {}
+        local recorder = { request = function(_, req)
+          local status, body, ctype, errkind, errmsg, rid = t:request(req)
+          seen[#seen + 1] = { status = status, errkind = errkind, errmsg = errmsg,
+                              echo = body and body ~= "" and cjson.decode(body) or nil }
+          return status, body, ctype, errkind, errmsg, rid
+        end }
+        for _, protocol in ipairs { "soap", "rest" } do
+          require("billetterie.s360").new{ url = "http://billetterie-echo/echo", institution = "DEMO",
+            operator = "DEMO_B2C", password = "s360-sandbox-secret", protocol = protocol, retries = 0,
+            cache = false, transport = recorder }:getAvailableAutorizations()
+        end
+        require("billetterie").new{ url = "http://billetterie-echo/echo/", login = "xrsitest", password = "xrsimdp",
+          client_id = 677, retries = 0, transport = recorder }:call("ws_idsession")
+        -- a header the location has no variable for is an error value, not dropped
+        local status, _, _, errkind, errmsg = t:request{ url = "http://billetterie-echo/echo", method = "POST",
+          body = "x", headers = { "X-Secret-Header: hush-hush" } }
+        seen[#seen + 1] = { status = status, errkind = errkind, errmsg = errmsg }
+        ngx.say(cjson.encode(seen))
+      }
+    }
 ]]
 
 local function start_nginx(sandbox_url, support, dir)
@@ -518,6 +580,98 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.falsy(out:find('name="csrf"', 1, true))            -- the result page, not the form again
   end)
 
+  -- S-360 inside a request handler: its calls need their own request headers
+  -- (SOAP: text/xml and SOAPAction; REST: application/json and a bearer JWT)
+  for _, protocol in ipairs { "soap", "rest" } do
+    it("S-360 over " .. protocol .. " from a content handler: reads, a vendor failure, and a form call alongside",
+      function()
+      local code, body = curl(q(server.url .. "/_test/s360?protocol=" .. protocol))
+      assert.are.equal(200, code, body)
+      local out = cjson.decode(body)
+      assert.is_table(out.authorizations, body)
+      local codes = {}
+      for _, c in ipairs(out.authorizations) do codes[c] = true end
+      assert.is_true(codes.NEWS and codes.PARTNERS and codes.EMAIL, body)
+      assert.are.equal("10001", out.found, body)                       -- camille.martin@example.org
+      assert.are.same({ "vendor", "invalid", 200, false },
+        { out.failure.kind, out.failure.code, out.failure.http_status, out.failure.retryable }, body)
+      if protocol == "soap" then                                      -- a WS-Security fault
+        assert.are.same({ "vendor", "Client", 500 }, { out.refused.kind, out.refused.code, out.refused.http_status }, body)
+        assert.truthy(out.refused.text:find("FailedAuthentication", 1, true), body)
+      else                                                            -- the JWT refused
+        assert.are.same({ "http", 401 }, { out.refused.kind, out.refused.http_status }, body)
+      end
+      assert.falsy(out.refused.text:find("not-the-secret-1", 1, true), body)
+      assert.falsy(body:find("eyJhbGciOi", 1, true), body)             -- no JWT in any error
+      assert.are.equal(603, out.form_call, body)                       -- L@billetterie unchanged
+    end)
+  end
+
+  it("examples/openresty/s360_newsletter.lua opts a new and a known address in on S-360", function()
+    local page = server.url .. "/s360/newsletter"
+    local function post(fields)
+      local code, body = curl(q(page))
+      assert.are.equal(200, code, body)
+      local parts = { "--data-urlencode " .. q("csrf=" .. body:match('name="csrf" value="(%x+)"')) }
+      for _, kv in ipairs(fields) do parts[#parts + 1] = "--data-urlencode " .. q(kv[1] .. "=" .. kv[2]) end
+      return curl(table.concat(parts, " ") .. " " .. q(page))
+    end
+    local code, body = post{ { "mail", "nora.nginx@example.fr" }, { "first", "Nora" }, { "last", "<Nginx>" } }
+    assert.are.equal(200, code, body)
+    local number = body:match('class="ok">nora%.nginx@example%.fr is signed up %(new contact (%d+)%)')
+    assert.truthy(number, body)
+    code, body = post{ { "mail", "lucas.bernard@example.org" } }          -- a demo contact, NEWS not granted yet
+    assert.are.equal(200, code, body)
+    assert.truthy(body:find("(known contact 10002)", 1, true), body)
+    code, body = post{ { "mail", "not an address" } }
+    assert.are.equal(400, code, body)
+    -- what the vendor now holds, read over plain libcurl outside nginx
+    local c = require("billetterie.s360").new{ url = sb.url .. "demo", institution = "DEMO", operator = "DEMO_B2C",
+      password = "s360-sandbox-secret", retries = 0, rate_limit = false }
+    for n, who in pairs { [number] = "<Nginx>", ["10002"] = "Bernard" } do
+      local r = assert(c:getContactData{ contactNumber = n, details = { "GENERAL", "AUTHORIZATIONS" } })
+      assert.are.equal(who, r.individualContact.lastname)
+      local news
+      for _, a in ipairs(r.authorizations) do if a.authorizationCode == "NEWS" then news = a.allowed end end
+      assert.is_true(news, n)
+    end
+  end)
+
+  it("sends each call's own headers upstream, never the visitor's, and refuses others", function()
+    local code, body = curl("-H 'Authorization: Basic dmlzaXRvcg==' -H 'SOAPAction: visitor' -H 'Cookie: v=1' "
+      .. "-H 'Content-Type: text/plain' " .. q(server.url .. "/_test/upstream_headers"))
+    assert.are.equal(200, code, body)
+    local seen = cjson.decode(body)
+    assert.are.equal(4, #seen, body)
+    local soap, rest, form = seen[1].echo.headers, seen[2].echo.headers, seen[3].echo.headers
+    assert.are.equal("text/xml; charset=utf-8", soap["content-type"])
+    assert.are.equal('""', soap.soapaction)
+    assert.is_nil(soap.authorization)
+    assert.truthy(seen[1].echo.body:find("getAvailableAutorizations", 1, true), seen[1].echo.body)
+    assert.are.equal("application/json", rest["content-type"])
+    assert.truthy(rest.authorization:match("^Bearer [%w_%-]+%.[%w_%-]+%.[%w_%-]+$"), rest.authorization)
+    assert.is_nil(rest.soapaction)
+    -- L@billetterie's form call: the location's defaults, nothing else
+    assert.are.equal("application/x-www-form-urlencoded", form["content-type"])
+    assert.are.equal("application/json, application/xml;q=0.9, */*;q=0.1", form.accept)
+    assert.is_nil(form.authorization)
+    assert.is_nil(form.soapaction)
+    assert.truthy(seen[3].echo.body:find("x_rsi_ws_login=xrsitest", 1, true), seen[3].echo.body)
+    for i = 1, 3 do
+      assert.is_nil(seen[i].echo.headers.cookie)
+      assert.are_not.equal("Basic dmlzaXRvcg==", seen[i].echo.headers.authorization)
+      assert.are_not.equal("visitor", seen[i].echo.headers.soapaction)
+    end
+    assert.are.same({ 0, "setup" }, { seen[4].status, seen[4].errkind })
+    assert.truthy(seen[4].errmsg:find("X-Secret-Header", 1, true), seen[4].errmsg)
+    assert.falsy(seen[4].errmsg:find("hush-hush", 1, true))
+    -- no secret in nginx's log either
+    local log = read(server.dir .. "/error.log")
+    assert.falsy(log:find("s360-sandbox-secret", 1, true))
+    assert.falsy(log:find("eyJhbGciOi", 1, true))
+    assert.falsy(log:find(rest.authorization:sub(8), 1, true))
+  end)
+
   it("never made a libcurl engine in the worker: every call went through nginx", function()
     local code, body = curl(q(server.url .. "/_test/curl_engines"))
     assert.are.equal(200, code)
@@ -565,6 +719,38 @@ describe("transport_ngx with a fake ngx", function()
     assert.are.equal("/_up", seen.uri)
     assert.are.same({ method = 8, body = "a=1", vars = { billetterie_target = "http://127.0.0.1:9/ws_idsession" } },
       seen.options)
+  end)
+
+  it("passes the request's headers as the location's variables, and only those", function()
+    answer = { status = 200, body = "ok", header = {} }
+    local t = transport_ngx.new()
+    request(t, { headers = { "Content-Type: text/xml; charset=utf-8", 'SOAPAction: ""' } })
+    assert.are.same({ billetterie_target = "http://127.0.0.1:9/ws_idsession",
+                      billetterie_content_type = "text/xml; charset=utf-8", billetterie_soapaction = '""' },
+      seen.options.vars)
+    request(t, { headers = { "content-type:application/json", "ACCEPT: application/json",
+                             "Authorization: Bearer a.b.c" } })
+    assert.are.same({ billetterie_target = "http://127.0.0.1:9/ws_idsession", billetterie_content_type = "application/json",
+                      billetterie_accept = "application/json", billetterie_authorization = "Bearer a.b.c" },
+      seen.options.vars)
+    request(t, { headers = {} })                 -- none: the URL only, as for L@billetterie
+    assert.are.same({ billetterie_target = "http://127.0.0.1:9/ws_idsession" }, seen.options.vars)
+    -- refused before anything is sent, without the value in the message
+    seen = nil
+    for _, bad in ipairs { "X-Api-Key: k-secret", "Authorization Bearer k-secret", "Authorization: Bearer k-secret\r\nX: y" } do
+      local status, _, _, errkind, errmsg = request(t, { headers = { bad } })
+      assert.are.same({ 0, "setup" }, { status, errkind })
+      assert.falsy(errmsg:find("k-secret", 1, true), errmsg)
+      assert.is_nil(seen)
+    end
+  end)
+
+  it("points at the header variables when nginx refuses them (an older configuration)", function()
+    ngx.location.capture = function() error("failed to adjust the subrequest: -1") end
+    local status, _, _, errkind, errmsg = request(transport_ngx.new(), { headers = { "Authorization: Bearer x.y.z" } })
+    assert.are.same({ 0, "setup" }, { status, errkind })
+    assert.truthy(errmsg:find("declare $billetterie_content_type", 1, true), errmsg)
+    assert.falsy(errmsg:find("x.y.z", 1, true), errmsg)
   end)
 
   it("maps nginx's own 502/504 to network/timeout and keeps the vendor's", function()

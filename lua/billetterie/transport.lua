@@ -10,7 +10,9 @@
 -- same table for its next call):
 --   url      the full URL (GET: with its query string)
 --   method   "POST" or "GET"
---   body     the form-encoded body (application/x-www-form-urlencoded), or nil
+--   body     the body (L@billetterie: a form), or nil
+--   headers  nil, or a list of "Name: value" lines (S-360's Content-Type,
+--            Accept, SOAPAction, Authorization) replacing the defaults
 --   timeout, connect_timeout (seconds), max_size (bytes: larger is "too_large")
 --   verify, cainfo, capath   TLS peer/host verification and the CA to trust
 --   file     when set (streamed calls, each = "TAG"): write the body to this
@@ -19,9 +21,11 @@
 -- Results: status is the HTTP status (0 when no answer came), body the
 -- answer's bytes, content_type its Content-Type, request_id its
 -- X-Request-Id; errkind is nil on success, else "timeout", "tls",
--- "too_large" or "network", with errmsg a readable reason (never a secret).
--- A transport never raises for a failed transfer, sends the body as
--- application/x-www-form-urlencoded and asks for JSON or XML (Accept), and
+-- "too_large", "network", or "setup" (a request this transport cannot carry
+-- as configured: not worth a retry), with errmsg a readable reason (never a
+-- secret). A transport never raises for a failed transfer, sends the body as
+-- application/x-www-form-urlencoded and asks for JSON or XML (Accept) unless
+-- the request's headers say otherwise, and
 -- may yield (a coroutine scheduler, nginx's cosockets): the client turns
 -- these results into payload, statut or nil, err and retries what may be.
 local core = require "billetterie.core"

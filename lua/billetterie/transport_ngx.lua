@@ -9,20 +9,37 @@
 -- The location (docs/openresty.md has it with TLS verification):
 --
 --   upstream billetterieweb.fr { server billetterieweb.fr:443; keepalive 16; }
+--   # the request headers a call may set, with their defaults (http level)
+--   map "" $billetterie_content_type  { default "application/x-www-form-urlencoded"; }
+--   map "" $billetterie_accept        { default "application/json, application/xml;q=0.9, */*;q=0.1"; }
+--   map "" $billetterie_authorization { default ""; }
+--   map "" $billetterie_soapaction    { default ""; }
 --   location = /_billetterie_upstream {
 --     internal;
 --     set $billetterie_target $billetterie_target;
 --     proxy_pass $billetterie_target;        # the full URL, set by this transport
 --     proxy_http_version 1.1;                # with the upstream block named after
 --     proxy_set_header Connection "";        # the URL's host: a keep-alive pool
---     proxy_pass_request_headers off;        # never the visitor's cookies
---     proxy_set_header Content-Type "application/x-www-form-urlencoded";
---     proxy_set_header Accept "application/json, application/xml;q=0.9, */*;q=0.1";
+--     proxy_pass_request_headers off;        # never the visitor's headers or cookies
+--     proxy_set_header Content-Type  $billetterie_content_type;
+--     proxy_set_header Accept        $billetterie_accept;
+--     proxy_set_header Authorization $billetterie_authorization;  # empty: not sent
+--     proxy_set_header SOAPAction    $billetterie_soapaction;
 --   }
 --
 -- `set $billetterie_target $billetterie_target;` in that location declares
 -- the variable and keeps the value passed in (a `set ... ""` there or at
 -- server level would run in the subrequest and overwrite it).
+--
+-- Request headers (req.headers, a list of "Name: value" as libcurl takes
+-- them; S-360 sends them): only those of HEADER_VARS below, each through its
+-- nginx variable (the subrequest's `vars`), which the location sends with
+-- proxy_set_header. The `map "" $v { default ...; }` lines declare the
+-- variables with the value a call that does not set them gets: L@billetterie's
+-- form calls set none (their vars hold the URL only, as before), so they go
+-- out as application/x-www-form-urlencoded; an empty value is not sent.
+-- Another header name is an error value, never dropped silently; values
+-- never appear in error messages (Authorization holds a bearer token).
 --
 -- transport:request(req) returns what the curl transport returns:
 --   status, body, content_type, errkind, errmsg, request_id
@@ -61,6 +78,34 @@ function M.new(opts)
   }, M)
 end
 
+-- Header name (lower case) -> the nginx variable the location sends it from.
+local HEADER_VARS = {
+  ["content-type"] = "billetterie_content_type",
+  accept = "billetterie_accept",
+  authorization = "billetterie_authorization",
+  soapaction = "billetterie_soapaction",
+}
+M.HEADER_VARS = HEADER_VARS
+
+-- Adds req.headers to the subrequest's vars. -> true | nil, message (which
+-- names the header, never its value).
+local function header_vars(vars, headers)
+  for i = 1, #headers do
+    local h = headers[i]
+    local name, value = tostring(h):match("^([%w%-]+):[ \t]*(.-)[ \t]*$")
+    if not name then return nil, ("request header %d is not \"Name: value\""):format(i) end
+    local var = HEADER_VARS[name:lower()]
+    if not var then
+      return nil, "transport_ngx does not pass the request header " .. name
+        .. " (only Content-Type, Accept, Authorization, SOAPAction: see docs/openresty.md)"
+    end
+    -- nginx would send a line break as is: a header injection
+    if value:find("[\r\n]") then return nil, "request header " .. name .. " holds a line break" end
+    vars[var] = value
+  end
+  return true
+end
+
 local function header(headers, name)
   local v = headers[name]
   if type(v) == "table" then v = v[1] end
@@ -78,14 +123,30 @@ end
 function M:request(req)
   -- read everything from req before yielding: the client reuses it
   local url, method, body, max_size, file = req.url, req.method or "POST", req.body, req.max_size, req.file
+  local headers = req.headers
   local m = methods()[method:upper()]
-  if not m then return 0, nil, nil, "network", "unsupported method " .. tostring(method) end
-  local options = { method = m, vars = { [self.variable] = url } }
+  if not m then return 0, nil, nil, "setup", "unsupported method " .. tostring(method) end
+  local vars = { [self.variable] = url }
+  local with_headers = headers ~= nil and headers[1] ~= nil
+  if with_headers then
+    local ok, err = header_vars(vars, headers)
+    if not ok then return 0, nil, nil, "setup", err end
+  end
+  local options = { method = m, vars = vars }
   if body ~= nil and m ~= ngx.HTTP_GET and m ~= ngx.HTTP_HEAD then
     options.body = body
   end
   local ok, res = pcall(ngx.location.capture, self.location, options)
-  if not ok then return 0, nil, nil, "network", "ngx.location.capture failed: " .. tostring(res) end
+  if not ok then
+    local msg = "ngx.location.capture failed: " .. tostring(res)
+    -- a configuration from before the header variables (nginx's error log
+    -- names the one missing: "cannot be assigned a value")
+    if with_headers and msg:find("failed to adjust the subrequest", 1, true) then
+      msg = msg .. " (does the nginx configuration declare $billetterie_content_type, $billetterie_accept, "
+        .. "$billetterie_authorization and $billetterie_soapaction? see docs/openresty.md)"
+    end
+    return 0, nil, nil, "setup", msg
+  end
   local status = res.status or 0
   if (status == 502 or status == 504) and unanswered(res) then
     if status == 504 then
