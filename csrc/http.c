@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <curl/curl.h>
 #include "core.h"
 
@@ -237,6 +238,24 @@ static void copy_path(lua_State *L, char *dst, size_t size, const char *src, con
 }
 
 /* A request's own headers go after the engine's defaults. */
+/* Whether the request's header list (at list, n items) names the header of
+ * "Name: value" line `line` (names compare without case). */
+static int overridden(lua_State *L, int list, size_t n, const char *line)
+{
+    size_t i, len = strcspn(line, ":");
+    for (i = 1; i <= n; i++) {
+        const char *h;
+        lua_rawgeti(L, list, (int)i);
+        h = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the list keeps the string alive */
+        if (h && strlen(h) > len && h[len] == ':' && strncasecmp(h, line, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The engine's default headers, less those the request names again (its
+ * own Accept, say), then the request's. */
 static void build_headers(lua_State *L, engine *e, transfer *t, int list)
 {
     struct curl_slist *d;
@@ -244,7 +263,10 @@ static void build_headers(lua_State *L, engine *e, transfer *t, int list)
     curl_slist_free_all(t->headers);
     t->headers = NULL;
     for (d = e->default_headers; d; d = d->next) {
-        struct curl_slist *l = curl_slist_append(t->headers, d->data);
+        struct curl_slist *l;
+        if (overridden(L, list, n, d->data))
+            continue;
+        l = curl_slist_append(t->headers, d->data);
         if (!l)
             luaL_error(L, "out of memory");
         t->headers = l;

@@ -128,6 +128,11 @@ describe("core http engine", function()
     -- the next request on the same handle is back to the defaults only
     _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET" })
     assert.is_nil(cjson.decode(body).headers["x-own"])
+    -- a request's own header replaces the default of that name (sent once)
+    _, body = e:wait(e:start{ url = nginx.url .. "echo", method = "GET", headers = { "accept: text/xml" } })
+    h = cjson.decode(body).headers
+    assert.equal("text/xml", h.accept)
+    assert.equal("1", h["x-default"])
     e:close()
   end)
 

@@ -49,6 +49,19 @@ describe("retries", function()
     assert.is_table(msg)
   end)
 
+  it("does not retry a request its transport cannot carry as configured (errkind setup)", function()
+    local slept, sleep, random = recorder()
+    local sent = 0
+    local t = { request = function() sent = sent + 1; return 0, nil, nil, "setup", "no such header variable" end }
+    local _, err = client("http://127.0.0.1:9/", { transport = t, sleep = sleep, random = random })
+      :call("ws_info_organisme", { id_organisme = 1 })
+    assert.equal("network", err.kind)
+    assert.is_false(err.retryable)
+    assert.equal(1, sent)
+    assert.same({}, slept)
+    assert.matches("no such header variable", tostring(err), 1, true)
+  end)
+
   it("does not retry what cannot succeed by repeating", function()
     local slept, sleep, random = recorder()
     local url = nginx.canned("ko904retry", [[{"retour":{"message":{},"statut":{"code":904,"traitement":"ko","message":"x"}}}]])

@@ -199,6 +199,7 @@ describe("S-360 SOAP requests", function()
       assert.equal("https://mosa.demo-ws.secutix.com" .. exp.soap, sent.url)
       assert.equal("POST", sent.method)
       assert.equal("text/xml; charset=utf-8", sent.headers["content-type"])
+      assert.equal("text/xml", sent.headers["accept"])
 
       local env = assert(core.xml_decode(sent.body, { elements = true }))
       assert.equal("Envelope", env.name)
@@ -272,6 +273,7 @@ describe("S-360 REST requests", function()
       assert.equal("https://mosa.demo-ws.secutix.com" .. EXPECTED[m.service].rest .. name, sent.url)
       assert.equal("POST", sent.method)
       assert.equal("application/json", sent.headers["content-type"])
+      assert.equal("application/json", sent.headers["accept"])
       local body = assert(json.decode(sent.body))
       -- keys are the parameter names; lists are arrays; nested objects keep field names
       local want = {}

@@ -211,6 +211,8 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
       retryable = false
     elseif errkind == "too_large" then
       kind, retryable = "http", false
+    elseif errkind == "setup" then   -- the transport's configuration: retrying cannot help
+      retryable = false
     end
     return fail(self, fields, { kind = kind, ws = ws, message = message, retryable = retryable,
                              http_status = status ~= 0 and status or nil, request_id = request_id })

@@ -191,7 +191,8 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id)
     local kind, retryable = "network", nil
     if errkind == "timeout" then kind = "timeout"
     elseif errkind == "tls" then retryable = false; errmsg = errmsg .. " (TLS verification failed: see the cainfo/capath options)"
-    elseif errkind == "too_large" then kind, retryable = "http", false end
+    elseif errkind == "too_large" then kind, retryable = "http", false
+    elseif errkind == "setup" then retryable = false end   -- the transport's configuration
     return nil, { kind = kind, message = errmsg, retryable = retryable,
                   http_status = status ~= 0 and status or nil, request_id = request_id }
   end
@@ -239,14 +240,15 @@ function S360:_prepare(method, values)
       namespace = svc.namespace, operator = self.operator, password = secrets_of[self].password })
     if not body then return nil, err end
     return self.url .. svc.soap_path, body,
-      { "Content-Type: " .. catalogue.soap.content_type, 'SOAPAction: "' .. catalogue.soap.soap_action .. '"' }
+      { "Content-Type: " .. catalogue.soap.content_type, "Accept: text/xml",
+        'SOAPAction: "' .. catalogue.soap.soap_action .. '"' }
   end
   local body, err = rest.body(method, values)
   if not body then return nil, err end
   local token = rest.jwt{ institution = self.institution, operator = self.operator, partner = self.partner,
                           secret = secrets_of[self].password, now = self.now() }
   return self.url .. svc.rest_path .. method, body,
-    { "Content-Type: application/json", "Authorization: Bearer " .. token }, token
+    { "Content-Type: application/json", "Accept: application/json", "Authorization: Bearer " .. token }, token
 end
 
 -- c:call(method, params [, { idempotent = true, retries = n, refresh = true }])
