@@ -184,6 +184,27 @@ document.querySelector('button[type=submit]').click();";
         ngx.say(require("cjson").encode(out))
       }
     }
+    # S-360's remember-me cookie: an app that has just authenticated a
+    # contact hands the shop cookie on, and reads it back when it returns
+    location = /_test/s360_login {
+      content_by_lua_block {
+        local cookie = require "billetterie.s360.cookie"
+        local auth = { statusCode = "success", identification = ngx.var.arg_id,
+                       uniqueToken = ngx.unescape_uri(ngx.var.arg_token or "") }
+        local header, err = cookie.build(auth, { id = 1001, saleChannelCode = "B2C" },
+                                         { institution = "mosa", domain = "shop.example.org" })
+        if not header then ngx.status = 400; ngx.say(err); return end
+        ngx.header["Set-Cookie"] = header
+        ngx.say("ok")
+      }
+    }
+    location = /_test/s360_whoami {
+      content_by_lua_block {
+        local c, err = require("billetterie.s360.cookie").parse(ngx.var.http_cookie or "")
+        if not c then ngx.status = 401; ngx.say(err); return end
+        ngx.say(c.rememberUniqueId, " ", c.virtualOperator)
+      }
+    }
     # what the upstream receives: S-360 (SOAP, REST) and L@billetterie calls
     # to spec/support/nginx.lua's /echo through transport_ngx, recorded by a
     # transport wrapped around it (the clients cannot read the echo: no matter)
@@ -670,6 +691,31 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.falsy(log:find("s360-sandbox-secret", 1, true))
     assert.falsy(log:find("eyJhbGciOi", 1, true))
     assert.falsy(log:find(rest.authorization:sub(8), 1, true))
+  end)
+
+  it("sets S-360's remember-me cookie with ngx.header: one Set-Cookie the browser sends back", function()
+    local cookie = require "billetterie.s360.cookie"
+    local out = run(("curl -s -i %s"):format(q(server.url .. "/_test/s360_login?id=id-42&token=tok-99")))
+    local headers = {}
+    for line in out:gmatch("[^\r\n]+") do
+      local v = line:match("^[Ss]et%-[Cc]ookie: (.*)$")
+      if v then headers[#headers + 1] = v end
+    end
+    assert.are.equal(1, #headers, out)
+    assert.truthy(headers[1]:find("^stx_rememberMe_MOSA_B2C="), headers[1])
+    assert.truthy(headers[1]:find("; Secure", 1, true))
+    assert.truthy(headers[1]:find("; HttpOnly", 1, true))
+    local c = assert(cookie.parse(headers[1]))
+    assert.are.equal("tok-99", c.token)
+    assert.are.equal("1001", c.pointOfSalesId)
+    -- curl keeps Secure cookies for https only: send it back as a browser would
+    local value = headers[1]:match("^([^;]+)")
+    local back = run(("curl -s -H %s %s"):format(q("Cookie: lang=fr; " .. value), q(server.url .. "/_test/s360_whoami")))
+    assert.are.equal("id-42 MOSA_B2C\n", back)
+    -- a token the cookie cannot hold: refused, nothing set
+    out = run(("curl -s -i %s"):format(q(server.url .. "/_test/s360_login?id=id-42&token=a%22b")))
+    assert.truthy(out:find("^HTTP/1.1 400"), out)
+    assert.is_nil(out:lower():find("set-cookie", 1, true))
   end)
 
   it("never made a libcurl engine in the worker: every call went through nginx", function()
