@@ -344,7 +344,9 @@ function Client:_send(service, fields, url, body, opts)
     if self._rate then self._rate:take() end
     if self._in_flight then self._in_flight:acquire() end
     request.url, request.method, request.body = url, service.method, body
-    local payload, statut = self:_answer(service, fields, self.transport:request(request))
+    local status, answer, ctype, errkind, errmsg, request_id = self.transport:request(request)
+    request.body = nil   -- it holds the credentials: not to be left in the client's table
+    local payload, statut = self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id)
     if self._in_flight then self._in_flight:release() end
     if payload ~= nil or not statut.retryable or attempt >= retries then
       if payload == nil then statut.attempts = attempt + 1 end
