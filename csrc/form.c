@@ -79,8 +79,6 @@ static void out_escaped(out_buf *o, const char *s, size_t len, int keep_brackets
     }
 }
 
-/* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
- * the value cannot go in a form. */
 /* "%lld" without the printf machinery: ids are on every request. */
 static int format_integer(char *buf, size_t size, long long v)
 {
@@ -101,6 +99,8 @@ static int format_integer(char *buf, size_t size, long long v)
     return w;
 }
 
+/* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
+ * the value cannot go in a form. */
 static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text,
                        size_t *len)
 {

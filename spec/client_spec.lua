@@ -27,6 +27,22 @@ setup(function() nginx = require("spec.support.nginx").start() end)
 teardown(function() if nginx then nginx.stop() end end)
 
 describe("c:call success", function()
+  it("sends the client's credentials, a caller's own credential in their place, and a changed option", function()
+    local url = nginx.canned("creds", [[{"retour":{"statut":{"code":603,"traitement":"ok","message":"ok","extra":"x"},"message":{}}}]])
+    local c = client(url)
+    local _, statut = assert(c:call("ws_idsession"))
+    assert.equal("x", statut.extra)   -- the vendor's statut as it came, unknown keys kept
+    assert.same({ x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = PASSWORD, x_rsi_client = "677" },
+      form_fields(select(3, nginx.last_request("creds"))))
+    assert(c:call("ws_idsession", { x_rsi_client = 678 }))
+    assert.same({ x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = PASSWORD, x_rsi_client = "678" },
+      form_fields(select(3, nginx.last_request("creds"))))
+    c.client_id = 100
+    assert(c:call("ws_idsession"))
+    assert.same({ x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = PASSWORD, x_rsi_client = "100" },
+      form_fields(select(3, nginx.last_request("creds"))))
+  end)
+
   it("returns retour.message and the statut, codes as integers", function()
     local url = nginx.canned("idsession", [[{"retour": {"statut": {"code": 603, "message": "Session initialisée", "traitement": "ok"},
       "message": {"duree": "PT48H", "jeton": "A25DD850FF131140BA09A8B9ADFEE79A", "temps_restant": 172800,
@@ -370,6 +386,10 @@ describe("contacts (annex 4.1 and 4.7)", function()
       assert.matches(case[4], err.message, 1, true)
       assert.not_matches("Password", tostring(err), 1, true)
     end
+    -- strict = false lets unknown parameters through, never a bad password
+    local _, err = client(url, { strict = false }):call("ws_info_organisme", { id_organisme = 1, v_passe = "short" })
+    assert.equal(523, err.code)
+    assert.equal("v_passe", err.param)
     assert.is_nil(nginx.last_request("refused"))
   end)
 

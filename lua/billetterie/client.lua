@@ -171,6 +171,7 @@ end
 local PARTIAL_CODES = { [1111] = true }
 
 local xml  -- loaded on the first XML answer only
+local client_cache  -- loaded on the first call of a client with a cache
 
 -- Decoder options per XML service: its list elements as a set, so a list of
 -- one item is still an array.
@@ -383,7 +384,7 @@ function Client:call(name, given, opts)
   end
   if each then return self:_stream(service, fields, url, body, each) end
   if self.cache then   -- static or slow-changing answers: billetterie.client_cache
-    local client_cache = require "billetterie.client_cache"
+    client_cache = client_cache or require "billetterie.client_cache"
     if client_cache.applies(service, fields, opts) then
       return client_cache.through(self, service, fields, opts, self._send, url, body)
     end
@@ -399,16 +400,21 @@ end
 -- the secrets: it holds the password): most calls give none of them, so
 -- their body is this prefix and the caller's fields.
 -- -> prefix | nil, missing name, hint
+-- The public fields a prefix is made of are the client's own (c.client_id =
+-- 100 after new() is allowed): a prefix is kept with the values it was made
+-- from and made again when one changed.
 local function credentials_prefix(self, mode)
   local prefixes = secrets_of[self].prefixes
-  local prefix = prefixes[mode]
-  if prefix then return prefix end
+  local p = prefixes[mode]
+  if p and p.login == self.login and p.client_id == self.client_id and p.api_login == self.api_login then
+    return p.text
+  end
   local creds = {}
   local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, creds)
   if missing then return nil, missing, hint end
-  prefix = core.form_encode(creds)
-  prefixes[mode] = prefix
-  return prefix
+  p = { text = core.form_encode(creds), login = self.login, client_id = self.client_id, api_login = self.api_login }
+  prefixes[mode] = p
+  return p.text
 end
 
 -- Checks the parameters, adds the credentials, builds URL and body.

@@ -156,6 +156,7 @@ end
 -- Annex 4.7, checked before sending with the vendor's own codes: 523 for a
 -- password that breaks the rules, 524 when the confirmation differs.
 local RULES = catalogue.password_rules
+local PASSWORD_FIELDS = RULES.applies_to or {}
 local function password_problem(v)
   if (utf8_len(v) or #v) < RULES.min_length then   -- characters, not bytes
     return ("must have at least %d characters"):format(RULES.min_length)
@@ -168,33 +169,29 @@ local function password_problem(v)
   end
 end
 
--- prepare(service, given, credential_names, strict)
---   -> fields, own (true when given holds a credential) | nil, name, reason [, vendor code]
--- `given` is the caller's table (never modified). Credential parameters are
--- allowed in `given` and are checked by the caller.
--- What prepare needs of a service, worked out once: its indexes, the
--- required names, the params that need others, and whether a password rule
--- applies.
+-- What prepare needs of a service, worked out once: its indexes and the
+-- params with a presence rule (required, or needing others).
 local plan_cache = setmetatable({}, { __mode = "k" })
 local function plan_of(service)
   local plan = plan_cache[service]
   if plan then return plan end
   local index, aliases = indexes(service)
-  plan = { index = index, aliases = aliases, required = {}, needs = {}, passwords = false }
+  -- in the catalogue's order: the first broken rule is the one reported
+  plan = { index = index, aliases = aliases, checked = {} }
   for _, spec in ipairs(service.params or {}) do
     -- the contact_fields placeholder stands for fields checked one by one
-    if spec.required and spec.type ~= "contact_fields" then
-      plan.required[#plan.required + 1] = spec.name
+    if (spec.required and spec.type ~= "contact_fields") or spec.needs then
+      plan.checked[#plan.checked + 1] = spec
     end
-    if spec.needs then plan.needs[#plan.needs + 1] = spec end
-  end
-  for _, name in ipairs(RULES.applies_to or {}) do
-    if index[name] then plan.passwords = true end
   end
   plan_cache[service] = plan
   return plan
 end
 
+-- prepare(service, given, credential_names, strict)
+--   -> fields, own (true when given holds a credential) | nil, name, reason [, vendor code]
+-- `given` is the caller's table (never modified). Credential parameters are
+-- allowed in `given` and are checked by the caller.
 function params.prepare(service, given, credential_names, strict)
   local plan = plan_cache[service] or plan_of(service)
   local index, aliases = plan.index, plan.aliases
@@ -224,25 +221,22 @@ function params.prepare(service, given, credential_names, strict)
       fields[name] = v
     end
   end
-  if plan.passwords then
-    for _, name in ipairs(RULES.applies_to) do   -- v_passe before v_passec
-      if type(fields[name]) == "string" then
-        local problem = password_problem(fields[name])
-        if problem then return nil, name, problem, RULES.violation_code end
-      end
-    end
-    if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
-      return nil, "v_passec", "differs from v_passe", 524
+  for i = 1, #PASSWORD_FIELDS do   -- v_passe before v_passec
+    local name = PASSWORD_FIELDS[i]
+    if type(fields[name]) == "string" then
+      local problem = password_problem(fields[name])
+      if problem then return nil, name, problem, RULES.violation_code end
     end
   end
-  local required = plan.required
-  for i = 1, #required do
-    if fields[required[i]] == nil then return nil, required[i], "is required" end
+  if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
+    return nil, "v_passec", "differs from v_passe", 524
   end
-  local needs = plan.needs
-  for i = 1, #needs do
-    local spec = needs[i]
-    if fields[spec.name] ~= nil then
+  local checked = plan.checked
+  for i = 1, #checked do
+    local spec = checked[i]
+    if fields[spec.name] == nil then
+      if spec.required and spec.type ~= "contact_fields" then return nil, spec.name, "is required" end
+    elseif spec.needs then
       for _, other in ipairs(spec.needs) do
         if fields[other] == nil then
           return nil, spec.name, "needs " .. other .. " too"
