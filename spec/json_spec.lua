@@ -20,6 +20,16 @@ describe("billetterie.json", function()
     assert.is_nil(nil_value)
     assert.is_string(err)
   end)
+
+  it("refuses a number it cannot write exactly rather than send it changed", function()
+    assert.equal('{"id":12345678901234}', json.encode{ id = 12345678901234 })   -- 14 digits: exact
+    local text, err = json.encode{ organisme = { id = 123456789012345 } }      -- 15: cjson would write 1.2345678901234e+14
+    assert.is_nil(text)
+    assert.matches("123456789012345", err, 1, true)
+    assert.matches("as a string", err, 1, true)
+    assert.is_nil((json.encode{ l = json.array(), x = 1 / 3 }))
+    assert.equal('{"x":0.1}', json.encode{ x = 0.1 })
+  end)
 end)
 
 describe("billetterie.decimal", function()

@@ -31,22 +31,43 @@ function json.decode(text)
   return restore_integers(value)
 end
 
-local function has_empty_array(v, depth)
-  if type(v) ~= "table" or depth > 100 then return false end
-  if next(v) == nil then return getmetatable(v) == array_mt end
-  for _, x in pairs(v) do
-    if has_empty_array(x, depth + 1) then return true end
+-- lua-cjson 2.1.0 writes numbers with 14 significant digits at most: an id
+-- of 15 or more digits would go out changed (1.2345678901234e+14).
+local function exact(n)
+  return n ~= n or n == math.huge or n == -math.huge or tonumber(("%.14g"):format(n)) == n
+end
+
+-- One walk: whether v holds an empty table marked as an array, or the first
+-- number cjson cannot write exactly.
+local function inspect(v, depth)
+  local t = type(v)
+  if t == "number" then
+    if not exact(v) then return false, v end
+    return false
   end
-  return false
+  if t ~= "table" or depth > 100 then return false end
+  if next(v) == nil then return getmetatable(v) == array_mt end
+  local empty = false
+  for _, x in pairs(v) do
+    local e, bad = inspect(x, depth + 1)
+    if bad then return false, bad end
+    empty = empty or e
+  end
+  return empty
 end
 
 -- encode(value) -> minified JSON text | nil, message.
 function json.encode(value)
+  local empty, bad = inspect(value, 0)
+  if bad then
+    return nil, ("the number %.17g has more than 14 significant digits, which JSON here cannot carry exactly: "
+      .. "send it as a string"):format(bad)
+  end
   local ok, text = pcall(encode_raw, value)
   if not ok then
     return nil, (tostring(text):gsub("^.-: ", ""))
   end
-  if has_empty_array(value, 0) then
+  if empty then
     -- cjson wrote {} for lists marked with json.array; rewrite those only.
     ok, text = pcall(encode_raw, json._mark_empty(value))
     if not ok then return nil, text end
