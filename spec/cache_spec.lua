@@ -83,6 +83,18 @@ describe("billetterie.cache memory store", function()
     assert.is_nil((store:set("cycle", cycle)))
   end)
 
+  it("refuses a number JSON would shorten (14 significant digits), keeps the others", function()
+    for _, bad in ipairs{ { a = 123456789012345 }, { 1 / 3 }, 2 ^ 53, { x = { y = 0.1 + 0.2 } } } do
+      local ok, err = store:set("long", bad)
+      assert.is_nil(ok)
+      assert.matches("^cache: cannot store a number with more than 14 significant digits", err)
+      assert.is_nil(store:get("long"))
+    end
+    local fine = { a = 12345678901234, b = -99999999999999, c = 18.5, d = 0.1, e = 1e300, f = -2.5e-7 }
+    assert.is_true(store:set("fine", fine))
+    assert.are.same(fine, store:get("fine"))
+  end)
+
   it("holds at most max_items: expired items go first, then the least recently used", function()
     store:set("a", 1)
     store:set("b", 2, 5)
@@ -224,7 +236,7 @@ describe("billetterie.new{ cache = store } against the sandbox", function()
     assert.are.equal(before + 2, sent("ws_cat_abonnement"))
   end)
 
-  it("never caches what is not in its list, nor a call with a session token", function()
+  it("never caches what is not in its list, and nothing in its list takes a session token", function()
     local before = sent("ws_idsession")
     assert(c:call("ws_idsession"))
     assert(c:call("ws_idsession"))
@@ -234,6 +246,20 @@ describe("billetterie.new{ cache = store } against the sandbox", function()
     s:info_contact{}
     s:info_contact{}
     assert.are.equal(before + 2, sent("ws_info_contact"))
+    -- a visitor's answer cannot reach the cache: every cached service is
+    -- ws or none mode, and a token given to one is refused before sending
+    local client_cache = require "billetterie.client_cache"
+    local catalogue = require "billetterie.catalogue"
+    for name in pairs(client_cache.SERVICES) do
+      local auth = catalogue.services[name].auth
+      assert.truthy(auth == "ws" or auth == "none", name .. " is " .. auth .. " mode")
+      before = sent(name)
+      local doc, err = c:call(name, { x_rsi_token = s.token })
+      assert.is_nil(doc)
+      assert.are.same({ "invalid_param", before }, { err.kind, sent(name) }, name)
+    end
+    -- nor a service whose answer the client finishes after the call (next_ts)
+    assert.is_nil(client_cache.SERVICES.ws_liste_fiches_modifiees)
   end)
 
   it("keeps the password out of its keys", function()
@@ -247,11 +273,18 @@ describe("billetterie.new{ cache = store } against the sandbox", function()
     local seen = {}
     local spy = {
       get = function(_, k) return store:get(k) end,
-      set = function(_, k, v, ttl) seen[#seen + 1] = k; return store:set(k, v, ttl) end,
+      set = function(_, k, v, ttl) seen[#seen + 1] = { k, cjson.encode(v) }; return store:set(k, v, ttl) end,
     }
     local cc = sb:client{ cache = spy }
     assert(cc:call("ws_info_formulaire", { id_formulaire = 1 }))
-    assert.are.equal(1, #seen)
-    assert.is_nil(seen[1]:find("xrsimdp", 1, true))
+    assert(cc:call("ws_cat_listes"))
+    assert.are.equal(2, #seen)
+    for _, kv in ipairs(seen) do
+      for _, text in ipairs(kv) do
+        assert.is_nil(text:find("xrsimdp", 1, true), text)
+        assert.is_nil(text:find("x_rsi_ws_mdp", 1, true), text)
+      end
+      assert.truthy(#kv[2] > 20, kv[2])                 -- the answer itself was stored
+    end
   end)
 end)

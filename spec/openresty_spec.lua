@@ -62,6 +62,10 @@ local HTTP_EXTRA = [[
   }
 ]]
 local SERVER_EXTRA = [[
+    # the same pages over https too, for the Secure cookies
+    listen 127.0.0.1:@PAGESTLSPORT@ ssl;
+    ssl_certificate @RIGHTCA@;
+    ssl_certificate_key @RIGHTKEY@;
     location = /_billetterie_upstream_short {
       internal;
       set $billetterie_target $billetterie_target;
@@ -103,8 +107,86 @@ local SERVER_EXTRA = [[
       proxy_ssl_server_name on;
       proxy_ssl_name billetterie.example;
     }
+    # /probe?url=...[&location=...]: ws_idsession against any URL with the
+    # sandbox's account, through the default transport (picked by itself) or
+    # transport_ngx on another location: "ok CODE" or the error kind and
+    # message. Test-only: it sends the account to any URL given.
     location = /probe {
-      content_by_lua_block { require("newsletter").probe() }
+      content_by_lua_block {
+        local location = ngx.var.arg_location and ngx.unescape_uri(ngx.var.arg_location)
+        local c = require("billetterie").new{ url = ngx.unescape_uri(ngx.var.arg_url or ""), login = "xrsitest",
+          password = "xrsimdp", client_id = 677, retries = 0,
+          transport = location and require("billetterie.transport_ngx").new{ location = location } or nil }
+        local msg, statut = c:call("ws_idsession")
+        ngx.header["Content-Type"] = "text/plain"
+        ngx.say(msg and "ok" or statut.kind, " ", msg and statut.code or tostring(statut.message))
+      }
+    }
+    # the GET change feed (its api key in the query string) to a closed port,
+    # from a location whose error_log keeps nginx's upstream errors out
+    # (the subrequest logs through this, its main request's, location)
+    location = /_test/api_key_failure {
+      error_log @PREFIX@/error.log crit;
+      content_by_lua_block {
+        local c = require("billetterie").new{ url = ngx.var.billetterie_url, login = "xrsitest", password = "xrsimdp",
+          client_id = 677, retries = 0, api_url = "http://127.0.0.1:1/", api_login = "WSCE",
+          api_key = "TOPSECRETKEY0123456789" }
+        local msg, err = c:liste_fiches_modifiees{ ts = "2020-12-22T10:00:00" }
+        ngx.say(msg and "ok" or (err.kind .. " " .. tostring(err)))
+      }
+    }
+    location = /_test/temp_password {
+      content_by_lua_block {
+        local n = require "newsletter"
+        ngx.say(n.temporary_password(), " ", n.temporary_password(), " ", ngx.time())
+      }
+    }
+    # n calls of one cached service, at once, from this request (?n=)
+    location = /_test/stampede {
+      content_by_lua_block {
+        local c = require("web").client()
+        local msg, statut = c:call("ws_cat_abonnement")
+        ngx.say(msg and (statut.cached and "hit" or "miss") or statut.kind)
+      }
+    }
+    # ngx_session with its own cookie and a 10 s ttl: start (?vendor= its
+    # remaining time), get, shorten (as if time had passed); -> the entry's ttl
+    location = /_test/session {
+      content_by_lua_block {
+        local ngx_session = require "billetterie.ngx_session"
+        local dict = ngx.shared.billetterie_sessions
+        local s = ngx_session.new{ dict = dict, cookie = "test_sid", ttl = 10 }
+        local op, id = ngx.var.arg_op, ngx.var.cookie_test_sid
+        if op == "start" then
+          assert(s:start({ who = "t" }, tonumber(ngx.var.arg_vendor)))
+          return ngx.say("started")
+        elseif op == "shorten" then
+          dict:expire("s:" .. id, 3)
+        elseif op == "get" then
+          local data = s:get()
+          if not data then return ngx.say("none") end
+        end
+        ngx.say(dict:ttl("s:" .. id))
+      }
+    }
+    # fills the sessions dict until it refuses (no eviction), or empties it
+    location = /_test/fill_sessions {
+      content_by_lua_block {
+        local dict = ngx.shared.billetterie_sessions
+        if ngx.var.arg_flush then dict:flush_all(); dict:flush_expired(); return ngx.say("flushed") end
+        local n = 0
+        for _, size in ipairs { 4000, 1000, 250, 60, 1 } do   -- every slab size
+          local filler = string.rep("x", size)
+          while dict:safe_set("filler:" .. n, filler, 60) do n = n + 1 end
+        end
+        ngx.say(n)
+      }
+    }
+    # the NOTIFY receiver with every body in a temporary file
+    location = /_test/notify_file {
+      client_body_in_file_only on;
+      client_body_buffer_size 1k;
+      content_by_lua_block { require("notify").handle() }
     }
     # n ws_idsession calls in one page to ?url=: "connection requests" per call
     location = /_test/keepalive {
@@ -242,6 +324,7 @@ local function start_nginx(sandbox_url, support, dir)
     .. "-addext subjectAltName=DNS:localhost -keyout %s/wrong.key -out %s/wrong.pem 2>/dev/null"):format(q(dir), q(dir))))
   local http_extra = HTTP_EXTRA:gsub("@TLSPORT@", tostring(support.port + 1)):gsub("@ECHOPORT@", tostring(support.port))
   local server_extra = SERVER_EXTRA:gsub("@WRONGCA@", dir .. "/wrong.pem"):gsub("@RIGHTCA@", support.cert)
+    :gsub("@RIGHTKEY@", (support.cert:gsub("cert%.pem$", "key.pem")))
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
   for _ = 1, 20 do
     local port = math.random(20000, 45000)
@@ -249,7 +332,9 @@ local function start_nginx(sandbox_url, support, dir)
       :gsub("@VENDOR_ADDR@", (sandbox_url:match("^http://([^/]+)"))):gsub("@SHOP@", sandbox_url)
       :gsub("@REPO@", ROOT):gsub("@BUILD@", BUILD):gsub("@CA@", support.cert)
       :gsub("  server {\n", function(x) return http_extra .. x end, 1)
-      :gsub("    # %(the tests add their own locations here%)\n", function() return server_extra end)
+      :gsub("    # %(the tests add their own locations here%)\n", function()
+        return (server_extra:gsub("@PAGESTLSPORT@", tostring(port + 1)):gsub("@PREFIX@", dir))
+      end)
       :gsub("    location = /newsletter {\n", function(x)
         return x .. "      sub_filter '</body>' '$billetterie_autofill</body>';\n"
       end)
@@ -262,7 +347,8 @@ local function start_nginx(sandbox_url, support, dir)
         if sh("test -s " .. q(dir .. "/nginx.pid")) then break end
         sh("sleep 0.1")
       end
-      return { dir = dir, port = port, url = ("http://127.0.0.1:%d"):format(port) }
+      return { dir = dir, port = port, url = ("http://127.0.0.1:%d"):format(port),
+               tls_url = ("https://127.0.0.1:%d"):format(port + 1) }
     end
   end
   error("could not start nginx on a free port: " .. read(dir .. "/start.log"))
@@ -718,6 +804,137 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.is_nil(out:lower():find("set-cookie", 1, true))
   end)
 
+  it("keeps the api key out of nginx's error log when the api host's GET fails", function()
+    local code, body = curl(q(server.url .. "/_test/api_key_failure"))
+    assert.are.equal(200, code, body)
+    assert.truthy(body:match("^network ") and body:find("could not reach http://127.0.0.1:1/ws_execute_programme", 1, true), body)
+    assert.falsy(body:find("TOPSECRETKEY", 1, true), body)           -- our error value masks it
+    local log = read(server.dir .. "/error.log")
+    assert.falsy(log:find("TOPSECRETKEY", 1, true), log)
+    assert.falsy(log:find("x_rsi_api_key", 1, true), log)
+  end)
+
+  it("newsletter: the new contact's password is random, meets annex 4.7, and /probe is test-only", function()
+    local code, body = curl(q(server.url .. "/_test/temp_password"))
+    assert.are.equal(200, code, body)
+    local a, b, now = body:match("^(%S+) (%S+) (%d+)\n$")
+    assert.truthy(a, body)
+    assert.are_not.equal(a, b)
+    local rules = require("billetterie.catalogue").password_rules
+    for _, p in ipairs{ a, b } do
+      assert.is_true(#p >= rules.min_length and #p >= 32, p)     -- 128 random bits at least
+      assert.truthy(p:find("%u") and p:find("%l") and p:find("%d"), p)
+      for _, ch in ipairs(rules.forbidden_chars) do assert.falsy(p:find(ch, 1, true), p) end
+      assert.falsy(p:find(now:sub(1, 6), 1, true), p)              -- no clock in it
+    end
+    -- the example does not ship a page that sends the account to any URL
+    assert.falsy(read(ROOT .. "/examples/openresty/newsletter.lua"):find("probe", 1, true))
+  end)
+
+  it("a cold cached entry asked by 10 requests at once makes one vendor call", function()
+    assert(cjson.decode(run(("curl -s -X POST -H 'Content-Type: application/json' -d %s %s"):format(
+      q('{"faults":["ws_cat_abonnement:latency=300"]}'), q(sb.url .. "_sandbox/faults")))).faults)
+    local before = #journal("ws_cat_abonnement")
+    local out = server.dir .. "/stampede"
+    sh("mkdir -p " .. q(out))
+    sh("sh -c " .. q(("for i in $(seq 1 10); do curl -s -o %s/body.$i %s & done; wait"):format(
+      q(out), q(server.url .. "/_test/stampede"))))
+    local misses, hits = 0, 0
+    for i = 1, 10 do
+      local r = read(out .. "/body." .. i):gsub("%s+$", "")
+      if r == "miss" then misses = misses + 1 elseif r == "hit" then hits = hits + 1 end
+    end
+    assert.are.same({ 1, 9 }, { misses, hits })
+    assert.are.equal(before + 1, #journal("ws_cat_abonnement"))
+  end)
+
+  it("ngx_session: each use extends the session (and its cookie), never past the vendor's session", function()
+    local sjar = server.dir .. "/session-cookies"
+    local function op(args)
+      local hfile = server.dir .. "/sheaders"
+      local body = run(("curl -s -D %s -b %s -c %s %s"):format(q(hfile), q(sjar), q(sjar),
+        q(server.url .. "/_test/session?" .. args)))
+      return body:gsub("%s+$", ""), read(hfile):lower()
+    end
+    assert.are.equal("started", (op("op=start")))
+    local short = tonumber((op("op=shorten")))                  -- as if 7 s had passed
+    assert.is_true(short > 2 and short <= 3, tostring(short))
+    local ttl, headers = op("op=get")
+    assert.is_true(tonumber(ttl) > 9, ttl)                     -- back to the store's 10 s
+    assert.truthy(headers:find("set%-cookie: test_sid=%x+; path=/; max%-age=10;"), headers)
+    -- the vendor's session has 5 s left: the visitor's never goes past it
+    assert.are.equal("started", (op("op=start&vendor=5")))
+    ttl = op("op=get")
+    assert.is_true(tonumber(ttl) <= 5, ttl)
+  end)
+
+  local function account_login(ajar, password, base)
+    base = base or server.url
+    local function acurl(args)
+      local hfile = server.dir .. "/a2headers"
+      local o = run(("curl -sk -D %s -b %s -c %s -w '\n%%{http_code}' %s"):format(q(hfile), q(ajar), q(ajar), args))
+      local body, code = o:match("^(.*)\n(%d+)$")
+      return tonumber(code), read(hfile):lower(), body
+    end
+    local _, _, page = acurl(q(base .. "/account"))
+    local token = page:match('name="csrf" value="(%x+)"')
+    local code, headers, body = acurl(("--data-urlencode %s --data-urlencode %s --data-urlencode %s %s"):format(
+      q("csrf=" .. token), q("ident=herve.richon@example.org"), q("password=" .. password), q(base .. "/account")))
+    return code, headers, body, acurl
+  end
+
+  it("account: when the session store is full, sign-in answers 503 and closes the vendor session", function()
+    local filled = tonumber((select(2, curl(q(server.url .. "/_test/fill_sessions")))))
+    assert.is_true(filled > 0)
+    local before = #journal("ws_deconnexion_session")
+    local ok, code, _, body = pcall(account_login, server.dir .. "/full-cookies", "Garrigues-2024!")
+    curl(q(server.url .. "/_test/fill_sessions?flush=1"))
+    assert(ok, code)
+    assert.are.equal(503, code, body)
+    assert.are.equal(before + 1, #journal("ws_deconnexion_session"))
+    -- the store has room again: sign-in works
+    assert.are.equal(303, (account_login(server.dir .. "/full-cookies", "Garrigues-2024!")))
+  end)
+
+  it("account: sign-out without the CSRF token, or with another one, is refused", function()
+    local ajar = server.dir .. "/csrf-cookies"
+    local code, _, _, acurl = account_login(ajar, "Garrigues-2024!")
+    assert.are.equal(303, code)
+    local page = select(3, acurl(q(server.url .. "/account")))
+    local token = page:match('name="csrf" value="(%x+)"')
+    assert.truthy(token and page:find("Hello", 1, true), page)
+    code = acurl("-X POST " .. q(server.url .. "/account/logout"))              -- no field
+    assert.are.equal(403, code)
+    code = acurl(("--data-urlencode %s %s"):format(q("csrf=" .. string.rep("b", 32)), q(server.url .. "/account/logout")))
+    assert.are.equal(403, code)                                              -- cookie there, field differs
+    -- still signed in after both
+    page = select(3, acurl(q(server.url .. "/account")))
+    assert.truthy(page:find("Hello", 1, true), page)
+    token = page:match('name="csrf" value="(%x+)"')
+    code = acurl(("--data-urlencode %s %s"):format(q("csrf=" .. token), q(server.url .. "/account/logout")))
+    assert.are.equal(303, code)
+  end)
+
+  it("over https the CSRF and session cookies are Secure", function()
+    local headers = run(("curl -sk -D - -o /dev/null %s"):format(q(server.tls_url .. "/newsletter"))):lower()
+    local csrf = headers:match("set%-cookie: csrf=[^\n]*")
+    assert.truthy(csrf and csrf:find("; secure", 1, true), headers)
+    local code, aheaders = account_login(server.dir .. "/tls-cookies", "Garrigues-2024!", server.tls_url)
+    assert.are.equal(303, code)
+    local sid = aheaders:match("set%-cookie: billetterie_sid=[^\n]*")
+    assert.truthy(sid and sid:find("; secure", 1, true), aheaders)
+    -- and not over http (the control)
+    headers = run(("curl -s -D - -o /dev/null %s"):format(q(server.url .. "/newsletter"))):lower()
+    assert.falsy(headers:match("set%-cookie: csrf=[^\n]*"):find("secure", 1, true))
+  end)
+
+  it("reads a NOTIFY body nginx kept in a temporary file", function()
+    local code, body = curl(("-H 'Content-Type: text/xml' --data-binary @%s %s"):format(
+      q(ROOT .. "/spec/fixtures/notify_impression_carte.xml"), q(server.url .. "/_test/notify_file")))
+    assert.are.equal(200, code, body)
+    assert.are.equal("OK", (body:gsub("%s+$", "")))
+  end)
+
   it("never made a libcurl engine in the worker: every call went through nginx", function()
     local code, body = curl(q(server.url .. "/_test/curl_engines"))
     assert.are.equal(200, code)
@@ -729,6 +946,7 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     for line in log:gmatch("[^\n]+") do
       if line:find("%[error%]") or line:find("%[alert%]") or line:find("%[crit%]") then
         assert.truthy(line:find("Connection refused", 1, true) or line:find("timed out", 1, true)
+          or line:find("account: cannot store the session", 1, true)
           or line:find("certificate verify", 1, true) or line:find("does not match", 1, true), line)
       end
     end

@@ -93,6 +93,7 @@ local function login()
                             id_contact = contact.id_contact }, s:remaining())
   if not ok then
     ngx.log(ngx.ERR, "account: ", err)
+    s:logout()   -- nobody will hold this vendor session: close it now
     return login_form("Sign-in is not available right now.", 503, ident)
   end
   web.redirect("/account")

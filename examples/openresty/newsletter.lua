@@ -6,7 +6,7 @@
 -- newsletter page. Everything shown is HTML-escaped. Calls go through
 -- billetterie.transport_ngx: no blocking.
 local billetterie = require "billetterie"
-local transport_ngx = require "billetterie.transport_ngx"
+local ngx_session = require "billetterie.ngx_session"
 local web = require "web"
 
 local M = {}
@@ -42,6 +42,15 @@ local function validate(args)
   return v
 end
 
+-- A password nobody can guess for the new contact (the visitor sets their
+-- own later): 128 bits from the kernel (ngx_session.random_id, never
+-- math.random, which nginx does not seed) with an upper-case letter, a
+-- lower-case letter and a digit added, no "@": annex 4.7's rules
+-- (catalogue.password_rules).
+function M.temporary_password()
+  return "Nl7-" .. ngx_session.random_id()
+end
+
 local function sign_up()
   local args = web.post_args()
   if not args then return end
@@ -53,7 +62,7 @@ local function sign_up()
   if not s then
     return web.page("Newsletter", "<p class=\"error\">The box office is not answering: " .. esc(err.message) .. "</p>", 502)
   end
-  local password = ("N%dl-%d"):format(math.random(1e6), ngx.time())   -- the visitor sets theirs later
+  local password = M.temporary_password()   -- the visitor sets theirs later
   local created
   created, err = s:ccontact{
     id_formulaire = 2, mail = v.mail, surname = v.surname, name = v.name,
@@ -87,20 +96,6 @@ function M.slow()
   ngx.header["Cache-Control"] = "no-store"
   if statut.kind then ngx.status = 502; return ngx.say(statut.kind) end
   ngx.say(statut.code)
-end
-
--- /probe?url=...[&location=...]: ws_idsession against any URL, through the
--- default transport picked automatically (no transport option), or through
--- transport_ngx with another internal location: answers "ok CODE" or the
--- error kind and message, for the tests of the transport's error mapping.
-function M.probe()
-  local url = ngx.var.arg_url and ngx.unescape_uri(ngx.var.arg_url)
-  local location = ngx.var.arg_location and ngx.unescape_uri(ngx.var.arg_location)
-  local c = billetterie.new{ url = url, login = "xrsitest", password = "xrsimdp", client_id = 677, retries = 0,
-                             transport = location and transport_ngx.new{ location = location } or nil }
-  local msg, statut = c:call("ws_idsession")
-  ngx.header["Content-Type"] = "text/plain"
-  ngx.say(msg and "ok" or statut.kind, " ", msg and statut.code or tostring(statut.message))
 end
 
 return M

@@ -47,7 +47,7 @@ function M.escape(s)
 end
 local esc = M.escape
 
--- Adds a Set-Cookie header (keeps those already set).
+-- Adds a Set-Cookie header (keeps those already set for other names).
 M.add_cookie = ngx_session.add_cookie
 
 -- Sends an HTML page. cache_control: "no-store" unless said otherwise.
@@ -71,7 +71,8 @@ end
 -- form's path and in a hidden field; a POST must bring both, equal.
 function M.csrf_issue(path)
   local token = ngx_session.random_id()
-  M.add_cookie("csrf=" .. token .. "; Path=" .. path .. "; HttpOnly; SameSite=Strict")
+  M.add_cookie("csrf=" .. token .. "; Path=" .. path .. "; HttpOnly; SameSite=Strict"
+    .. (ngx_session.https() and "; Secure" or ""))
   return "<input type=\"hidden\" name=\"csrf\" value=\"" .. token .. "\">"
 end
 

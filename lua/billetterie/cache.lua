@@ -11,6 +11,7 @@
 --   store:get(key)              --> a fresh copy of the value | nil (absent or expired)
 --   store:set(key, value, ttl)  --> true | nil, err (ttl in seconds; nil = the store's default)
 --   store:delete(key); store:flush()
+--   store:lock(key) / store:unlock(key) / store:wait(key)   -- dict store only (see Dict:lock)
 --   cache.key("ws_cat_listes", url, { x = 1 })  --> a stable string key
 --
 -- Values are tables, strings, numbers and booleans; they are stored as JSON
@@ -37,6 +38,9 @@ local function unfit(v, depth)
   if t == "string" or t == "boolean" then return nil end
   if t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then return "a number that is not finite" end
+    -- lua-cjson 2.1.0 writes 14 significant digits: 123456789012345 would
+    -- come back 123456789012340, 1/3 shortened
+    if tonumber(("%.14g"):format(v)) ~= v then return "a number with more than 14 significant digits" end
     return nil
   end
   if v == json.null then return nil end
@@ -165,6 +169,45 @@ end
 function Dict:delete(key)
   check_key(key)
   self.dict:delete(key)
+end
+
+-- Against a stampede (billetterie.client_cache): when an entry is missing,
+-- the first request takes a short lock ("lock:" .. key, expiring by itself
+-- after LOCK_TTL seconds should its holder die) and fetches; the others
+-- wait() for its value. The memory store has no lock: one Lua state, and
+-- concurrent misses each fetch.
+local LOCK_TTL, WAIT_TOTAL = 5, 2
+
+-- -> true when this caller got the lock (and must unlock)
+function Dict:lock(key)
+  check_key(key)
+  return (self.dict:add("lock:" .. key, true, LOCK_TTL)) == true
+end
+
+function Dict:unlock(key)
+  check_key(key)
+  self.dict:delete("lock:" .. key)
+end
+
+-- Only phases that can yield may sleep (ngx.sleep).
+local CAN_SLEEP = { rewrite = true, access = true, content = true, timer = true }
+
+-- Waits, a bounded WAIT_TOTAL seconds at most, while another request holds
+-- the lock: -> the value it stored, or nil (it failed, the wait ran out, or
+-- this phase cannot sleep): then the caller fetches by itself.
+function Dict:wait(key)
+  check_key(key)
+  if type(ngx) ~= "table" or not CAN_SLEEP[ngx.get_phase()] then return nil end
+  local step, waited = 0.005, 0
+  while waited < WAIT_TOTAL do
+    ngx.sleep(step)
+    waited = waited + step
+    local v = self:get(key)
+    if v ~= nil then return v end
+    if self.dict:get("lock:" .. key) == nil then return nil end   -- released without a value
+    step = math.min(step * 2, 0.05)
+  end
+  return nil
 end
 
 function Dict:flush()

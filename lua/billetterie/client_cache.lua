@@ -13,6 +13,8 @@
 -- answers whatever their password: share a store only between clients you
 -- configure yourself.
 -- A hit returns the stored payload and statut (a copy) with statut.cached = true.
+-- On a dict store, concurrent misses of one key make one vendor call (a
+-- short lock; the others wait up to 2 s for its answer, then call).
 local cache = require "billetterie.cache"
 local catalogue = require "billetterie.catalogue"
 
@@ -25,7 +27,17 @@ M.SERVICES = {
   -- not ws_det_representation: it says whether a performance is still on sale
 }
 
--- True when this call may be served from / stored into the cache.
+-- The client's FINISH handlers (client.lua: ws_liste_fiches_modifiees sets
+-- statut.next_ts from the time of the call) run after _send, and through()
+-- returns before them: a service with one must never be cached.
+for _, name in ipairs{ "ws_liste_fiches_modifiees" } do
+  assert(not M.SERVICES[name], "client_cache: " .. name .. " has a FINISH handler and cannot be cached")
+end
+
+-- True when this call may be served from / stored into the cache. Never a
+-- call carrying a session token: no cached service takes x_rsi_token (they
+-- are ws or none mode, and the catalogue's strict check refuses it), so the
+-- list above is the whole rule; keep it so.
 function M.applies(service, fields, opts)
   if opts ~= nil then
     if opts.cache == false then return false end
@@ -34,7 +46,7 @@ function M.applies(service, fields, opts)
       error("call option cache_ttl must be a positive number of seconds", 3)
     end
   end
-  return M.SERVICES[service.name] == true and fields.x_rsi_token == nil
+  return M.SERVICES[service.name] == true
 end
 
 function M.key(client, service, fields)
@@ -50,21 +62,41 @@ function M.key(client, service, fields)
   return cache.key("billetterie", service.name, base or "", who or "", client.client_id or "", public)
 end
 
+local function usable(hit)
+  if type(hit) == "table" and hit.p ~= nil and type(hit.s) == "table" then
+    hit.s.cached = true
+    return hit.p, hit.s
+  end
+end
+
 -- -> payload, statut (from the store, or from send(client, service, fields,
 -- url, body, opts) and then stored when it succeeded)
 function M.through(client, service, fields, opts, send, url, body)
   local store = client.cache
   local key = M.key(client, service, fields)
-  local hit = store:get(key)
-  if type(hit) == "table" and hit.p ~= nil and type(hit.s) == "table" then
-    hit.s.cached = true
-    return hit.p, hit.s
+  local payload, statut = usable(store:get(key))
+  if payload ~= nil then return payload, statut end
+  -- a missing entry: one request fetches, the others wait for its value
+  -- (stores with a lock: the dict store; a memory store has none)
+  local locked = false
+  if store.lock then
+    locked = store:lock(key)
+    if not locked then
+      payload, statut = usable(store:wait(key))
+      if payload ~= nil then return payload, statut end
+    end
   end
-  local payload, statut = send(client, service, fields, url, body, opts)
+  local ok
+  ok, payload, statut = pcall(send, client, service, fields, url, body, opts)
+  if not ok then
+    if locked then store:unlock(key) end
+    error(payload, 0)
+  end
   if payload ~= nil then
     -- a value the store cannot keep (too big for the dict, say) is just not cached
     store:set(key, { p = payload, s = statut }, opts and opts.cache_ttl)
   end
+  if locked then store:unlock(key) end
   return payload, statut
 end
 

@@ -10,8 +10,8 @@
 --   local ngx_session = require "billetterie.ngx_session"
 --   local sessions = ngx_session.new{ dict = ngx.shared.billetterie_sessions,
 --                                     cookie = "billetterie_sid", ttl = 1800 }
---   sessions:start{ token = s.token, name = "..." }   -- after login: a new id, Set-Cookie
---   local data = sessions:get()                        -- the visitor's table, or nil
+--   sessions:start({ token = s.token, name = "..." }, s:remaining())  -- after login: a new id, Set-Cookie
+--   local data = sessions:get()        -- the visitor's table, or nil; extends the session
 --   sessions:destroy()                                 -- logout: entry and cookie gone
 --   ngx_session.no_store()                             -- Cache-Control: no-store
 local json = require "billetterie.json"
@@ -19,7 +19,9 @@ local json = require "billetterie.json"
 local M = {}
 M.__index = M
 
--- 16 random bytes from the kernel, as 32 hex digits.
+-- 16 random bytes from the kernel, as 32 hex digits. (The sandbox's
+-- hex_reader in lua/billetterie/sandbox/init.lua does the same for its
+-- tokens; the two are kept apart: the sandbox is not loaded in nginx.)
 function M.random_id()
   local f = assert(io.open("/dev/urandom", "rb"))
   local bytes = f:read(16)
@@ -27,17 +29,24 @@ function M.random_id()
   return (bytes:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end))
 end
 
--- Appends a Set-Cookie header to those the response already has.
+-- Adds a Set-Cookie header to those the response already has, replacing
+-- one already set for the same cookie name (the last word wins, and only
+-- one is sent).
 function M.add_cookie(cookie)
+  local name = cookie:match("^([^=]*)=")
   local h = ngx.header["Set-Cookie"]
-  if h == nil then
-    ngx.header["Set-Cookie"] = cookie
-  elseif type(h) == "table" then
-    h[#h + 1] = cookie
-    ngx.header["Set-Cookie"] = h
-  else
-    ngx.header["Set-Cookie"] = { h, cookie }
+  if type(h) == "string" then h = { h } end
+  local out = {}
+  for _, c in ipairs(h or {}) do
+    if c:match("^([^=]*)=") ~= name then out[#out + 1] = c end
   end
+  out[#out + 1] = cookie
+  ngx.header["Set-Cookie"] = #out == 1 and out[1] or out
+end
+
+-- True when the visitor's request came over https (cookies get Secure).
+function M.https()
+  return ngx.var.scheme == "https"
 end
 
 -- Headers of a page that holds a session token (in links, say): no cache,
@@ -72,33 +81,46 @@ end
 
 function M:_set_cookie(id, max_age)
   local secure = self.secure
-  if secure == nil then secure = ngx.var.scheme == "https" end
+  if secure == nil then secure = M.https() end
   M.add_cookie(("%s=%s; Path=%s; Max-Age=%d; HttpOnly; SameSite=Lax%s"):format(
     self.cookie, id, self.path, max_age, secure and "; Secure" or ""))
 end
 
--- The visitor's data, or nil (no cookie, unknown or expired id).
+-- The visitor's data, or nil (no cookie, unknown or expired id). Each use
+-- extends the session (sliding expiry) to the store's ttl, never past the
+-- vendor session's end when start() was told it; the cookie follows.
 function M:get()
   local id = self:_id()
   if not id then return nil end
   local text = self.dict:get("s:" .. id)
   if type(text) ~= "string" then return nil end
-  return (json.decode(text))
+  local entry = json.decode(text)
+  if type(entry) ~= "table" or type(entry.d) ~= "table" then return nil end
+  local ttl = self.ttl
+  if entry.u then ttl = math.min(ttl, entry.u - ngx.time()) end
+  ttl = math.floor(ttl)
+  if ttl <= 0 then
+    self.dict:delete("s:" .. id)
+    return nil
+  end
+  if self.dict:expire("s:" .. id, ttl) then self:_set_cookie(id, ttl) end
+  return entry.d
 end
 
 -- Starts a session holding `data` (a table of strings, numbers, booleans)
 -- under a fresh id, dropping the visitor's previous one (no fixation).
--- ttl: seconds, at most the store's (pass the vendor session's remaining
--- time). -> true | nil, err
-function M:start(data, ttl)
-  local text, err = json.encode(data)
-  if not text then return nil, err end
-  ttl = math.floor(math.min(ttl or self.ttl, self.ttl))
+-- vendor_remaining: seconds the vendor's session has left (s:remaining()),
+-- if known: the visitor's never outlives it. -> true | nil, err
+function M:start(data, vendor_remaining)
+  local ttl = math.floor(math.min(vendor_remaining or self.ttl, self.ttl))
   if ttl <= 0 then return nil, "the session has no time left" end
+  local text, err = json.encode{ d = data, u = vendor_remaining and ngx.time() + math.floor(vendor_remaining) or nil }
+  if not text then return nil, err end
   local old = self:_id()
   if old then self.dict:delete("s:" .. old) end
   local id = M.random_id()
-  local ok, why = self.dict:set("s:" .. id, text, ttl)
+  -- safe_set: never evict other visitors' sessions to make room
+  local ok, why = self.dict:safe_set("s:" .. id, text, ttl)
   if not ok then return nil, "cannot store the session: " .. tostring(why) end
   self:_set_cookie(id, ttl)
   return true
