@@ -607,11 +607,14 @@ static int l_decode(lua_State *L)
         xmlNodePtr root = xmlTextReaderExpand(x->r);
         if (root == NULL || too_deep(x) || !push_element(L, x, root, 1))
             return push_fail(L, x); /* 6: element */
+        rc = xmlTextReaderNext(x->r); /* past the subtree, not through it again */
     } else if (!build(L, x, arrays)) {
         return push_fail(L, x); /* 6: tree */
+    } else {
+        rc = 1;
     }
-    while ((rc = xmlTextReaderRead(x->r)) == 1) /* trailing junk is an error */
-        ;
+    while (rc == 1) /* what follows the root: trailing junk is an error */
+        rc = xmlTextReaderRead(x->r);
     if (rc < 0)
         return push_fail(L, x);
     xr_release(x);

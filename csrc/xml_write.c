@@ -17,7 +17,8 @@
  *
  * Bad data (invalid UTF-8, control characters, a name that is not an XML
  * name, a child that is neither a table nor a string, a cycle or nesting
- * deeper than max_depth) gives nil, message and no partial text. Escaping
+ * deeper than max_depth, itself at most 256) gives nil, message and no
+ * partial text. Escaping
  * of text and attribute values is libxml2's. The writer and its buffer are
  * owned by a userdata, so a Lua memory error on the way cannot leak them.
  */
@@ -32,6 +33,9 @@
 
 #define XW_MT "billetterie.xml_writer"
 #define XW_DEFAULT_DEPTH 256
+/* write_element recurses in C: the cap keeps a cycle or an absurd tree from
+ * overflowing the C stack (the decoder stops at libxml2's 256 too) */
+#define XW_MAX_DEPTH 256
 
 typedef struct {
     const char *prefix, *uri; /* strings kept alive by the element tables */
@@ -226,7 +230,6 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
 {
     const char *name, *ns, *prefix, *use = NULL;
     int bad = 0, rc, i, n, mark = x->nscope, declare = 0;
-    char qname[512];
     if (depth > x->max_depth) {
         char msg[64];
         snprintf(msg, sizeof msg, "element nesting deeper than %d (or a cycle)", x->max_depth);
@@ -266,18 +269,19 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
             use = copy;
             declare = 1;
         }
-        if ((size_t)snprintf(qname, sizeof qname, "%s:%s", use, name) >= sizeof qname)
-            return fail(x, "element name too long", name);
-        rc = xmlTextWriterStartElement(x->w, (const xmlChar *)qname);
+        /* Lua strings: no length limit, freed even if an error unwinds */
+        rc = xmlTextWriterStartElement(x->w, (const xmlChar *)lua_pushfstring(L, "%s:%s", use, name));
+        lua_pop(L, 1);
     } else {
         rc = xmlTextWriterStartElement(x->w, (const xmlChar *)name);
     }
     if (rc < 0)
         return fail(x, "libxml2 could not start element", name);
     if (declare) {
-        char attr[64];
-        snprintf(attr, sizeof attr, "xmlns:%s", use);
-        if (xmlTextWriterWriteAttribute(x->w, (const xmlChar *)attr, (const xmlChar *)ns) < 0)
+        rc = xmlTextWriterWriteAttribute(x->w, (const xmlChar *)lua_pushfstring(L, "xmlns:%s", use),
+                                         (const xmlChar *)ns);
+        lua_pop(L, 1);
+        if (rc < 0)
             return fail(x, "libxml2 could not declare a namespace", use);
     }
     lua_getfield(L, t, "attrs");
@@ -328,7 +332,7 @@ static int l_encode(lua_State *L)
             lua_Integer d = lua_tointeger(L, -1);
             if (lua_type(L, -1) != LUA_TNUMBER || d < 1)
                 luaL_argerror(L, 2, "opts.max_depth must be a positive integer");
-            max_depth = d > 100000 ? 100000 : (int)d;
+            max_depth = d > XW_MAX_DEPTH ? XW_MAX_DEPTH : (int)d;
         }
         lua_pop(L, 2);
     }

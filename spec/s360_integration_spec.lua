@@ -69,16 +69,20 @@ for _, protocol in ipairs { "soap", "rest" } do
     end)
 
     it("saveIndividualContactData creates, then refuses an unknown contact", function()
-      local r = assert(c:saveIndividualContactData{
+      local params = {
         individualContactData = { title = "MRS", firstname = "Jeanne", lastname = "Martin", email = email,
                                   birthDate = "1980-04-02", language = "fr" },
         addresses = { { main = true, street1 = "1 rue de l'Exemple", zipCode = "75001", town = "Paris",
                         countryCode = "FR" } },
         authorizations = { { authorizationCode = "PARTNERS", allowed = false } },
         createLogin = true, password = "first-pass-1",
-      })
+      }
+      local r = assert(c:saveIndividualContactData(params))
       assert.is_string(r.contactNumber)
       state.number = r.contactNumber
+      -- the same save again (a retry after a lost answer) is the same contact
+      assert.equal(r.contactNumber, assert(c:saveIndividualContactData(params)).contactNumber)
+      assert.equal(1, #assert(c:searchContactByCriteria{ searchCriteria = { email = email } }).contacts)
       vendor_failure(nil, c:saveIndividualContactData{ contactNumber = "999999999",
                                                   individualContactData = { firstname = "X" } })
       vendor_failure("invalid", c:saveIndividualContactData{ contactNumber = state.number,
@@ -197,6 +201,7 @@ for _, protocol in ipairs { "soap", "rest" } do
     it("recoverPassword accepts a known e-mail, and refuses an unknown one", function()
       assert(c:recoverPassword{ email = email })
       vendor_failure("notfound", c:recoverPassword{ email = "nobody." .. email })
+      vendor_failure("invalid", c:recoverPassword{ email = email, pointOfSalesId = 987654 })
       -- the old password no longer works
       vendor_failure("denied", c:authenticate{ contactAuthenticationData = { login = email, password = "second-pass-2" } })
     end)
@@ -255,7 +260,8 @@ describe("S-360 client against a sandbox that enforces a low call-rate limit", f
       assert.equal("http", err.kind)
       assert.equal(509, err.http_status)
       assert.is_true(err.retryable)
-      -- a write is refused alike, and not retried
+      -- a 509 means nothing was done: even a method that is never repeated
+      -- after an ambiguous failure (recoverPassword) is retried, with backoff
       local slept = 0
       local w = s360.new{ url = sb.url .. instit:lower(), institution = instit, operator = instit .. "_B2C",
                           password = PASSWORD, protocol = protocol, retries = 3, rate_limit = false,
@@ -263,8 +269,8 @@ describe("S-360 client against a sandbox that enforces a low call-rate limit", f
       r, err = w:recoverPassword{ email = "nobody@example.org" }
       assert.is_nil(r)
       assert.equal(509, err.http_status)
-      assert.equal(1, err.attempts)
-      assert.equal(0, slept)
+      assert.equal(4, err.attempts)
+      assert.equal(3, slept)
     end)
   end
 end)

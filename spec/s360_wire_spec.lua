@@ -363,6 +363,28 @@ describe("S-360 answers", function()
         assert.is_nil(r.x)
       end)
 
+      it("reads a long beyond 2^53 exactly: SOAP text kept, a rounded JSON number refused", function()
+        local function read(id)
+          local body = protocol == "rest" and ('{"statusCode":"success","contactId":' .. id .. '}')
+            or soap_answer("getContactData", "<statusCode>success</statusCode><contactId>" .. id .. "</contactId>")
+          return client(protocol, recorder{ 200, body }):getContactData{ contactNumber = "1" }
+        end
+        assert.equal(9007199254740991, (read("9007199254740991")).contactId)
+        assert.equal(-42, (read("-42")).contactId)
+        if protocol == "soap" then
+          assert.equal("99999999999999999999", (read("99999999999999999999")).contactId)
+          assert.equal("9007199254740993", (read("9007199254740993")).contactId)
+        else
+          for _, big in ipairs { "99999999999999999999", "9007199254740993" } do
+            local r, err = read(big)
+            assert.is_nil(r)
+            assert.equal("decode", err.kind)
+            assert.matches("2%^53", err.message)
+          end
+          assert.equal("99999999999999999999", (read('"99999999999999999999"')).contactId)   -- a JSON string
+        end
+      end)
+
       it("reports an HTML page as a decode error", function()
         local t = recorder{ 200, "<!DOCTYPE html><html><head><title>Maintenance</title></head><body>x</body></html>" }
         local r, err = client(protocol, t):getStructureTypes()
@@ -407,6 +429,93 @@ describe("S-360 answers", function()
         local r, err = c:changePassword{ contactNumber = "1", currentPassword = "old-pass", newPassword = "new-pass" }
         assert.is_nil(r)
         assert.equal(1, err.attempts)
+      end)
+
+      it("retries every method but the unrepeatable ones, and those too on 429/509", function()
+        local ok = answer("saveIndividualContactData", { statusCode = "success", contactNumber = "7" })
+        local t = recorder{ 200, ok }
+        local c = client(protocol, t, { retries = 2 })
+        -- a save: the seed says every method is transactional and idempotent
+        t.queue = { { 503, "" }, { 0, nil, nil, "timeout", "timed out" } }
+        assert(c:saveIndividualContactData{ individualContactData = { lastname = "Martin" } })
+        assert.equal(3, #t.sent)
+        assert.equal(t.sent[1].body, t.sent[3].body)   -- the same request each time
+        -- unless the caller says otherwise
+        t.sent, t.queue = {}, { { 503, "" } }
+        local r, err = c:saveIndividualContactData({ individualContactData = { lastname = "Martin" } },
+                                                   { idempotent = false })
+        assert.is_nil(r)
+        assert.equal(1, err.attempts)
+        -- authenticate rotates the remember-me pair, recoverPassword mails a new
+        -- password: an ambiguous failure is not repeated...
+        for _, call in ipairs {
+          function() return c:authenticate{ contactAuthenticationData = { login = "a@b.org", password = "pass-word-1" } } end,
+          function() return c:recoverPassword{ email = "a@b.org" } end,
+        } do
+          t.sent, t.queue = {}, { { 0, nil, nil, "timeout", "timed out" } }
+          r, err = call()
+          assert.is_nil(r)
+          assert.equal("timeout", err.kind)
+          assert.equal(1, err.attempts)
+          assert.equal(1, #t.sent)
+          -- ...but a rate-limit refusal (nothing was done) is
+          t.sent, t.queue = {}, { { 429, "" }, { 509, "" }, { 503, "" } }
+          r, err = call()
+          assert.equal(3, #t.sent)
+          assert.equal(503, err.http_status)
+        end
+      end)
+
+      it("keeps neither the password nor a JWT in the client after a call", function()
+        local tokens = {}
+        local t = recorder{ 200, answer("getStructureTypes", { statusCode = "success" }) }
+        local c = client(protocol, t)
+        assert(c:getStructureTypes())
+        t.queue = { { 503, "" } }
+        assert.is_nil(c:getStructureTypes())
+        for _, sent in ipairs(t.sent) do
+          if sent.headers.authorization then tokens[#tokens + 1] = sent.headers.authorization:match("Bearer (%S+)") end
+        end
+        assert.equal(protocol == "rest" and 2 or 0, #tokens)
+        local function scan(v, path, seen)
+          if type(v) == "string" then
+            assert.falsy(v:find(SECRET, 1, true), "the password in " .. path)
+            for _, tok in ipairs(tokens) do
+              assert.falsy(v:find(tok, 1, true), "a JWT in " .. path)
+              assert.falsy(v:find(tok:match("[^.]+$"), 1, true), "a JWT signature in " .. path)
+            end
+          elseif type(v) == "table" and not seen[v] then
+            seen[v] = true
+            for k, x in pairs(v) do scan(k, path, seen); scan(x, path .. "." .. tostring(k), seen) end
+            local mt = getmetatable(v)
+            if type(mt) == "table" then scan(mt, path .. "<mt>", seen) end
+          end
+        end
+        scan(c, "c", { [catalogue] = true, [t] = true })   -- t: this spec's recorder
+        assert.falsy(tostring(c):find(SECRET, 1, true))
+      end)
+
+      it("scrubs the password and the JWT from an error body that echoes them", function()
+        local sent_token
+        local t = recorder(function(req)
+          for _, h in ipairs(req.headers) do sent_token = h:match("^Authorization: Bearer (%S+)") or sent_token end
+          local pw = req.body:match("<wsse:Password[^>]*>([^<]*)")   -- SOAP: the operator password
+          return 500, "<html><title>refused " .. (sent_token and ("Bearer " .. sent_token) or pw) .. "</title></html>"
+        end)
+        local r, err = client(protocol, t):getStructureTypes()
+        assert.is_nil(r)
+        assert.equal("http", err.kind)
+        assert.equal(500, err.http_status)
+        local text = tostring(err) .. " " .. tostring(err.detail)
+        assert.falsy(text:find(SECRET, 1, true), text)
+        if protocol == "rest" then
+          assert.is_string(sent_token)
+          assert.truthy(text:find("Bearer", 1, true), text)   -- the echo is there, the token is not
+          assert.falsy(text:find(sent_token, 1, true), text)
+          assert.falsy(text:find(sent_token:match("[^.]+$"), 1, true), text)
+        else
+          assert.truthy(text:find("refused ***", 1, true), text)
+        end
       end)
 
       it("never shows secrets in errors", function()

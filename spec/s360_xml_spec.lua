@@ -109,6 +109,48 @@ describe("core.xml_encode", function()
     assert.truthy(err:match("cycle"))
   end)
 
+  it("caps max_depth at 256: a cycle or a 60000-deep tree is an error, not a C stack overflow", function()
+    local loop = { name = "loop" }
+    loop[1] = loop
+    local text, err = core.xml_encode(loop, { max_depth = 100000 })
+    assert.is_nil(text)
+    assert.truthy(err:match("deeper than 256 %(or a cycle%)"), err)
+    local deep = { name = "a" }
+    local cur = deep
+    for _ = 1, 60000 do
+      local n = { name = "a" }
+      cur[1] = n
+      cur = n
+    end
+    text, err = core.xml_encode(deep, { max_depth = 100000 })
+    assert.is_nil(text)
+    assert.truthy(err:match("deeper than 256"), err)
+    -- 256 levels still go through, and decode back
+    local ok = { name = "a" }
+    cur = ok
+    for _ = 2, 256 do
+      local n = { name = "a" }
+      cur[1] = n
+      cur = n
+    end
+    assert.is_string(core.xml_encode(ok, { max_depth = 100000 }))
+  end)
+
+  it("declares long prefixes and writes long qualified names whole", function()
+    local prefix = ("p"):rep(200)
+    local short = assert(core.xml_encode({ name = "r", ns = "urn:long", prefix = prefix }))
+    assert.equal("urn:long", assert(decode(short)).ns, short)
+    local name = ("n"):rep(600)
+    local text = assert(core.xml_encode({ name = name, ns = "urn:long", prefix = prefix,
+      { name = "c", ns = "urn:long", "v" } }))
+    assert.truthy(text:find('xmlns:' .. prefix .. '="urn:long"', 1, true), text)
+    local e = assert(decode(text))
+    assert.equal(name, e.name)
+    assert.equal("urn:long", e.ns)
+    assert.equal("urn:long", e[1].ns)
+    assert.equal("v", e[1][1])
+  end)
+
   it("raises on a non-table element (a programmer mistake)", function()
     assert.has_error(function() core.xml_encode("a") end)
     assert.has_error(function() core.xml_encode({ name = "a" }, { max_depth = 0 }) end)
@@ -146,11 +188,17 @@ describe("core.xml_decode{ elements = true }", function()
   end)
 
   it("reports malformed, truncated and trailing-junk documents", function()
-    for _, bad in ipairs { "<a><b></a>", "<a><b>", "<a/>junk", "", "not xml", "<a>\255</a>" } do
+    for _, bad in ipairs { "<a><b></a>", "<a><b>", "<a/>junk", "", "not xml", "<a>\255</a>",
+                           "<a><b><c/></b></a><a/>", "<a><b>x</b></a><!-- c --><", "<a><b/></a>\n</b>" } do
       local e, err = decode(bad)
       assert.is_nil(e, bad)
       assert.is_string(err, bad)
     end
+  end)
+
+  it("accepts comments, processing instructions and blanks after the root", function()
+    local e = assert(decode("<a><b><c>x</c></b></a>\n<!-- end --><?pi data?>\n"))
+    assert.equal("x", e[1][1][1])
   end)
 
   it("limits depth (max_depth, and libxml2's own 256)", function()

@@ -336,6 +336,57 @@ describe("sandbox S-360", function()
       rest_fails(sb, "saveIndividualContactData", { createLogin = true, password = "short",
         individualContactData = { lastname = "Bref", email = "bref@example.org" } }, "invalid")
     end)
+    it("answers an identical repeated creation with the first contact, over either protocol", function()
+      local params = { individualContactData = { lastname = "Bis", firstname = "Repetita", email = "bis@example.org" },
+        authorizations = { { authorizationCode = "NEWS", allowed = true } } }
+      local first = rest_ok(sb, "saveIndividualContactData", params)
+      local again = rest_ok(sb, "saveIndividualContactData", params)
+      assert.are.equal(first.contactNumber, again.contactNumber)
+      assert.are.equal(first.contactId, again.contactId)
+      params.requestId = 77   -- not part of the request's identity, and echoed
+      local echoed = rest_ok(sb, "saveIndividualContactData", params)
+      assert.are.equal(first.contactNumber, echoed.contactNumber)
+      assert.are.equal(77, echoed.requestId)
+      params.requestId = nil
+      local viasoap = soap_ok(sb, "saveIndividualContactData", params)
+      assert.are.equal(first.contactNumber, viasoap.contactNumber)
+      local found = rest_ok(sb, "searchContactByCriteria", { searchCriteria = { email = "bis@example.org" } })
+      assert.are.equal(1, #found.contacts)
+      -- another request is another contact
+      local other = soap_ok(sb, "saveIndividualContactData", { individualContactData = { lastname = "Bis", firstname = "Autre" } })
+      assert.are_not.equal(first.contactNumber, other.contactNumber)
+      -- structures, members and social sign-ups alike
+      local st = { structureContactData = { name = "Compagnie Bis", structureTypeCode = "COMPANY" } }
+      local s1, s2 = soap_ok(sb, "saveStructureContactData", st), rest_ok(sb, "saveStructureContactData", st)
+      assert.are.equal(s1.contactNumber, s2.contactNumber)
+      local member = { structureContactNumber = s1.contactNumber, individualContactData = { lastname = "Membre-Bis" } }
+      assert.are.equal(rest_ok(sb, "saveStructureMember", member).contactNumber,
+        soap_ok(sb, "saveStructureMember", member).contactNumber)
+      local signup = { signUpData = { email = "bis.fb@example.org", lastname = "Social" }, provider = "FACEBOOK",
+        providerUserReference = "fb-bis" }
+      rest_ok(sb, "createUser", signup)
+      rest_ok(sb, "createUser", signup)
+      rest_fails(sb, "createUser", { signUpData = { email = "autre.fb@example.org" }, provider = "FACEBOOK",
+        providerUserReference = "fb-bis" }, "conflict")
+      -- a failure is not remembered: once fixed, the request creates
+      rest_fails(sb, "saveIndividualContactData", { individualContactData = { lastname = "Bis-KO" },
+        authorizations = { { authorizationCode = "NOPE", allowed = true } } }, "invalid")
+    end)
+
+    it("reads back addresses without a zip code or a town", function()
+      local c = soap_ok(sb, "saveIndividualContactData", { individualContactData = { lastname = "Sanscode", email = "sanscode@example.org" },
+        addresses = { { street1 = "Lieu-dit Les Vignes", town = "Aniane", countryCode = "FR" },
+          { street1 = "2 place Haute", zipCode = "34150", countryCode = "FR" } } })
+      local j = rest_ok(sb, "getContactData", { contactNumber = c.contactNumber, details = { "ADDRESSES" } })
+      assert.are.equal("Lieu-dit Les Vignes, Aniane, FR", j.addresses[1].formattedAddress)
+      assert.are.equal("2 place Haute, 34150, FR", j.addresses[2].formattedAddress)
+      local r = soap_ok(sb, "getContactData", { contactNumber = c.contactNumber, details = { "ADDRESSES" } })
+      assert.are.equal(2, #list(r.addresses))
+      local found = rest_ok(sb, "searchContactByCriteria", { searchCriteria = { email = "sanscode@example.org" },
+        details = { "GENERAL", "ADDRESSES" } })
+      assert.are.equal(c.contactNumber, found.contacts[1].contactNumber)
+      assert.are.equal(2, #found.contacts[1].addresses)
+    end)
   end)
 
   describe("structures", function()
@@ -494,6 +545,11 @@ describe("sandbox S-360", function()
       assert.are.equal("oubli@example.org", mail.recipient)
       local pw = mail.body:match("your new password is (%S+)")
       assert.is_string(pw)
+      -- the dashboard does not show it
+      local dstatus, page = http(sb.url, "GET")
+      assert.are.equal(200, dstatus)
+      assert.truthy(page:find("s360_contacts", 1, true))
+      assert.falsy(page:find(pw, 1, true), "the new password is on the dashboard")
       rest_fails(sb, "authenticate", { contactAuthenticationData = { login = "oubli@example.org", password = "Forgotten-1" } }, "denied")
       rest_ok(sb, "authenticate", { contactAuthenticationData = { login = "oubli@example.org", password = pw } })
     end)
@@ -508,6 +564,37 @@ describe("sandbox S-360", function()
       assert.are.equal(3, #list(pro.pointOfSales))
       rest_fails(sb, "listAuthorizedPOS", { contactAuthenticationData = {
         login = "julie.roux@example.org", password = "wrong" } }, "denied")
+    end)
+  end)
+
+  describe("request journal", function()
+    it("records each request's operation, protocol and parameters, secrets masked", function()
+      local before = cjson.decode((select(2, http(sb.url .. "_sandbox/requests?limit=1", "GET")))).requests
+      local since = before[1] and before[1].id or 0
+      soap_fails(sb, "authenticate", { contactAuthenticationData = {
+        login = "lucas.bernard@example.org", password = "Journal-Secret-1" } }, "denied")
+      rest_fails(sb, "changePassword", { contactNumber = "10001", currentPassword = "Journal-Current-2",
+        newPassword = "Journal-New-3" }, "denied")
+      local status, text = http(sb.url .. "_sandbox/requests?since=" .. since, "GET")
+      assert.are.equal(200, status)
+      for _, pw in ipairs { "Journal-Secret-1", "Journal-Current-2", "Journal-New-3", SECRET } do
+        assert.falsy(text:find(pw, 1, true), pw .. " is in the journal")
+      end
+      local rows = cjson.decode(text).requests
+      assert.are.equal(2, #rows)
+      local s, r = rows[1].params, rows[2].params
+      assert.are.same({ "authenticate", "soap" }, { s.s360_operation, s.s360_protocol })
+      local sp = cjson.decode(s.s360_params)
+      assert.are.equal("lucas.bernard@example.org", sp.contactAuthenticationData.login)
+      assert.are.equal("***", sp.contactAuthenticationData.password)
+      assert.are.same({ "changePassword", "rest" }, { r.s360_operation, r.s360_protocol })
+      local rp = cjson.decode(r.s360_params)
+      assert.are.same({ contactNumber = "10001", currentPassword = "***", newPassword = "***" }, rp)
+      -- a refused token still names the operation
+      rest(sb, "getStructureTypes", {}, { token = "not.a.jwt" })
+      rows = cjson.decode((select(2, http(sb.url .. "_sandbox/requests?since=" .. since, "GET")))).requests
+      assert.are.equal("getStructureTypes", rows[#rows].params.s360_operation)
+      assert.are.equal(401, rows[#rows].status)
     end)
   end)
 

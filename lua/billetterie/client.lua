@@ -159,13 +159,7 @@ local NO_PARAMS = {}   -- read only: params.prepare never writes to what it is g
 for mode in pairs(catalogue.credentials) do CREDENTIAL_NAMES[mode] = credential_names(mode) end
 
 -- Up to 160 characters of an unexpected body, tags stripped, for messages.
-local function excerpt(text)
-  local title = text:match("<[Tt][Ii][Tt][Ll][Ee]>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
-  local s = title or text:gsub("<[^>]*>", " ")
-  s = s:gsub("%s+", " "):gsub("^ ", "")
-  if #s > 160 then s = s:sub(1, 157) .. "..." end
-  return s
-end
+local excerpt = errors.excerpt
 
 -- "Some of it failed, see the per-item errors" (annex 4.2).
 local PARTIAL_CODES = { [1111] = true }
@@ -204,19 +198,9 @@ end
 function Client:_answer(service, fields, status, body, content_type, errkind, errmsg, request_id)
   local ws = service.name
   if errkind then
-    local kind, message, retryable = "network", errmsg, nil
-    if errkind == "timeout" then
-      kind = "timeout"
-    elseif errkind == "tls" then
-      message = errmsg .. " (TLS verification failed: give the CA bundle that signs this server with the cainfo or capath option)"
-      retryable = false
-    elseif errkind == "too_large" then
-      kind, retryable = "http", false
-    elseif errkind == "setup" then   -- the transport's configuration: retrying cannot help
-      retryable = false
-    end
-    return fail(self, fields, { kind = kind, ws = ws, message = message, retryable = retryable,
-                             http_status = status ~= 0 and status or nil, request_id = request_id })
+    local e = errors.from_transport(errkind, errmsg, status)
+    e.ws, e.request_id = ws, request_id
+    return fail(self, fields, e)
   end
   -- A JSON object first byte is the common case: no pattern to run.
   local first = byte(body, 1) == 123 and "{" or body:match("^%s*(.)")

@@ -82,4 +82,33 @@ function M.is(value)
 end
 
 M.scrub = scrub
+
+-- The fields of an error for a transport failure (errkind and errmsg as
+-- transport:request returns them; status 0 when nothing was answered), for
+-- every client alike: { kind, message, retryable, http_status }.
+function M.from_transport(errkind, errmsg, status)
+  local kind, message, retryable = "network", errmsg, nil
+  if errkind == "timeout" then
+    kind = "timeout"
+  elseif errkind == "tls" then
+    message = errmsg .. " (TLS verification failed: give the CA bundle that signs this server with the cainfo or capath option)"
+    retryable = false
+  elseif errkind == "too_large" then
+    kind, retryable = "http", false
+  elseif errkind == "setup" then   -- the transport's configuration: retrying cannot help
+    retryable = false
+  end
+  return { kind = kind, message = message, retryable = retryable, http_status = status ~= 0 and status or nil }
+end
+
+-- Up to 160 characters of an unexpected body (its HTML title if it has
+-- one), tags stripped, for messages.
+function M.excerpt(text)
+  local title = text:match("<[Tt][Ii][Tt][Ll][Ee]>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
+  local s = title or text:gsub("<[^>]*>", " ")
+  s = s:gsub("%s+", " "):gsub("^ ", "")
+  if #s > 160 then s = s:sub(1, 157) .. "..." end
+  return s
+end
+
 return M

@@ -28,8 +28,14 @@
 --     result             result type name: the SOAP element under
 --                        <{name}Response> and the REST top-level object
 --     static             true: organisation-level list, cached (cache_ttl)
---     write              true: changes data (not retried unless the caller
---                        says the call is idempotent)
+--     write              true: changes data
+--     unrepeatable       true: sending it twice does not give the same
+--                        outcome (authenticate in token mode rotates the
+--                        pair, recoverPassword mails another random
+--                        password, changePassword's currentPassword is then
+--                        wrong): not retried after a failure that may have
+--                        been processed. Every other method is, the seed
+--                        saying they are all transactional and idempotent.
 --     alias              friendly Lua method name (also callable)
 --     list_field         the result's one list, the point of the method: the
 --                        client gives {} when the answer has none (SOAP
@@ -239,14 +245,14 @@ return {
     authenticate = {
       -- write: token mode rotates the remember-me pair, so a blind retry
       -- could present an already invalidated pair.
-      service = "authentication", alias = "authenticate", write = true,
+      service = "authentication", alias = "authenticate", write = true, unrepeatable = true,
       params = {
         { name = "contactAuthenticationData", type = "ContactAuthenticationData", required = true },
       },
       result = "ContactAuthenticationResult",
     },
     recoverPassword = {
-      service = "authentication", alias = "recover_password", write = true,
+      service = "authentication", alias = "recover_password", write = true, unrepeatable = true,
       params = {   -- CHOICE (reference best guess)
         { name = "email", type = "string", required = true },
         { name = "pointOfSalesId", type = "long" },
@@ -254,7 +260,7 @@ return {
       result = "WebMethodResult",
     },
     changePassword = {
-      service = "authentication", alias = "change_password", write = true,
+      service = "authentication", alias = "change_password", write = true, unrepeatable = true,
       params = {
         { name = "contactNumber", type = "string", max = 20, required = true },
         { name = "currentPassword", type = "string", required = true, secret = true },

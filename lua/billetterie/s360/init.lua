@@ -124,9 +124,11 @@ function M.new(opts)
     self._cache = opts.cache
   else
     local cache = require "billetterie.cache"
-    self._cache = cache.new{ dict = opts.dict, ttl = opts.cache_ttl or catalogue.cache_ttl, clock = clock }
+    self._cache = cache.new{ dict = opts.dict, clock = clock }
   end
+  -- given to every set: a shared store keeps its own default for others
   self.cache_ttl = opts.cache_ttl or catalogue.cache_ttl
+  if not (self.cache_ttl > 0) then error("s360.new: cache_ttl must be a positive number of seconds", 2) end
 
   -- pacing: at most `calls` per `per` seconds, in bursts of at most `burst`
   -- (the rate is lowered by the burst so no `per`-second window exceeds `calls`)
@@ -174,33 +176,21 @@ local function secret_list(self, values, extra)
   return list
 end
 
-local function excerpt(text)
-  local title = text:match("<[Tt][Ii][Tt][Ll][Ee]>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
-  local s = title or text:gsub("<[^>]*>", " ")
-  s = s:gsub("%s+", " "):gsub("^ ", "")
-  if #s > 160 then s = s:sub(1, 157) .. "..." end
-  return s
-end
-
 -- HTTP statuses that mean "too many calls": back off and retry.
 local RATE_LIMITED = { [429] = true, [509] = true }
 
 -- Turns a transport answer into result | nil, err fields.
 function S360:_answer(method, status, body, errkind, errmsg, request_id)
   if errkind then
-    local kind, retryable = "network", nil
-    if errkind == "timeout" then kind = "timeout"
-    elseif errkind == "tls" then retryable = false; errmsg = errmsg .. " (TLS verification failed: see the cainfo/capath options)"
-    elseif errkind == "too_large" then kind, retryable = "http", false
-    elseif errkind == "setup" then retryable = false end   -- the transport's configuration
-    return nil, { kind = kind, message = errmsg, retryable = retryable,
-                  http_status = status ~= 0 and status or nil, request_id = request_id }
+    local e = errors.from_transport(errkind, errmsg, status)
+    e.request_id = request_id
+    return nil, e
   end
   body = body or ""
   local function http_error()
     return nil, { kind = "http", http_status = status, request_id = request_id,
                   retryable = RATE_LIMITED[status] or nil,
-                  message = ("HTTP %d%s"):format(status, body:match("%S") and (": " .. excerpt(body)) or "") }
+                  message = ("HTTP %d%s"):format(status, body:match("%S") and (": " .. errors.excerpt(body)) or "") }
   end
   if not body:match("%S") then
     if status >= 400 then return http_error() end
@@ -217,7 +207,6 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id)
   end
   if not result then
     err.http_status, err.request_id = status, request_id
-    if err.kind == "http" and not err.http_status then err.http_status = status end
     err.fault = nil
     return nil, err
   end
@@ -231,7 +220,8 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id)
   return result
 end
 
--- Builds URL, headers and body for a checked call.
+-- Builds URL, body and headers for a checked call, once for all its
+-- attempts (REST's last header, the JWT, is forged for each attempt).
 function S360:_prepare(method, values)
   local m = catalogue.methods[method]
   local svc = self._services[m.service]
@@ -245,13 +235,17 @@ function S360:_prepare(method, values)
   end
   local body, err = rest.body(method, values)
   if not body then return nil, err end
-  local token = rest.jwt{ institution = self.institution, operator = self.operator, partner = self.partner,
-                          secret = secrets_of[self].password, now = self.now() }
   return self.url .. svc.rest_path .. method, body,
-    { "Content-Type: application/json", "Accept: application/json", "Authorization: Bearer " .. token }, token
+    { "Content-Type: application/json", "Accept: application/json", false }
 end
 
--- c:call(method, params [, { idempotent = true, retries = n, refresh = true }])
+-- A fresh JWT (its exp is 30 s after now, so a retry needs another).
+function S360:_jwt()
+  return rest.jwt{ institution = self.institution, operator = self.operator, partner = self.partner,
+                   secret = secrets_of[self].password, now = self.now() }
+end
+
+-- c:call(method, params [, { idempotent = false|true, retries = n, refresh = true }])
 --   -> result | nil, err
 function S360:call(method, given, opts)
   if type(method) ~= "string" then error("call needs a method name", 2) end
@@ -284,26 +278,40 @@ function S360:call(method, given, opts)
   return result, err
 end
 
--- Sends, pacing each attempt and retrying what may be retried.
+-- Sends, pacing each attempt and retrying what may be retried: any
+-- retryable failure of a repeatable method (every method but those the
+-- catalogue marks `unrepeatable`; opts.idempotent overrides), and the
+-- rate-limit refusals (429, 509: nothing was done) of every method.
 function S360:_send(method, m, values, opts)
   local retries = opts and opts.retries or self.retries
-  if m.write and not (opts and opts.idempotent) then retries = 0 end
+  local repeatable = opts and opts.idempotent
+  if repeatable == nil then repeatable = not m.unrepeatable end
+  local url, body, headers = self:_prepare(method, values)
+  if not url then
+    return nil, errors.new({ kind = "invalid_param", ws = method, retryable = false,
+                             message = "cannot encode the request: " .. tostring(body) }, secret_list(self, values))
+  end
   local attempt = 0
   local request = self._request
   while true do
-    local url, body, headers, token = self:_prepare(method, values)
-    if not url then
-      return nil, errors.new({ kind = "invalid_param", ws = method, retryable = false,
-                               message = "cannot encode the request: " .. tostring(body) }, secret_list(self, values))
+    local token
+    if self.protocol == "rest" then
+      token = self:_jwt()
+      headers[3] = "Authorization: Bearer " .. token
     end
     if self._rate then self._rate:take() end
     request.url, request.method, request.body, request.headers = url, "POST", body, headers
     local status, rbody, _, errkind, errmsg, request_id = self.transport:request(request)
+    -- the body holds the operator password, the headers the JWT: not to be
+    -- left in the client's table
+    request.body, request.headers = nil, nil
     local result, e = self:_answer(method, status, rbody, errkind, errmsg, request_id)
     if result then return result end
     e.ws, e.attempts = method, attempt + 1
     e = errors.new(e, secret_list(self, values, token))
-    if not e.retryable or attempt >= retries then return nil, e end
+    if not e.retryable or attempt >= retries or not (repeatable or RATE_LIMITED[e.http_status]) then
+      return nil, e
+    end
     attempt = attempt + 1
     self.sleep(limits.backoff(attempt, self.retry_base, self.retry_max, self.random))
   end

@@ -14,18 +14,20 @@ local function b64url(s)
 end
 rest.b64url = b64url
 
+-- rest.sign(claims, secret) -> compact JWS (HS256) of a claims table.
+local HEADER = b64url('{"alg":"HS256","typ":"JWT"}')
+function rest.sign(claims, secret)
+  local signing = HEADER .. "." .. b64url(assert(json.encode(claims)))
+  return signing .. "." .. b64url(core.hmac_sha256(secret, signing))
+end
+
 -- rest.jwt{ institution =, operator =, partner =, secret =, now = seconds }
 -- -> compact JWS. Claims in epoch seconds (the reference's sample token and
 -- both public clients use seconds), exp = iat + 30 (the documented maximum).
 function rest.jwt(c)
   local iat = math.floor(c.now)
-  local header = '{"alg":"HS256","typ":"JWT"}'
-  local claims = assert(json.encode{
-    sub = c.institution, aud = c.operator, iss = c.partner,
-    iat = iat, exp = iat + catalogue.rest.jwt.lifetime,
-  })
-  local signing = b64url(header) .. "." .. b64url(claims)
-  return signing .. "." .. b64url(core.hmac_sha256(c.secret, signing))
+  return rest.sign({ sub = c.institution, aud = c.operator, iss = c.partner,
+                     iat = iat, exp = iat + catalogue.rest.jwt.lifetime }, c.secret)
 end
 
 -- Lists are marked so an empty one is [] (not {}), nested ones too.
@@ -47,9 +49,7 @@ end
 
 -- rest.body(method, values) -> JSON text | nil, message
 function rest.body(method, values)
-  local body = mark_lists(schema.params_of[method].list, values)
-  if next(body) == nil then return "{}" end
-  return json.encode(body)
+  return json.encode(mark_lists(schema.params_of[method].list, values))
 end
 
 -- rest.read(method, body) -> result | nil, error fields

@@ -4,6 +4,7 @@
 -- results back from either wire into plain Lua tables of the same shape
 -- (ids and longs as integers, booleans as booleans, lists as sequences).
 local catalogue = require "billetterie.s360.catalogue"
+local params = require "billetterie.params"
 
 local schema = {}
 
@@ -37,8 +38,9 @@ for mname, m in pairs(catalogue.methods) do
 end
 schema.params_of = params_of
 
--- UTF-8 well-formedness (LuaJIT has no utf8 library). Returns the number
--- of characters, or nil.
+-- UTF-8 well-formedness. Returns the number of characters, or nil.
+-- params.utf8_len only counts under LuaJIT (it has no utf8 library), and
+-- parameters sent to S-360 must be valid UTF-8 on both VMs.
 local function utf8_len(s)
   local n, i, len = 0, 1, #s
   while i <= len do
@@ -67,16 +69,15 @@ local function int_text(v)
   return ("%d"):format(v)
 end
 
-local function leap(y) return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 end
+-- ISO-8601 date, or dateTime with optional fraction and zone; the date
+-- and time checks are params.lua's.
+local DATE, DATE_TIME = params.DATE_FORMATS["AAAA-MM-JJ"], params.DATE_FORMATS["AAAA-MM-DDTHH:MM:SS"]
 local function valid_date(s)
-  local y, m, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y then return false end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  local days = { 31, leap(y) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-  if m < 1 or m > 12 or d < 1 or d > days[m] then return false end
+  local day, rest = s:match("^(%d%d%d%d%-%d%d%-%d%d)(.*)$")
+  if not day or not DATE(day) then return false end
   if rest == "" then return true end
-  local hh, mm, ss, zone = rest:match("^T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
-  if not hh or tonumber(hh) > 23 or tonumber(mm) > 59 or tonumber(ss) > 59 then return false end
+  local hms, zone = rest:match("^(T%d%d:%d%d:%d%d)%.?%d*(.*)$")
+  if not hms or not DATE_TIME(day .. hms) then return false end
   return zone == "" or zone == "Z" or zone:match("^[+-]%d%d:?%d%d$") ~= nil
 end
 
@@ -217,7 +218,7 @@ local to_elements
 local function element(spec, v)
   local e = { name = spec.name }
   if fields_of[spec.type] then
-    to_elements(catalogue.types[spec.type].fields, v, e)
+    to_elements(catalogue.types[spec.type].fields, v, e, fields_of[spec.type])
   elseif spec.type == "map" then
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
@@ -249,7 +250,7 @@ end
 
 -- Appends to `into` one element per value (lists repeated), in field order,
 -- then the fields the catalogue does not know (strict = false), by name.
-function to_elements(list, values, into)
+function to_elements(list, values, into, map)
   for _, spec in ipairs(list) do
     local v = values[spec.name]
     if v ~= nil then
@@ -262,9 +263,7 @@ function to_elements(list, values, into)
   end
   local extra
   for k in pairs(values) do
-    local known = false
-    for _, spec in ipairs(list) do if spec.name == k then known = true break end end
-    if not known then extra = extra or {}; extra[#extra + 1] = k end
+    if not map[k] then extra = extra or {}; extra[#extra + 1] = k end
   end
   if extra then
     table.sort(extra)
@@ -274,17 +273,43 @@ function to_elements(list, values, into)
 end
 
 function schema.to_elements(method, values, into)
-  return to_elements(params_of[method].list, values, into or {})
+  local p = params_of[method]
+  return to_elements(p.list, values, into or {}, p.map)
 end
 
--- ---- results: element form or JSON -> Lua ----
+-- ---- reading elements (core.xml_decode{ elements = true } form) ----
+-- The one set of helpers the client and the sandbox read elements with.
 
+-- The text of an element (its string children joined); nil for no element.
 local function text_of(e)
+  if not e then return nil end
   local parts = {}
   for i = 1, #e do
     if type(e[i]) == "string" then parts[#parts + 1] = e[i] end
   end
   return table.concat(parts)
+end
+schema.text = text_of
+
+-- The child elements of e named `name` (any name when nil) in namespace
+-- `ns` (any namespace when nil).
+function schema.children(e, name, ns)
+  local out = {}
+  for i = 1, #e do
+    local c = e[i]
+    if type(c) == "table" and (name == nil or c.name == name) and (ns == nil or c.ns == ns) then
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+-- The first such child element, or nil.
+function schema.child(e, name, ns)
+  for i = 1, #e do
+    local c = e[i]
+    if type(c) == "table" and (name == nil or c.name == name) and (ns == nil or c.ns == ns) then return c end
+  end
 end
 
 local function has_children(e)
@@ -294,9 +319,45 @@ local function has_children(e)
   return false
 end
 
+-- An element as plain values, without a schema: its text when it has no
+-- child element, else a table of its children by local name, a repeated
+-- name giving a sequence.
+local function plain(e)
+  if not has_children(e) then return text_of(e) end
+  local t, many = {}, {}
+  for i = 1, #e do
+    local c = e[i]
+    if type(c) == "table" then
+      local v, cur = plain(c), t[c.name]
+      if cur == nil then t[c.name] = v
+      elseif many[c.name] then cur[#cur + 1] = v
+      else t[c.name] = { cur, v }; many[c.name] = true end
+    end
+  end
+  return t
+end
+schema.plain = plain
+
+-- ---- results: element form or JSON -> Lua ----
+
+-- A long or int of an answer: an integer when it is exact on both VMs
+-- (|n| < 2^53); beyond, SOAP's decimal text is kept as it came (a string,
+-- never a rounded number), and a JSON number, already rounded by the JSON
+-- decoder, is a decode error (INEXACT, caught by schema.from_json).
+local INEXACT = {}
 local function coerce(spec_type, v)
   if spec_type == "long" or spec_type == "int" then
-    if type(v) == "string" and v:match("^%s*%-?%d+%s*$") then return tointeger(tonumber(v)) end
+    if type(v) == "string" then
+      local digits = v:match("^%s*(%-?%d+)%s*$")
+      if not digits then return v end
+      local n = tonumber(digits)
+      if n > -2 ^ 53 and n < 2 ^ 53 then return tointeger(n) end
+      return digits
+    end
+    if type(v) == "number" and v == floor(v) and not is_integer(v) then
+      error(setmetatable({ message = ("a JSON number beyond 2^53 (%.17g) cannot be read exactly"):format(v) },
+        INEXACT), 0)
+    end
     return v
   elseif spec_type == "double" then
     return type(v) == "string" and tonumber(v) or v
@@ -406,7 +467,7 @@ local function strip_null(v, null, depth)
 end
 
 -- A decoded JSON object read as type `tname`; null (cjson.null) dropped.
-function from_json(tname, obj, null)
+local function read_json(tname, obj, null)
   local map = fields_of[tname] or {}
   local out = {}
   for k, v in pairs(obj) do
@@ -426,6 +487,14 @@ function from_json(tname, obj, null)
   end
   return out
 end
-schema.from_json = from_json
+from_json = read_json
+
+-- schema.from_json(tname, obj, null) -> result | nil, error fields (decode)
+function schema.from_json(tname, obj, null)
+  local ok, out = pcall(read_json, tname, obj, null)
+  if ok then return out end
+  if getmetatable(out) ~= INEXACT then error(out, 0) end
+  return nil, { kind = "decode", message = out.message }
+end
 
 return schema

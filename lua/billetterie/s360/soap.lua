@@ -32,27 +32,7 @@ function soap.envelope(method, values, opts)
   return core.xml_encode(env, { declaration = true })
 end
 
-local function child(e, name, ns)
-  for i = 1, #e do
-    local c = e[i]
-    if type(c) == "table" and c.name == name and (ns == nil or c.ns == ns) then return c end
-  end
-end
-
-local function first_element(e)
-  for i = 1, #e do
-    if type(e[i]) == "table" then return e[i] end
-  end
-end
-
-local function text(e)
-  if not e then return nil end
-  local parts = {}
-  for i = 1, #e do
-    if type(e[i]) == "string" then parts[#parts + 1] = e[i] end
-  end
-  return table.concat(parts)
-end
+local child, text = schema.child, schema.text
 
 -- Faults whose code says the request was refused (credentials, a bad
 -- request) are the vendor's answer; the others (Server) are the server's
@@ -85,12 +65,12 @@ function soap.read(method, body)
   end
   local resp = child(b, method .. "Response")
   if not resp then
-    local got = first_element(b)
+    local got = child(b)
     return nil, { kind = "decode", message = "expected <" .. method .. "Response>, got "
                   .. (got and ("<" .. got.name .. ">") or "an empty Body") }
   end
   local m = catalogue.methods[method]
-  local result = first_element(resp)
+  local result = child(resp)
   if not result then return nil, { kind = "decode", message = "empty <" .. method .. "Response>" } end
   return schema.from_element(m.result, result)
 end

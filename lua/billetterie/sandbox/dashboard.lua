@@ -23,7 +23,10 @@ local CELL = 300         -- longest cell text, in bytes
 -- name; caddies are the carts); the others follow alphabetically, and the
 -- empty ones among them are only named.
 local FIRST = { "^contacts$", "^organismes$", "^sessions$", "^caddies$", "panier" }
-local HIDDEN = { sandbox_requests = true } -- shown as "Latest requests"
+local HIDDEN = {
+  sandbox_requests = true, -- shown as "Latest requests"
+  s360_outbox = true,      -- the mails hold new passwords (GET /_sandbox/s360/outbox)
+}
 
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 local function esc(v) return (tostring(v):gsub("[&<>\"']", ESC)) end

@@ -19,6 +19,7 @@
 
 local cat = require "billetterie.s360.catalogue"
 local codec = require "billetterie.sandbox.codec"
+local core = require "billetterie.core"
 local jwt = require "billetterie.sandbox.s360_jwt"
 local soap = require "billetterie.sandbox.s360_soap"
 local V = require "billetterie.sandbox.s360_values"
@@ -54,6 +55,66 @@ for _, name in ipairs(GROUPS) do
   for _, stmt in ipairs(g.schema or {}) do M.schema[#M.schema + 1] = stmt end
 end
 M.methods = METHODS
+
+-- Idempotent creation (seed: "all those methods are transactionnal and
+-- idempotent"; reference 4: repeating an identical save must not create
+-- duplicates). A method that creates when a parameter is absent remembers,
+-- per institution, a fingerprint of the request (method and decoded
+-- parameters, requestId aside) with its result: the same request again,
+-- over either protocol, gets that result instead of a second contact.
+local CREATES = {
+  saveIndividualContactData = function(p) return p.contactNumber == nil end,
+  saveStructureContactData = function(p) return p.contactNumber == nil end,
+  saveStructureMember = function(p) return p.memberContactNumber == nil end,
+  createUser = function() return true end,
+}
+M.schema[#M.schema + 1] = [[CREATE TABLE IF NOT EXISTS s360_repeats (
+    instit      TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,   -- HMAC-SHA256 of the method and its parameters
+    result      TEXT NOT NULL,   -- what the first request answered, JSON
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (instit, fingerprint))]]
+
+-- Values in one canonical text: keys sorted, types written.
+local function canonical(v, out)
+  if type(v) ~= "table" then
+    out[#out + 1] = type(v):sub(1, 1) .. ("%q"):format(tostring(v))
+    return out
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  out[#out + 1] = "{"
+  for _, k in ipairs(keys) do
+    out[#out + 1] = ("%q="):format(tostring(k))
+    canonical(v[k], out)
+    out[#out + 1] = ","
+  end
+  out[#out + 1] = "}"
+  return out
+end
+
+local function fingerprint(name, p)
+  local copy = {}
+  for k, v in pairs(p) do if k ~= "requestId" then copy[k] = v end end
+  local mac = core.hmac_sha256("s360-repeats", name .. "\0" .. table.concat(canonical(copy, {})))
+  return (mac:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+-- The method itself, or the remembered result of an identical creation.
+local function perform(name, p, env)
+  local fp = CREATES[name] and CREATES[name](p) and fingerprint(name, p)
+  if fp then
+    local seen = env.db:one("SELECT result FROM s360_repeats WHERE instit = ? AND fingerprint = ?", env.instit, fp)
+    if seen then return codec.decode(seen.result) end
+  end
+  local res = METHODS[name](p, env)
+  if fp then
+    env.db:exec("INSERT INTO s360_repeats (instit, fingerprint, result, at) VALUES (?, ?, ?, ?)",
+      env.instit, fp, codec.encode(res), env.now)
+  end
+  return res
+end
 
 -- path -> { service key, version, namespace } for both protocols
 local SOAP_PATHS, REST_PATHS = {}, {}
@@ -106,18 +167,13 @@ end
 
 ---- the call itself ----
 
-local function log_error(rid, path, err)
-  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(rid, path, (tostring(err):gsub("[\r\n]+", " | "))))
-  io.stderr:flush()
-end
-
 -- Runs one method in a savepoint. -> result table (business fields and
 -- status) or nil, err (a bug: 500).
 local function run(name, raw, env)
   local ok, res = pcall(function()
     local p = wire.decode_params(name, raw)
     env.request_id = p.requestId
-    return env.db:tx(function() return METHODS[name](p, env) end)
+    return env.db:tx(function() return perform(name, p, env) end)
   end)
   if not ok and not V.is_failure(res) then return nil, res end
   local out = ok and res or { statusDetail = res.detail }
@@ -129,6 +185,21 @@ end
 
 local function header(headers, name) return (headers or {})[name] end
 
+-- httpd parses form bodies only, so an S-360 request reaches the request
+-- journal (which records req.params) without parameters: the operation, the
+-- protocol and the parameters (as JSON, secret fields masked) are added.
+local function masked(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = cat.secrets[k] and "***" or masked(x) end
+  return out
+end
+
+local function journal_note(req, name, value)
+  req.params = req.params or {}
+  req.params[#req.params + 1] = { name, value }
+end
+
 local function serve_soap(svc, c, req, env, entry, rid)
   local xml = { ["Content-Type"] = soap.CONTENT_TYPE, ["X-Request-Id"] = rid }
   if req.method ~= "POST" then
@@ -136,6 +207,10 @@ local function serve_soap(svc, c, req, env, entry, rid)
   end
   local r, fault = soap.read(req.body)
   if not r then return 500, xml, soap.fault(fault.code, fault.string) end
+  local raw = wire.plain(r.operation)
+  journal_note(req, "s360_operation", r.operation.name)
+  journal_note(req, "s360_protocol", "soap")
+  if type(raw) == "table" then journal_note(req, "s360_params", codec.encode(masked(raw))) end
   if not r.username then
     return 500, xml, soap.fault("InvalidSecurity", "a WS-Security UsernameToken header is required")
   end
@@ -148,17 +223,18 @@ local function serve_soap(svc, c, req, env, entry, rid)
   if op.ns ~= entry.namespace or not m or m.service ~= entry.service or not METHODS[op.name] then
     return 500, xml, soap.fault("Client", ("no operation {%s}%s on this endpoint"):format(tostring(op.ns), op.name))
   end
-  local raw = wire.plain(op)
   if type(raw) ~= "table" then raw = {} end
   local out, err = run(op.name, raw, env)
   if not out then
-    log_error(rid, req.path, err)
+    svc.log_error(rid, req.path, err)
     return 500, xml, soap.fault("Server", "internal error")
   end
   return 200, xml, soap.answer(entry.namespace, op.name, m.result, wire.to_elements(m.result, out))
 end
 
 local function serve_rest(svc, c, req, env, entry, name, rid)
+  journal_note(req, "s360_operation", name)
+  journal_note(req, "s360_protocol", "rest")
   local m = cat.methods[name]
   if not m or m.service ~= entry.service or not METHODS[name] then
     return svc.http_error(404, rid, "no method " .. name .. " in this service")
@@ -186,9 +262,10 @@ local function serve_rest(svc, c, req, env, entry, name, rid)
       return svc.http_error(400, rid, "the body must be a JSON object")
     end
   end
+  journal_note(req, "s360_params", codec.encode(masked(raw)))
   local out, err = run(name, raw, env)
   if not out then
-    log_error(rid, req.path, err)
+    svc.log_error(rid, req.path, err)
     return svc.http_error(500, rid, "internal error")
   end
   return 200, { ["Content-Type"] = "application/json; charset=utf-8", ["X-Request-Id"] = rid },

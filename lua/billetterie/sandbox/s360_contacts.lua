@@ -275,7 +275,8 @@ local function addresses_of(db, id)
     a.contactAddressId = r.id
     local parts = {}
     for _, k in ipairs { "street1", "street2", "street3", "street4" } do parts[#parts + 1] = a[k] end
-    local place = table.concat({ a.zipCode, a.town }, " ")
+    -- zipCode and town are both optional: a nil must not leave a hole
+    local place = ((a.zipCode or "") .. " " .. (a.town or "")):match("^%s*(.-)%s*$")
     if place ~= "" then parts[#parts + 1] = place end
     parts[#parts + 1] = a.countryCode
     a.formattedAddress = table.concat(parts, ", ")

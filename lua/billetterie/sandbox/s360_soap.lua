@@ -12,6 +12,7 @@
 
 local cat = require "billetterie.s360.catalogue"
 local core = require "billetterie.core"
+local schema = require "billetterie.s360.schema"
 
 local M = {}
 
@@ -22,23 +23,8 @@ local PREFIX = cat.soap.response_prefixes
 
 M.CONTENT_TYPE = "text/xml; charset=utf-8"
 
--- Child elements of el with that namespace and local name.
-local function children(el, ns, name)
-  local out = {}
-  for _, c in ipairs(el) do
-    if type(c) == "table" and c.ns == ns and (name == nil or c.name == name) then out[#out + 1] = c end
-  end
-  return out
-end
-
-local function text(el)
-  if not el then return nil end
-  local parts = {}
-  for _, c in ipairs(el) do
-    if type(c) == "string" then parts[#parts + 1] = c end
-  end
-  return table.concat(parts)
-end
+-- The client's element helpers: children(el, name, ns), child(...), text(el).
+local children, child, text = schema.children, schema.child, schema.text
 
 local function client_fault(s) return nil, { code = "Client", string = s } end
 
@@ -51,19 +37,16 @@ function M.read(body)
     return client_fault("not a SOAP 1.1 Envelope")
   end
   local req = {}
-  local headers, bodies = children(root, ENV, "Header"), children(root, ENV, "Body")
+  local headers, bodies = children(root, "Header", ENV), children(root, "Body", ENV)
   if #bodies ~= 1 or #headers > 1 then return client_fault("one Body (and at most one Header) expected") end
   local h = headers[1]
-  local security = h and children(h, WSSE, "Security")[1]
-  local token = security and children(security, WSSE, "UsernameToken")[1]
+  local security = h and child(h, "Security", WSSE)
+  local token = security and child(security, "UsernameToken", WSSE)
   if token then
-    req.username = text(children(token, WSSE, "Username")[1])
-    req.password = text(children(token, WSSE, "Password")[1])
+    req.username = text(child(token, "Username", WSSE))
+    req.password = text(child(token, "Password", WSSE))
   end
-  local ops = {}
-  for _, c in ipairs(bodies[1]) do
-    if type(c) == "table" then ops[#ops + 1] = c end
-  end
+  local ops = children(bodies[1])
   if #ops ~= 1 then return client_fault("the Body must hold exactly one operation element") end
   req.operation = ops[1]
   return req

@@ -8,6 +8,7 @@
 -- a failed save changes nothing.
 
 local codec = require "billetterie.sandbox.codec"
+local VALID_DAY = require("billetterie.params").DATE_FORMATS["AAAA-MM-JJ"]
 
 local M = {}
 
@@ -89,14 +90,9 @@ end
 function M.date(v, name)
   local s = M.str(v, name)
   if not s then return nil end
-  local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)")
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  local feb = y and ((y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28)
-  local days = { 31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-  if not (y and m >= 1 and m <= 12 and d >= 1 and d <= days[m]) then
-    M.fail("invalid", name .. ": a date YYYY-MM-DD expected")
-  end
-  return ("%04d-%02d-%02d"):format(y, m, d)
+  local day = s:match("^%d%d%d%d%-%d%d%-%d%d")
+  if not (day and VALID_DAY(day)) then M.fail("invalid", name .. ": a date YYYY-MM-DD expected") end
+  return day
 end
 
 -- Text of at most `max` characters (UTF-8).

@@ -110,29 +110,9 @@ end
 
 -- An element (core.xml_decode elements form) as plain values: its text when
 -- it has no child element, else a table of its children by local name, a
--- repeated name giving a sequence. Namespaces of parameters are not
--- checked (they are unqualified on the wire).
-function M.plain(el)
-  local has_child = false
-  for _, c in ipairs(el) do
-    if type(c) == "table" then has_child = true; break end
-  end
-  if not has_child then
-    local parts = {}
-    for _, c in ipairs(el) do parts[#parts + 1] = c end
-    return table.concat(parts)
-  end
-  local t, many = {}, {}
-  for _, c in ipairs(el) do
-    if type(c) == "table" then
-      local v, cur = M.plain(c), t[c.name]
-      if cur == nil then t[c.name] = v
-      elseif many[c.name] then cur[#cur + 1] = v
-      else t[c.name] = { cur, v }; many[c.name] = true end
-    end
-  end
-  return t
-end
+-- repeated name giving a sequence (the client's schema.plain). Namespaces of
+-- parameters are not checked (they are unqualified on the wire).
+M.plain = require("billetterie.s360.schema").plain
 
 ---- out ----
 
