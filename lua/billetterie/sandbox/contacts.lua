@@ -51,14 +51,7 @@ SCALARS[#SCALARS + 1] = TEL_PERSO
 local DEFAULT = { string = "", date = "", number = 0, boolean = false }
 local KINDS = { code_envoi = true, interet = true } -- ticked back-office options
 
-local function valid_date(s)
-  local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
-  if not y then return false end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  local feb = (y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) and 29 or 28
-  local days = { 31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-  return m >= 1 and m <= 12 and d >= 1 and d <= days[m]
-end
+local valid_date = require("billetterie.params").DATE_FORMATS["AAAA-MM-JJ"]
 
 local BOOLEAN = { ["1"] = true, ["true"] = true, on = true, oui = true,
   ["0"] = false, ["false"] = false, off = false, non = false, [""] = false }

@@ -25,12 +25,7 @@ local M = {}
 
 local now = httpd.time
 
--- One line on stderr (a log line must not be split by a traceback).
-local function log_error(request_id, what, err)
-  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(request_id, what,
-    tostring(err):gsub("[\r\n]+", " | ")))
-  io.stderr:flush()
-end
+local log_error = services.log_error
 
 -- The rules a POST /_sandbox/faults carries: a JSON body (a rule, a list of
 -- rules, or { faults = list }), else the `fault` form or query fields.

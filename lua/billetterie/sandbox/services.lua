@@ -192,7 +192,7 @@ local function log_error(request_id, path, err)
     tostring(err):gsub("[\r\n]+", " | ")))
   io.stderr:flush()
 end
-M.log_error = log_error   -- for the S-360 handlers (sandbox/s360.lua)
+M.log_error = log_error   -- for control.lua and the S-360 handlers (sandbox/s360.lua)
 
 -- The tables the groups need, for db.open.
 function M.schemas()
