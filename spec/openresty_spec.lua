@@ -399,6 +399,14 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     return curl(table.concat(parts, " ") .. " " .. q(server.url .. "/newsletter"))
   end
 
+  it("pages answer other methods with 405 and their Allow list", function()
+    for _, path in ipairs { "/newsletter", "/account" } do
+      local headers = run(("curl -s -D - -o /dev/null -X DELETE %s"):format(q(server.url .. path)))
+      assert.truthy(headers:find("^HTTP/1.1 405"), headers)
+      assert.truthy(headers:find("Allow: GET, POST", 1, true), headers)
+    end
+  end)
+
   it("GET /newsletter shows the form with a CSRF token and no-store", function()
     local token, body = form_token()
     assert.truthy(body:find("<form", 1, true))

@@ -111,10 +111,7 @@ local function logout()
 end
 
 function M.handle()
-  local method = ngx.req.get_method()
-  if method == "GET" or method == "HEAD" then return show() end
-  if method == "POST" then return login() end
-  web.method_not_allowed("GET, POST")
+  return web.dispatch{ GET = show, POST = login }
 end
 
 function M.logout()

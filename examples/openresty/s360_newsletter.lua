@@ -79,10 +79,7 @@ local function sign_up()
 end
 
 function M.handle()
-  local method = ngx.req.get_method()
-  if method == "GET" or method == "HEAD" then return show_form() end
-  if method == "POST" then return sign_up() end
-  web.method_not_allowed("GET, POST")
+  return web.dispatch{ GET = show_form, POST = sign_up }
 end
 
 return M

@@ -102,4 +102,16 @@ function M.method_not_allowed(allow)
   M.page("Method not allowed", "<p>Method not allowed.</p>", 405)
 end
 
+-- Runs the handler of this request's method (HEAD as GET): web.dispatch{ GET
+-- = show, POST = submit }; another method gets 405 with the Allow list.
+function M.dispatch(handlers)
+  local method = ngx.req.get_method()
+  local handler = handlers[method == "HEAD" and "GET" or method]
+  if handler then return handler() end
+  local allow = {}
+  for name in pairs(handlers) do allow[#allow + 1] = name end
+  table.sort(allow)
+  M.method_not_allowed(table.concat(allow, ", "))
+end
+
 return M
