@@ -1,7 +1,16 @@
 /* xml_write.c: Lua element tables to XML text with libxml2's xmlTextWriter.
  *
- *   core.xml_encode(element [, { declaration = true, max_depth = 256 }])
+ *   core.xml_encode(element [, { declaration = true | "standalone",
+ *                                indent = true, max_depth = 256 }])
  *     -> text | nil, message
+ *
+ * declaration: true writes <?xml version="1.0" encoding="UTF-8"?> and a
+ * newline first; "standalone" adds standalone="yes" (the vendor's NOTIFY).
+ * indent: one element per line, four spaces a level (the vendor's
+ * examples); a text-only element stays on its line, and the text ends with
+ * a newline. libxml2 would indent inside mixed content (text and elements
+ * under one element) and so change its text: with indent, mixed content is
+ * refused. Without indent (the default) no whitespace is added.
  *
  * element = { name = "local", ns = "uri" or nil, prefix = "p" or nil,
  *             attrs = { [name] = "value" } or nil,
@@ -47,7 +56,7 @@ typedef struct {
     xmlTextWriterPtr w;
     binding *scope; /* in-scope namespace bindings, innermost last */
     int nscope, capscope;
-    int counter, max_depth;
+    int counter, max_depth, indent;
     char err[200];
 } xwriter;
 
@@ -229,7 +238,7 @@ static int write_attrs(lua_State *L, xwriter *x, int a)
 static int write_element(lua_State *L, xwriter *x, int t, int depth)
 {
     const char *name, *ns, *prefix, *use = NULL;
-    int bad = 0, rc, i, n, mark = x->nscope, declare = 0;
+    int bad = 0, rc, i, n, mark = x->nscope, declare = 0, texts = 0, elements = 0;
     if (depth > x->max_depth) {
         char msg[64];
         snprintf(msg, sizeof msg, "element nesting deeper than %d (or a cycle)", x->max_depth);
@@ -300,9 +309,15 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
             const char *s = lua_tolstring(L, -1, &len);
             if (!valid_text(s, len))
                 return fail(x, "invalid UTF-8 or control character in the text of", name);
+            if (x->indent && elements)
+                return fail(x, "indent cannot write mixed content (text and elements), in", name);
+            texts++;
             if (xmlTextWriterWriteString(x->w, (const xmlChar *)s) < 0)
                 return fail(x, "libxml2 could not write the text of", name);
         } else if (lua_istable(L, -1)) {
+            if (x->indent && texts)
+                return fail(x, "indent cannot write mixed content (text and elements), in", name);
+            elements++;
             if (!write_element(L, x, lua_gettop(L), depth + 1))
                 return 0;
         } else {
@@ -318,15 +333,26 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
     return 1;
 }
 
+enum { DECL_NONE, DECL_PLAIN, DECL_STANDALONE };
+
 static int l_encode(lua_State *L)
 {
     xwriter *x;
-    int declaration = 0, max_depth = XW_DEFAULT_DEPTH;
+    int declaration = DECL_NONE, indent = 0, max_depth = XW_DEFAULT_DEPTH;
+    const char *standalone;
     luaL_checktype(L, 1, LUA_TTABLE);
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_getfield(L, 2, "declaration");
-        declaration = lua_toboolean(L, -1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            if (strcmp(lua_tostring(L, -1), "standalone") != 0)
+                luaL_argerror(L, 2, "opts.declaration must be true or \"standalone\"");
+            declaration = DECL_STANDALONE;
+        } else if (lua_toboolean(L, -1)) {
+            declaration = DECL_PLAIN;
+        }
+        lua_getfield(L, 2, "indent");
+        indent = lua_toboolean(L, -1);
         lua_getfield(L, 2, "max_depth");
         if (!lua_isnil(L, -1)) {
             lua_Integer d = lua_tointeger(L, -1);
@@ -334,17 +360,22 @@ static int l_encode(lua_State *L)
                 luaL_argerror(L, 2, "opts.max_depth must be a positive integer");
             max_depth = d > XW_MAX_DEPTH ? XW_MAX_DEPTH : (int)d;
         }
-        lua_pop(L, 2);
+        lua_pop(L, 3);
     }
+    standalone = declaration == DECL_STANDALONE ? "yes" : NULL;
     lua_settop(L, 1);
     x = bt_newuserdata(L, sizeof *x); /* 2: owns writer, buffer, scope */
     memset(x, 0, sizeof *x);
     x->max_depth = max_depth;
+    x->indent = indent;
     luaL_getmetatable(L, XW_MT);
     lua_setmetatable(L, 2);
     if ((x->buf = xmlBufferCreate()) == NULL || (x->w = xmlNewTextWriterMemory(x->buf, 0)) == NULL)
         return luaL_error(L, "not enough memory");
-    if ((declaration && xmlTextWriterStartDocument(x->w, NULL, "UTF-8", NULL) < 0) ||
+    if (indent && (xmlTextWriterSetIndent(x->w, 1) < 0 ||
+                   xmlTextWriterSetIndentString(x->w, (const xmlChar *)"    ") < 0))
+        return luaL_error(L, "not enough memory");
+    if ((declaration && xmlTextWriterStartDocument(x->w, NULL, "UTF-8", standalone) < 0) ||
         !write_element(L, x, 1, 1) || xmlTextWriterFlush(x->w) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, x->err[0] ? x->err : "libxml2 could not write the document");

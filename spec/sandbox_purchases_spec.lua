@@ -451,7 +451,8 @@ describe("the push side", function()
     assert.equal(200, status)
     assert.is_true(answer.push.delivered)
     local got = received[#received]
-    assert.matches("^<%?xml version=\"1.0\" encoding=\"UTF%-8\" standalone=\"yes\" %?>\n<NOTIFY>", got.body)
+    -- the vendor's example has a space before "?>", libxml2 writes none
+    assert.matches("^<%?xml version=\"1.0\" encoding=\"UTF%-8\" standalone=\"yes\" ?%?>\n<NOTIFY>", got.body)
     local doc, root = xml.decode(got.body)
     assert.equal("NOTIFY", root)
     assert.matches("^/CA%d%d%d%d%d%d%d%d%d%d%d%d%d$", doc.idcarte)

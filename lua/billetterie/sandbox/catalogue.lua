@@ -14,9 +14,11 @@
 -- they are stored in centimes. Errors are the JSON envelope (codes 3, 4 and
 -- the 4.2 category codes), as the reference chooses.
 --
--- Also exported for the purchases group and the seeds: the XML writer
--- (M.element, M.text, M.document), M.euros, the record readers and M.load.
+-- Also exported for the purchases group and the seeds: the XML element
+-- builders and writer (M.element, M.text, M.document over core.xml_encode),
+-- M.euros, the record readers and M.load.
 
+local core = require "billetterie.core"
 local services = require "billetterie.sandbox.services"
 local ko, raw = services.ko, services.raw
 
@@ -93,56 +95,52 @@ local SCHEMA = {
 
 local M = { schema = SCHEMA }
 
----- a tiny XML writer (output only) ----
+---- XML answers: element tables for core.xml_encode (libxml2) ----
 
-local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }
+-- The control characters XML 1.0 forbids: xml_encode refuses them, and a
+-- seed may hold some, so they are dropped from every value.
+local CONTROLS = "[%z\1-\8\11\12\14-\31]"
 
--- Text or attribute value: the five markup characters escaped, and the
--- control characters XML 1.0 forbids dropped (they cannot be escaped).
-local function escape(v)
-  return (tostring(v):gsub("[%z\1-\8\11\12\14-\31]", ""):gsub("[&<>\"']", ESCAPES))
+local function str(v)
+  if type(v) == "number" then return tostring(v) end
+  v = tostring(v)
+  if v:find(CONTROLS) then v = v:gsub(CONTROLS, "") end
+  return v
 end
-M.escape = escape
 
--- element("TAG", { "ATTR", value, ... } or nil, { child, ... } or text)
--- Attributes are an ordered list of name/value pairs (the order is kept).
+-- element("TAG", { ATTR = value, ... } or nil, { child, ... } or text)
+-- -> the element form of core.xml_encode. Attributes come out in name order.
 function M.element(tag, attrs, kids)
-  return { tag = tag, attrs = attrs, kids = kids }
+  local e = { name = tag }
+  if attrs then
+    e.attrs = {}
+    for k, v in pairs(attrs) do e.attrs[k] = str(v) end
+  end
+  if type(kids) == "table" then
+    for i = 1, #kids do e[i] = kids[i] end
+  elseif kids ~= nil then
+    local text = str(kids)
+    if text ~= "" then e[1] = text end
+  end
+  return e
 end
 
--- A text-only element; nil gives an empty one (<x_rsi_option/>).
+-- A text-only element; nil or "" gives an empty one (<x_rsi_option/>).
 function M.text(tag, value)
-  return { tag = tag, kids = value == nil and "" or tostring(value) }
+  local text = value == nil and "" or str(value)
+  if text == "" then return { name = tag } end
+  return { name = tag, text }
 end
 local E, T = M.element, M.text
 
-local function render(node, out, pad)
-  local parts = { pad, "<", node.tag }
-  local attrs = node.attrs or {}
-  for i = 1, #attrs, 2 do
-    parts[#parts + 1] = (' %s="%s"'):format(attrs[i], escape(attrs[i + 1] == nil and "" or attrs[i + 1]))
-  end
-  local kids = node.kids
-  if kids == nil or kids == "" or (type(kids) == "table" and #kids == 0) then
-    parts[#parts + 1] = "/>"
-    out[#out + 1] = table.concat(parts)
-  elseif type(kids) == "string" then
-    parts[#parts + 1] = ">" .. escape(kids) .. "</" .. node.tag .. ">"
-    out[#out + 1] = table.concat(parts)
-  else
-    parts[#parts + 1] = ">"
-    out[#out + 1] = table.concat(parts)
-    for _, kid in ipairs(kids) do render(kid, out, pad .. "    ") end
-    out[#out + 1] = pad .. "</" .. node.tag .. ">"
-  end
-end
-
 -- The document text, indented like the vendor's examples; `declaration`
--- (e.g. '<?xml version="1.0" encoding="UTF-8"?>') goes first when given.
+-- true puts <?xml version="1.0" encoding="UTF-8"?> first, "standalone"
+-- adds standalone="yes". A refusal of xml_encode is a bug or bad data: an
+-- error (the route answers 500).
 function M.document(root, declaration)
-  local out = { declaration }
-  render(root, out, "")
-  return table.concat(out, "\n") .. "\n"
+  local text, err = core.xml_encode(root, { indent = true, declaration = declaration })
+  if not text then error("sandbox XML answer <" .. tostring(root.name) .. ">: " .. err, 2) end
+  return text
 end
 
 local XML_TYPE = "application/xml; charset=utf-8"
@@ -288,7 +286,7 @@ local function programme(db, client, now)
 end
 
 local function salle_node(s)
-  return E("SALLE", { "SALLE_ID", s.id_salle, "SALLE_MERE_ID", s.id_salle_mere },
+  return E("SALLE", { SALLE_ID = s.id_salle, SALLE_MERE_ID = s.id_salle_mere },
     { T("NOM", s.nom), T("VILLE", s.ville) })
 end
 
@@ -299,30 +297,31 @@ local function grille_node(g, tarifs)
   for _, t in ipairs(tarifs) do
     local c = categ[t.id_categ]
     if not c then
-      c = E("CATEGORIE_PUBLIQUE", { "ID", t.id_categ, "LIBELLE", t.categ }, {})
+      c = E("CATEGORIE_PUBLIQUE", { ID = t.id_categ, LIBELLE = t.categ })
       categ[t.id_categ] = c
       kids[#kids + 1] = c
     end
-    c.kids[#c.kids + 1] = E("ZONE", { "ID", t.id_zone, "LIBELLE", t.zone },
-      { E("PRIX", { "FRAIS", M.euros(t.frais) }, M.euros(t.prix)) })
+    -- an element's children are its array part
+    c[#c + 1] = E("ZONE", { ID = t.id_zone, LIBELLE = t.zone },
+      { E("PRIX", { FRAIS = M.euros(t.frais) }, M.euros(t.prix)) })
   end
-  return E("GRILLE", { "ID", g.id_grille }, kids)
+  return E("GRILLE", { ID = g.id_grille }, kids)
 end
 
 local function representation_node(r, p)
   local g = p.grille[r.id_grille]
   return E("REPRESENTATION", {
-    "ID", r.id_representation,
-    "REP_DATE", os.date("%d/%m/%Y", r.debut), "REP_HEURE", os.date("%H:%M:%S", r.debut),
-    "REP_GRILLE", g and g.libelle or "", "REP_GRILLE_WEB", g and g.libelle_web or "",
-    "REP_DUREE", hms(r.duree), "REP_SALLE", r.id_salle,
+    ID = r.id_representation,
+    REP_DATE = os.date("%d/%m/%Y", r.debut), REP_HEURE = os.date("%H:%M:%S", r.debut),
+    REP_GRILLE = g and g.libelle or "", REP_GRILLE_WEB = g and g.libelle_web or "",
+    REP_DUREE = hms(r.duree), REP_SALLE = r.id_salle,
   })
 end
 
 local function spectacle_node(s, reps, p)
   local rep_nodes = {}
   for i, r in ipairs(reps) do rep_nodes[i] = representation_node(r, p) end
-  return E("SPECTACLE", { "IDENT", s.id_spectacle, "NOM", s.nom }, {
+  return E("SPECTACLE", { IDENT = s.id_spectacle, NOM = s.nom }, {
     T("CHAMP_LIBRE1", s.champ_libre1), T("CHAMP_LIBRE2", s.champ_libre2),
     T("TITRE_LIBRE2", s.titre_libre2), T("TYPE", s.type), T("TS_MODIF", ts(s.ts_modif)),
     E("REPRESENTATIONS", nil, rep_nodes),
@@ -330,7 +329,7 @@ local function spectacle_node(s, reps, p)
 end
 
 local function abonnement_node(a)
-  return E("ABONNEMENT", { "ID", a.id_abonnement, "NOM", a.nom }, {
+  return E("ABONNEMENT", { ID = a.id_abonnement, NOM = a.nom }, {
     T("CATEGORIE_WEB", a.categorie_web), T("CATEGORIE_SECONDAIRE_UN", a.categ_sec_un),
     T("CATEGORIE_SECONDAIRE_DEUX", a.categ_sec_deux), T("CODE_REGROUP", a.code_regroup),
     T("PRIX", M.euros(a.prix)), T("TS_MODIF", ts(a.ts_modif)),
@@ -338,7 +337,7 @@ local function abonnement_node(a)
 end
 
 local function article_node(a)
-  return E("ARTICLE", { "ID", a.id_article, "NOM", a.nom }, {
+  return E("ARTICLE", { ID = a.id_article, NOM = a.nom }, {
     T("FAMILLE", a.famille), T("PRIX", M.euros(a.prix)), T("TS_MODIF", ts(a.ts_modif)),
   })
 end
@@ -449,10 +448,8 @@ local function articles_section(db, client, f)
   return E("ARTICLES", nil, nodes)
 end
 
-local DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
-
 local function catalogue(sections)
-  return M.answer(E("CATALOGUE", nil, sections), DECLARATION)
+  return M.answer(E("CATALOGUE", nil, sections), true)
 end
 
 local FILTER_PARAMS = { filtre = "integer", date_modif = "string", date_debut = "string", date_fin = "string" }

@@ -492,7 +492,9 @@ local function post_xml(url, body)
   return status
 end
 
-local NOTIFY_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes" ?>'
+-- The vendor's example declares standalone="yes" (libxml2 writes it
+-- without the space the example has before "?>").
+local NOTIFY_DECLARATION = "standalone"
 
 -- 2.4.6: the card and its holder (the buyer of the cart that sold it).
 local function notify_node(db, card)
