@@ -485,8 +485,11 @@ describe("billetterie.httpd delivery options", function()
     local url = "http://127.0.0.1:" .. srv:port()
     local out = os.tmpname()
     local t0 = now()
-    local job = spawn(("for i in 1 2 3; do curl -s -w ' %%{http_code} %%{time_total}\\n' %s/delay & done; "
-      .. "sleep 0.05; curl -s -w ' %%{time_total}\\n' %s/fast; wait"):format(url, url), out)
+    -- each slow answer to a file of its own, gathered at the end: three
+    -- curls finishing together would interleave their writes in one file
+    local job = spawn(("for i in 1 2 3; do curl -s -w ' %%{http_code} %%{time_total}\\n' %s/delay >%s.$i & done; "
+      .. "sleep 0.05; curl -s -w ' %%{time_total}\\n' %s/fast; wait; cat %s.1 %s.2 %s.3; rm -f %s.1 %s.2 %s.3")
+      :format(url, q(out), url, q(out), q(out), q(out), q(out), q(out), q(out)), out)
     -- long waits: only the timers can make the answers come in time
     while running(job) and now() - t0 < 5 do srv:step(1500) end
     job.pipe:close()
