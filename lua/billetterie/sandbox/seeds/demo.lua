@@ -4,8 +4,7 @@
 -- season of shows whose performances are placed relative to today (so the
 -- date filters always have something to find), price grids in euros with
 -- comma decimals, subscriptions and a membership, shop articles and gift
--- vouchers, contacts with web accounts, lists, organismes (when their group
--- exports insert), and paid and cancelled carts over the last days (so
+-- vouchers, contacts with web accounts, lists, organismes, and paid and cancelled carts over the last days (so
 -- ws_cat_histo_achat's default j-3..j window is not empty). Every configured client gets the same programme; ids are the
 -- venue's own (contacts and carts get the ids their groups give).
 --
@@ -201,9 +200,8 @@ local LISTS = {
   { titre_court = "Mécènes", web = false, members = { "paul" } },
 }
 
--- Loaded only when the organismes group exports insert(db, client, fields,
--- now) -> id_organisme (annex 4.4 fields, like contacts.insert); skipped
--- otherwise.
+-- Loaded through the organismes group's insert(db, client, fields, now)
+-- (annex 4.4 fields, like contacts.insert).
 local ORGANISMES = {
   { intitule = "Lycée Alphonse Daudet", nature = "Etablissement scolaire", raison_sociale = "LYCEE ALPHONSE DAUDET",
     email_structure = "culture@lycee-daudet.example.fr" },
@@ -298,10 +296,8 @@ local function load_client(db, client, now)
     end
   end)
 
-  if type(organismes.insert) == "function" then
-    for _, o in ipairs(ORGANISMES) do
-      db:tx(function() organismes.insert(db, client, o, now) end)
-    end
+  for _, o in ipairs(ORGANISMES) do
+    db:tx(function() organismes.insert(db, client, o, now) end)
   end
 
   local cards = {}
