@@ -391,6 +391,23 @@ describe("contacts (annex 4.1 and 4.7)", function()
     assert.equal(523, err.code)
     assert.equal("v_passe", err.param)
     assert.is_nil(nginx.last_request("refused"))
+    -- date windows in order: the purchase period strictly, the catalogue's may be one day
+    local dates = {
+      { "ws_cat_histo_achat", { date_debut = "01/07/2019", date_fin = "01/07/2019" }, "must be later than date_debut" },
+      { "ws_cat_histo_achat", { date_debut = "01/07/2019", date_fin = "30/06/2020" } },
+      { "ws_programmation", { filtre = 1, date_debut = "20190701", date_fin = "20190630" }, "must not be before date_debut" },
+      { "ws_cat_spectacle", { filtre = 1, date_debut = "20190701", date_fin = "20190701" } },
+    }
+    for _, case in ipairs(dates) do
+      local msg, e = client(nginx.canned("dates", OK)):call(case[1], case[2])
+      if case[3] then
+        assert.is_nil(msg)
+        assert.equal("date_fin", e.param)
+        assert.matches(case[3], e.message, 1, true)
+      else
+        assert.is_true(msg ~= nil or e.kind ~= "invalid_param", tostring(e))
+      end
+    end
   end)
 
   it("sends maps as liste_maj_code_envoi[id]=value", function()

@@ -32,7 +32,7 @@ local KEY_ORDER = {
   "direction", "response", "envelope", "xml_arrays", "xml_integers", "codes", "codes_likely",
   "codes_as_printed", "obsolete_params",
   "required", "required_when", "type", "format", "max", "enum", "default",
-  "needs", "key", "key_type", "item_type", "received_type", "aliases",
+  "needs", "after", "not_before", "key", "key_type", "item_type", "received_type", "aliases",
   "object", "secret", "read_only", "obsolete", "swapped", "group",
   "present", "absent", "ignored",
   "example", "description", "note", "rules", "params", "items", "fields",
@@ -357,6 +357,17 @@ local OVERRIDES = {
   -- x_rsi_token, champs; l.1173-1190), optional table (maj_code_envoi ...
   -- Adresses; l.1227-1286), then 2.3.3.3 (id_contact, l.1350), and finally
   -- Niveau_de_relations which only annex 4.5.1 (l.6236-6239) lists.
+  -- Date windows the client can check before sending: ws_cat_histo_achat's
+  -- date_fin must be strictly later than date_debut (l.1879); the
+  -- catalogue's may be the same day (the vendor's own link sends
+  -- date_debut=04/09/2015&date_fin=04/09/2015, l.4496), not before it.
+  { service = "ws_cat_histo_achat", param = "date_fin", param_set = { after = "date_debut" },
+    why = "seed 2.4.1, l.1879" },
+  { service = "ws_programmation", param = "date_fin", param_set = { not_before = "date_debut" },
+    why = "seed 2.1.1, l.190-200; example l.4496" },
+  { service = "ws_cat_spectacle", param = "date_fin", param_set = { not_before = "date_debut" },
+    why = "seed 2.1.2, l.277-309; example l.4496" },
+
   { service = "ws_modification_contact",
     order = { "id_formulaire", "champs", "maj_code_envoi", "liste_maj_code_envoi",
               "maj_interet", "liste_maj_interet", "Adresses", "id_contact",
@@ -710,8 +721,10 @@ local CATALOGUE_HEADER = [[
 --                      path is relative to the host base URL (no leading /),
 --                      params exclude credential parameters, keep the spec
 --                      order; max = maximum length; needs = params that must
---                      be sent too; bracket_array = name[]=v repeated;
---                      bracket_map = name[<key>]=v; base64_json = base64 of
+--                      be sent too; after / not_before = the date param this
+--                      one must be later than / not earlier than;
+--                      bracket_array = name[]=v repeated; bracket_map =
+--                      name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
 --                      field each. xml_arrays: XML elements that are lists;

@@ -12,8 +12,10 @@
 --                      path is relative to the host base URL (no leading /),
 --                      params exclude credential parameters, keep the spec
 --                      order; max = maximum length; needs = params that must
---                      be sent too; bracket_array = name[]=v repeated;
---                      bracket_map = name[<key>]=v; base64_json = base64 of
+--                      be sent too; after / not_before = the date param this
+--                      one must be later than / not earlier than;
+--                      bracket_array = name[]=v repeated; bracket_map =
+--                      name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
 --                      field each. xml_arrays: XML elements that are lists;
@@ -171,6 +173,7 @@ return {
           type = "date",
           format = "jj/mm/aaaa",
           needs = { "date_debut" },
+          after = "date_debut",
           example = "31/07/2019",
           description = "End of the period; requires date_debut and must be later than it.",
         },
@@ -254,6 +257,7 @@ return {
           type = "date",
           format = "AAAAMMJJ",
           needs = { "filtre", "date_debut" },
+          not_before = "date_debut",
           example = "20191201",
           description = "End of the performance-date window (see date_debut).",
         },
@@ -1322,6 +1326,7 @@ return {
           type = "date",
           format = "AAAAMMJJ",
           needs = { "filtre", "date_debut" },
+          not_before = "date_debut",
           example = "20191201",
           description = "End of the performance-date window (see date_debut).",
         },

@@ -52,6 +52,14 @@ local DATE_FORMATS = {
 }
 params.DATE_FORMATS = DATE_FORMATS
 
+-- The same dates as comparable text (year first), for after / not_before.
+local DATE_KEYS = {
+  ["AAAAMMJJ"] = function(s) return s end,
+  ["jj/mm/aaaa"] = function(s) return s:sub(7, 10) .. s:sub(4, 5) .. s:sub(1, 2) end,
+  ["AAAA-MM-JJ"] = function(s) return (s:gsub("%-", "")) end,
+  ["AAAA-MM-DDTHH:MM:SS"] = function(s) return (s:gsub("[%-T:]", "")) end,
+}
+
 local function in_enum(enum, v)
   for i = 1, #enum do
     if enum[i] == v or tostring(enum[i]) == tostring(v) then return true end
@@ -169,8 +177,21 @@ local function password_problem(v)
   end
 end
 
+local NONE = {}
+
+-- A date param before the one it must follow (both already checked as dates
+-- of their format): -> the reason, or nil.
+local function out_of_order(spec, fields)
+  local other = spec.after or spec.not_before
+  local key = other and fields[other] ~= nil and DATE_KEYS[spec.format]
+  if not key then return nil end
+  local mine, theirs = key(fields[spec.name]), key(fields[other])
+  if spec.after and mine <= theirs then return "must be later than " .. other end
+  if mine < theirs then return "must not be before " .. other end
+end
+
 -- What prepare needs of a service, worked out once: its indexes and the
--- params with a presence rule (required, or needing others).
+-- params with a rule across params (required, needing others, dates in order).
 local plan_cache = setmetatable({}, { __mode = "k" })
 local function plan_of(service)
   local plan = plan_cache[service]
@@ -180,7 +201,7 @@ local function plan_of(service)
   plan = { index = index, aliases = aliases, checked = {} }
   for _, spec in ipairs(service.params or {}) do
     -- the contact_fields placeholder stands for fields checked one by one
-    if (spec.required and spec.type ~= "contact_fields") or spec.needs then
+    if (spec.required and spec.type ~= "contact_fields") or spec.needs or spec.after or spec.not_before then
       plan.checked[#plan.checked + 1] = spec
     end
   end
@@ -236,12 +257,14 @@ function params.prepare(service, given, credential_names, strict)
     local spec = checked[i]
     if fields[spec.name] == nil then
       if spec.required and spec.type ~= "contact_fields" then return nil, spec.name, "is required" end
-    elseif spec.needs then
-      for _, other in ipairs(spec.needs) do
+    else
+      for _, other in ipairs(spec.needs or NONE) do
         if fields[other] == nil then
           return nil, spec.name, "needs " .. other .. " too"
         end
       end
+      local bad = out_of_order(spec, fields)
+      if bad then return nil, spec.name, bad end
     end
   end
   return fields, own
