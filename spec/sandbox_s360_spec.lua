@@ -485,7 +485,8 @@ describe("sandbox S-360", function()
       rest_fails(sb, "authenticate", { contactAuthenticationData = {
         identification = a.identification, uniqueToken = a.uniqueToken } }, "denied")
       rest_fails(sb, "authenticate", { contactAuthenticationData = {
-        identification = b.identification, uniqueToken = "00" .. b.uniqueToken:sub(3) } }, "denied")
+        identification = b.identification,
+        uniqueToken = (b.uniqueToken:sub(1, 1) == "0" and "1" or "0") .. b.uniqueToken:sub(2) } }, "denied")  -- one digit off
       rest_ok(sb, "authenticate", { contactAuthenticationData = {
         identification = b.identification, uniqueToken = b.uniqueToken } })
       local plain_login = rest_ok(sb, "authenticate", { contactAuthenticationData = {
