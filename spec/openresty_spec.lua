@@ -50,9 +50,17 @@ local HTTP_EXTRA = [[
   upstream localhost { server 127.0.0.1:@TLSPORT@; keepalive 4; }
   upstream billetterie-echo { server 127.0.0.1:@ECHOPORT@; keepalive 4; }
   map $arg_autofill $billetterie_autofill { default ""; "1" "<script src=/_test/fill.js></script>"; }
-  # counts the libcurl engines made in the worker: a request handler must make none
+  # counts the libcurl engines made in the workers: a request handler must make none
   lua_shared_dict billetterie_test 64k;
   init_worker_by_lua_block {
+    -- a background job in a worker's timer: refused, libcurl would block the worker
+    ngx.timer.at(0, function()
+      local b = require("billetterie").new{ url = "@SANDBOX@", login = "xrsitest", password = "xrsimdp",
+                                            client_id = 677, retries = 0 }
+      local msg, err = b:call("ws_idsession")
+      ngx.shared.billetterie_test:set("worker_timer", msg and "sent"
+        or (err.kind .. " " .. tostring(err.retryable) .. " " .. err.message))
+    end)
     local core = require "billetterie.core"
     local make = core.http_engine
     core.http_engine = function(...)
@@ -219,6 +227,12 @@ local SERVER_EXTRA = [[
         ngx.say(require("cjson").encode(out))
       }
     }
+    location = /_test/background {
+      content_by_lua_block {
+        local d = ngx.shared.billetterie_test
+        ngx.say(d:get("worker_timer") or "pending")
+      }
+    }
     location = /_test/curl_engines {
       content_by_lua_block { ngx.say(ngx.shared.billetterie_test:get("curl_engines") or 0) }
     }
@@ -323,6 +337,7 @@ local function start_nginx(sandbox_url, support, dir)
   assert(sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
     .. "-addext subjectAltName=DNS:localhost -keyout %s/wrong.key -out %s/wrong.pem 2>/dev/null"):format(q(dir), q(dir))))
   local http_extra = HTTP_EXTRA:gsub("@TLSPORT@", tostring(support.port + 1)):gsub("@ECHOPORT@", tostring(support.port))
+    :gsub("@SANDBOX@", sandbox_url)
   local server_extra = SERVER_EXTRA:gsub("@WRONGCA@", dir .. "/wrong.pem"):gsub("@RIGHTCA@", support.cert)
     :gsub("@RIGHTKEY@", (support.cert:gsub("cert%.pem$", "key.pem")))
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
@@ -943,6 +958,17 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.equal("OK", (body:gsub("%s+$", "")))
   end)
 
+  it("refuses a call from a worker's timer: libcurl would block the worker", function()
+    local code, body
+    for _ = 1, 50 do
+      code, body = curl(q(server.url .. "/_test/background"))
+      if not body:find("pending", 1, true) then break end
+      sh("sleep 0.1")
+    end
+    assert.are.equal(200, code)
+    assert.truthy(body:find("^network false libcurl would block this nginx worker %(phase timer%)"), body)
+  end)
+
   it("never made a libcurl engine in the worker: every call went through nginx", function()
     local code, body = curl(q(server.url .. "/_test/curl_engines"))
     assert.are.equal(200, code)
@@ -1056,6 +1082,27 @@ describe("transport_ngx with a fake ngx", function()
     assert.is_false(transport_ngx.available())
     _G.ngx = nil
     assert.is_false(transport_ngx.available())
+  end)
+
+  it("refuses libcurl where it would block a worker; start-up, the privileged agent and transport.blocking use it", function()
+    local ptype = "worker"
+    package.loaded["ngx.process"] = { type = function() return ptype end }
+    -- a closed port: "network" says libcurl tried, "setup" that nothing was sent
+    local req = { url = "http://127.0.0.1:9/x", method = "GET", timeout = 2, connect_timeout = 1 }
+    local function kind_in(p, t)
+      phase = p
+      local status, _, _, errkind, errmsg = (t or transport.curl):request(req)
+      return errkind, errmsg, status
+    end
+    local errkind, errmsg, status = kind_in("timer")
+    assert.are.same({ "setup", 0 }, { errkind, status })
+    assert.truthy(errmsg:find("phase timer", 1, true), errmsg)
+    assert.are.equal("setup", (kind_in("log")))
+    assert.are.equal("network", (kind_in("init_worker")))
+    assert.are.equal("network", (kind_in("timer", transport.blocking)))
+    ptype = "privileged agent"
+    assert.are.equal("network", (kind_in("timer")))
+    package.loaded["ngx.process"] = nil
   end)
 end)
 

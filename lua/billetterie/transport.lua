@@ -1,7 +1,8 @@
 -- The default transport: libcurl through the core's engine, one per Lua
 -- state, so every client of the state shares one connection cache and one
 -- event loop; inside an nginx request handler it hands over to
--- billetterie.transport_ngx (below).
+-- billetterie.transport_ngx, and elsewhere in an nginx worker it refuses
+-- rather than block it (below). transport.blocking is libcurl everywhere.
 --
 -- The transport interface (docs/openresty.md). A transport is any table
 -- with a request method; plug one with billetterie.new{ url = ..., transport = t }:
@@ -47,31 +48,60 @@ local function get_engine()
 end
 transport.engine = get_engine
 
-local curl = {}
-
--- Inside an nginx request handler (OpenResty), the default transport hands
--- the request to billetterie.transport_ngx (a subrequest to the internal
--- location /_billetterie_upstream, see docs/openresty.md) so a worker is
--- never blocked by libcurl. Elsewhere (no global ngx, or an nginx phase
--- where subrequests are not allowed) nothing changes.
-local ngx_transport
-local function in_ngx_request()
-  if ngx == nil then return false end
-  ngx_transport = ngx_transport or require "billetterie.transport_ngx"
-  return ngx_transport.available()
-end
-local ngx_default
-
-function curl:request(req)
-  if ngx ~= nil and in_ngx_request() then
-    ngx_default = ngx_default or ngx_transport.new()
-    return ngx_default:request(req)
-  end
+-- libcurl in this process, whatever the context: in nginx it blocks the
+-- worker for the whole call. Plug it (billetterie.new{ transport =
+-- transport.blocking }) only where that is acceptable.
+local blocking = {}
+function blocking:request(req)
   local e = engine or get_engine()
   local id, err = e:start(req)
   if not id then return 0, nil, nil, "network", err end
   return runner.await_transfer(e, id)
 end
 
+local curl = {}
+
+-- Inside an nginx request handler (OpenResty), the default transport hands
+-- the request to billetterie.transport_ngx (a subrequest to the internal
+-- location /_billetterie_upstream, see docs/openresty.md) so a worker is
+-- never blocked by libcurl. Elsewhere in a worker that serves requests (a
+-- timer, a log or filter phase) libcurl would block it and there is no
+-- subrequest: the call is refused (errkind "setup"). Start-up phases (init,
+-- init_worker) and OpenResty's privileged agent, which serves no request,
+-- use libcurl; so does plain Lua (no global ngx).
+local ngx_transport
+local function in_ngx_request()
+  ngx_transport = ngx_transport or require "billetterie.transport_ngx"
+  return ngx_transport.available()
+end
+
+local START_UP = { init = true, init_worker = true }
+-- -> the phase when libcurl would block a worker serving requests, else nil
+local function blocked_phase()
+  local ok, phase = pcall(ngx.get_phase)
+  if not ok or START_UP[phase] then return nil end
+  local has, process = pcall(require, "ngx.process")
+  if has and process.type() == "privileged agent" then return nil end
+  return tostring(phase)
+end
+local ngx_default
+
+function curl:request(req)
+  if ngx ~= nil then
+    if in_ngx_request() then
+      ngx_default = ngx_default or ngx_transport.new()
+      return ngx_default:request(req)
+    end
+    local phase = blocked_phase()
+    if phase then
+      return 0, nil, nil, "setup", "libcurl would block this nginx worker (phase " .. phase .. "): call from a "
+        .. "request handler (rewrite, access, content) or outside nginx, or plug transport.blocking to "
+        .. "accept it (docs/openresty.md)"
+    end
+  end
+  return blocking.request(blocking, req)
+end
+
 transport.curl = curl
+transport.blocking = blocking
 return transport
