@@ -227,6 +227,21 @@ local SERVER_EXTRA = [[
         ngx.say(require("cjson").encode(out))
       }
     }
+    # S-360's static lists in the shared dict: two clients, one store
+    location = /_test/s360_cache {
+      content_by_lua_block {
+        local s360 = require "billetterie.s360"
+        local store = require("billetterie.cache").new{ dict = ngx.shared.billetterie_cache }
+        local counts = {}
+        for i = 1, 2 do
+          local c = s360.new{ url = "http://billetterie-vendor/demo", institution = "DEMO", operator = "DEMO_B2C",
+            password = "s360-sandbox-secret", protocol = "rest", retries = 0, cache = store }
+          local r, err = c:getAvailableAutorizations()
+          counts[i] = r and #r.authorizations or tostring(err)
+        end
+        ngx.say(counts[1], " ", counts[2])
+      }
+    }
     location = /_test/background {
       content_by_lua_block {
         local d = ngx.shared.billetterie_test
@@ -572,6 +587,18 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.equal("x", out.before)
     assert.is_true(out.after)
     assert.is_true(out.deleted)
+  end)
+
+  it("caches S-360's static lists in the shared dict: two clients and two pages, one vendor call", function()
+    local path = "/demo/tnco/backend-apis/contactInformationPublicService/v2_21/getAvailableAutorizations"
+    local before = #journal(path)
+    for _ = 1, 2 do
+      local code, body = curl(q(server.url .. "/_test/s360_cache"))
+      assert.are.equal(200, code, body)
+      local a, b = body:match("^(%d+) (%d+)")
+      assert.truthy(a and a == b and tonumber(a) > 0, body)
+    end
+    assert.are.equal(before + 1, #journal(path))
   end)
 
   it("renders the catalogue from the cached feed: the second view does not reach the vendor", function()
