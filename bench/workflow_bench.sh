@@ -24,14 +24,16 @@ PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-start_sandbox() { # start_sandbox NAME [sandbox args...] -> prints the URL
+# In the script's own shell (not in $(...), where PIDS would be lost and the
+# sandbox left running): start_sandbox NAME [sandbox args...] sets URL.
+start_sandbox() {
   name=$1; shift
   lua5.4 bin/billetterie sandbox --port 0 --db "$TMP/$name.db" --journal-max 0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
   PIDS="$PIDS $!"
   i=0
   while [ $i -lt 100 ]; do
-    url=$(sed -n 's/^billetterie sandbox listening on //p' "$TMP/$name.out")
-    [ -n "$url" ] && { echo "$url"; return 0; }
+    URL=$(sed -n 's/^billetterie sandbox listening on //p' "$TMP/$name.out")
+    [ -n "$URL" ] && return 0
     sleep 0.1; i=$((i + 1))
   done
   cat "$TMP/$name.err" >&2; exit 1
@@ -40,7 +42,7 @@ field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 SESSION='x_rsi_ws_login=xrsitest&x_rsi_ws_mdp=xrsimdp&x_rsi_client=677'
 
 # 1. latency
-SLOW=$(start_sandbox slow --fault "ws_idsession:latency=$LATENCY_MS")
+start_sandbox slow --fault "ws_idsession:latency=$LATENCY_MS"; SLOW=$URL
 echo "sandbox with ${LATENCY_MS} ms of latency at $SLOW" >&2
 : >"$TMP/latency"
 for c in 1 16 64; do
@@ -53,7 +55,7 @@ for c in 1 16 64; do
 done
 
 # 2. import
-FAST=$(start_sandbox fast)
+start_sandbox fast; FAST=$URL
 ROWS=$ROWS CSV="$TMP/rows.csv" lua5.4 -e '
   local f = assert(io.open(os.getenv("CSV"), "w"))
   f:write("Nom;Nature;Ville\n")
