@@ -1,12 +1,17 @@
 -- call_bench: the raw_curl workload through the project's Lua client.
 --
---   lua5.4 bench/call_bench.lua URL N CONCURRENCY [OPERATION]
+--   lua5.4 bench/call_bench.lua URL N CONCURRENCY [OPERATION [floor]]
 --
 -- OPERATION is ws_info_organisme (default, with id_organisme = 5442) or
 -- ws_idsession (credentials only: what the sandbox answers with no data).
 -- CONCURRENCY = 1: N plain sequential c:call. CONCURRENCY > 1: inside
 -- billetterie.run, CONCURRENCY tasks each calling c:call in a loop until N
 -- calls in all are done.
+-- With `floor`, each call is only what any Lua client handing back Lua
+-- tables must do: the same prepared request through the same transport
+-- (libcurl's engine, the same tasks) and json.decode of the answer (lua-cjson,
+-- integers restored); no checks, no form encoding, no envelope. Its rate
+-- against raw libcurl's is the most c:call could reach.
 --
 -- Prints one line, as raw_curl does:
 --   requests=N concurrency=C seconds=S rps=R cpu_us_per_req=U failures=F
@@ -26,6 +31,8 @@ local function usage(msg)
 end
 
 local url, n, conc, op = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4] or "ws_info_organisme"
+local floor = arg[5] == "floor"
+if arg[5] and not floor then usage("the fifth argument can only be floor") end
 if not url or url == "" then usage("missing URL") end
 if not n or n < 1 or n ~= math.floor(n) then usage("bad N") end
 if not conc or conc < 1 or conc > 1024 or conc ~= math.floor(conc) then usage("bad CONCURRENCY") end
@@ -87,8 +94,29 @@ local c = billetterie.new {
   url = url, login = "xrsitest", password = "xrsimdp", client_id = 677, timeout = 10,
 }
 
+-- one() -> what a call gives the caller: payload, statut (or nil, err)
+local one = function() return c:call(op, params) end
+if floor then
+  local core = require "billetterie.core"
+  local json = require "billetterie.json"
+  local transport = require "billetterie.transport"
+  local fields = { x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = "xrsimdp", x_rsi_client = 677 }
+  for k, v in pairs(params) do fields[k] = v end
+  local request = { url = url:gsub("/?$", "/") .. op, method = "POST", body = core.form_encode(fields), timeout = 10 }
+  request.config = core.http_config(request)
+  local curl = transport.curl
+  one = function()
+    local status, body = curl:request(request)
+    if status ~= 200 then return nil, "HTTP " .. tostring(status) end
+    local doc = json.decode(body)
+    local retour = type(doc) == "table" and doc.retour
+    if type(retour) ~= "table" then return nil, "no retour in the answer" end
+    return retour.message or retour, retour.statut
+  end
+end
+
 -- Untimed check of the set-up (also opens the first connection).
-record(c:call(op, params))
+record(one())
 if failures > 0 then
   io.stderr:write("call_bench: first call failed: ", first_error, "\n")
   os.exit(1)
@@ -102,7 +130,7 @@ local done = 0
 local t0, c0 = wall(), os.clock()
 if conc == 1 then
   for i = 1, n do
-    record(c:call(op, params))
+    record(one())
     done = i
     if i % 1024 == 0 and os.time() > deadline then timed_out = true; break end
   end
@@ -114,7 +142,7 @@ else
       tasks[w] = billetterie.spawn(function()
         while started < n and not timed_out do
           started = started + 1
-          record(c:call(op, params))
+          record(one())
           done = done + 1
           if done % 1024 == 0 and os.time() > deadline then timed_out = true end
         end

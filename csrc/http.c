@@ -72,12 +72,41 @@ typedef struct {
     int closed;
 } engine;
 
+/* The methods are closures sharing these upvalues: the two metatables and
+ * the keys of a request, so that start and result, which run once per call,
+ * check their userdata and read the request with rawequal and rawget
+ * instead of looking names up (luaL_checkudata, lua_getfield) every time. */
+enum { UV_ENGINE_MT = 1, UV_CONFIG_MT, UV_URL, UV_METHOD, UV_BODY, UV_FILE, UV_CONFIG, UV_HEADERS, UV_COUNT };
+static const char *const request_keys[] = { "url", "method", "body", "file", "config", "headers" };
+
+/* The userdata at idx if its metatable is the one in upvalue uv, else NULL. */
+static void *to_instance(lua_State *L, int idx, int uv)
+{
+    void *p = lua_touserdata(L, idx);
+    int same;
+    if (!p || !lua_getmetatable(L, idx))
+        return NULL;
+    same = lua_rawequal(L, -1, lua_upvalueindex(uv));
+    lua_pop(L, 1);
+    return same ? p : NULL;
+}
+
 static engine *check_engine(lua_State *L)
 {
-    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
+    engine *e = to_instance(L, 1, UV_ENGINE_MT);
+    if (!e)
+        luaL_argerror(L, 1, "http engine expected");
     if (e->closed)
         luaL_error(L, "http engine is closed");
     return e;
+}
+
+/* Pushes req[key] (a raw read: requests are plain tables), returns its type. */
+static int request_field(lua_State *L, int req, int uv)
+{
+    lua_pushvalue(L, lua_upvalueindex(uv));
+    lua_rawget(L, req);
+    return lua_type(L, -1);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -326,20 +355,23 @@ static int l_start(lua_State *L)
     CURLMcode mc;
 
     luaL_checktype(L, 2, LUA_TTABLE);
-    url = opt_string(L, 2, "url", NULL);
-    if (!url)
-        return luaL_argerror(L, 2, "url is required");
-    method = opt_string(L, 2, "method", "POST");
+    lua_settop(L, 2);
+    /* The strings stay on the stack (3 to 5), alive while this runs. */
+    if (request_field(L, 2, UV_URL) != LUA_TSTRING)
+        return luaL_argerror(L, 2, "url (a string) is required");
+    url = lua_tostring(L, 3);
+    method = request_field(L, 2, UV_METHOD) == LUA_TNIL ? "POST" : luaL_checkstring(L, 4);
     if (strcmp(method, "POST") && strcmp(method, "GET"))
         return luaL_argerror(L, 2, "method must be POST or GET");
-    lua_getfield(L, 2, "body");
-    body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
-    lua_pop(L, 1);
-    sink_path = opt_string(L, 2, "file", NULL);
+    body = request_field(L, 2, UV_BODY) == LUA_TNIL ? NULL : luaL_checklstring(L, 5, &body_len);
+    sink_path = request_field(L, 2, UV_FILE) == LUA_TNIL ? NULL : luaL_checkstring(L, 6);
     /* A prepared core.http_config saves reading the settings on every call. */
-    lua_getfield(L, 2, "config");
-    config = lua_isnil(L, -1) ? NULL : luaL_checkudata(L, -1, CONFIG_MT);
-    lua_pop(L, 1); /* the table keeps it alive */
+    config = NULL;
+    if (request_field(L, 2, UV_CONFIG) != LUA_TNIL) {
+        config = to_instance(L, 7, UV_CONFIG_MT);
+        if (!config)
+            return luaL_argerror(L, 2, "config must be made by core.http_config");
+    }
     if (config) {
         want = *config;
     } else {
@@ -348,11 +380,9 @@ static int l_start(lua_State *L)
     idx = free_slot_index(L, e);
     t = e->slots[idx];
     h = t->easy;
-    lua_getfield(L, 2, "headers");
-    want.own_headers = lua_istable(L, -1) && bt_rawlen(L, -1) > 0;
+    want.own_headers = request_field(L, 2, UV_HEADERS) == LUA_TTABLE && bt_rawlen(L, -1) > 0;
     if (want.own_headers)
         build_headers(L, e, t, lua_gettop(L));
-    lua_pop(L, 1);
 
     t->sunk = 0;
     t->len = 0;
@@ -658,9 +688,17 @@ void bt_http_register(lua_State *L)
                                         { "cancel", l_cancel }, { "pending", l_pending },
                                         { "close", l_close },   { NULL, NULL } };
     static const luaL_Reg no_methods[] = { { NULL, NULL } };
-    bt_new_class(L, ENGINE_MT, methods, l_close);
-    bt_new_class(L, CONFIG_MT, no_methods, NULL);
-    lua_pop(L, 2);
+    size_t i;
+    bt_new_class(L, ENGINE_MT, no_methods, l_close); /* engine_mt */
+    bt_new_class(L, CONFIG_MT, no_methods, NULL);    /* engine_mt config_mt */
+    /* the methods, with their upvalues, go into engine_mt.__index */
+    lua_getfield(L, -2, "__index");                  /* engine_mt config_mt index */
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    for (i = 0; i < sizeof request_keys / sizeof *request_keys; i++)
+        lua_pushstring(L, request_keys[i]);
+    luaL_setfuncs(L, methods, UV_COUNT - 1);         /* pops the upvalues */
+    lua_pop(L, 3);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "http_engine");
     lua_pushcfunction(L, l_config);

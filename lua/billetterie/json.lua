@@ -10,7 +10,6 @@ local json = {}
 local codec = cjson.new()
 codec.encode_sparse_array(true, 1, 1)  -- a sparse "array" is an error, not a silent object
 local decode_raw, encode_raw = codec.decode, codec.encode
-local restore_integers = core.restore_integers
 
 json.null = cjson.null
 
@@ -22,14 +21,9 @@ function json.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
--- decode(text) -> value | nil, message
-function json.decode(text)
-  local ok, value = pcall(decode_raw, text)
-  if not ok then
-    return nil, (tostring(value):gsub("^.-: ", ""))
-  end
-  return restore_integers(value)
-end
+-- decode(text) -> value | nil, message: cjson's decode under a pcall, then
+-- restore_integers, in one C function (core.json_decoder).
+json.decode = core.json_decoder(decode_raw)
 
 -- lua-cjson 2.1.0 writes numbers with 14 significant digits at most: an id
 -- of 15 or more digits would go out changed (1.2345678901234e+14).

@@ -8,6 +8,7 @@ local core = require "billetterie.core"
 local params = {}
 
 local floor = math.floor
+local math_type = math.type or function() end   -- LuaJIT: no integer subtype
 local utf8_len = utf8 and utf8.len or function(s)
   -- LuaJIT: count bytes that do not continue a UTF-8 sequence.
   local _, n = s:gsub("[^\128-\191]", "")
@@ -72,7 +73,7 @@ end
 local function check(spec, v)
   local t = spec.type
   if t == "integer" then
-    if not is_integer(v) then return nil, "must be an integer" end
+    if math_type(v) ~= "integer" and not is_integer(v) then return nil, "must be an integer" end
   elseif t == "string" then
     if type(v) ~= "string" then return nil, "must be a string" end
   elseif t == "boolean" then
@@ -198,12 +199,20 @@ local function plan_of(service)
   if plan then return plan end
   local index, aliases = indexes(service)
   -- in the catalogue's order: the first broken rule is the one reported
-  plan = { index = index, aliases = aliases, checked = {} }
+  plan = { index = index, aliases = aliases, checked = {}, related = {} }
   for _, spec in ipairs(service.params or {}) do
     -- the contact_fields placeholder stands for fields checked one by one
-    if (spec.required and spec.type ~= "contact_fields") or spec.needs or spec.after or spec.not_before then
+    local required = spec.required and spec.type ~= "contact_fields"
+    local related = (spec.needs or spec.after or spec.not_before) and true or false
+    if required or related then
       plan.checked[#plan.checked + 1] = spec
+      plan.related[#plan.checked] = related
     end
+  end
+  -- the password fields this service takes (annex 4.7 rules apply to them)
+  plan.passwords = {}
+  for _, name in ipairs(PASSWORD_FIELDS) do
+    if index[name] then plan.passwords[#plan.passwords + 1] = name end
   end
   plan_cache[service] = plan
   return plan
@@ -242,8 +251,10 @@ function params.prepare(service, given, credential_names, strict)
       fields[name] = v
     end
   end
-  for i = 1, #PASSWORD_FIELDS do   -- v_passe before v_passec
-    local name = PASSWORD_FIELDS[i]
+  -- the service's password fields; with strict off, any given
+  local passwords = strict and plan.passwords or PASSWORD_FIELDS
+  for i = 1, #passwords do   -- v_passe before v_passec
+    local name = passwords[i]
     if type(fields[name]) == "string" then
       local problem = password_problem(fields[name])
       if problem then return nil, name, problem, RULES.violation_code end
@@ -252,12 +263,12 @@ function params.prepare(service, given, credential_names, strict)
   if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
     return nil, "v_passec", "differs from v_passe", 524
   end
-  local checked = plan.checked
+  local checked, related = plan.checked, plan.related
   for i = 1, #checked do
     local spec = checked[i]
     if fields[spec.name] == nil then
       if spec.required and spec.type ~= "contact_fields" then return nil, spec.name, "is required" end
-    else
+    elseif related[i] then
       for _, other in ipairs(spec.needs or NONE) do
         if fields[other] == nil then
           return nil, spec.name, "needs " .. other .. " too"
