@@ -91,8 +91,12 @@ rockspec:
 docs: $(CORE54)
 	$(ENV54) $(LUA54) tools/gen_api_docs.lua
 
+# The reference the catalogue is generated from lives beside the project
+# (the team's shared folder), not in the repository: REFERENCE= to point elsewhere.
+REFERENCE ?= ../shared/reference/labilletterie-ws.json
 catalogue:
-	$(LUA54) tools/gen_catalogue.lua ../shared/reference/labilletterie-ws.json lua/billetterie
+	@test -f "$(REFERENCE)" || { echo "make catalogue: $(REFERENCE) not found (set REFERENCE=path/to/labilletterie-ws.json)" >&2; exit 2; }
+	$(LUA54) tools/gen_catalogue.lua $(REFERENCE) lua/billetterie
 
 clean:
 	rm -rf build build-asan

@@ -1,6 +1,7 @@
 -- Account area: log a visitor in, then hand out links to the shop's pages
 -- opened already signed in (x_rsi_token). Such pages must not be cached.
---   BILLETTERIE_URL=... lua5.4 examples/account_area.lua email   (password on stdin)
+--   lua5.4 examples/account_area.lua email   (password on stdin)
+-- (account from the BILLETTERIE_* environment: README, "Quick start")
 local billetterie = require "billetterie"
 
 local email = arg[1] or "herve.richon@example.org"

@@ -1,7 +1,7 @@
 -- Bulk organisme import from a CSV export (';', quotes, accents), resumable:
 -- kill it at any point and run it again, nothing is created twice.
---   BILLETTERIE_URL=... BILLETTERIE_API_URL=... BILLETTERIE_API_LOGIN=... \
---   BILLETTERIE_API_KEY=... lua5.4 examples/bulk_import.lua organismes.csv
+--   lua5.4 examples/bulk_import.lua organismes.csv   (exit status 1 if a record failed)
+-- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included: README, "Quick start")
 local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"
 
@@ -21,3 +21,4 @@ local report = assert(bulk.import{
 })
 print(("%d records: %d created, %d failed (see %s), %d unknown"):format(
   report.total, report.created, report.failed, report.report, report.unknown))
+if report.failed > 0 or report.unknown > 0 then os.exit(1) end   -- run it again once fixed: it resumes

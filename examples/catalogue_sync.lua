@@ -1,6 +1,7 @@
 -- Season catalogue sync: stream ws_programmation (once a season) into a JSON
 -- file, one show at a time; then fetch only what changed since a date.
---   BILLETTERIE_URL=... lua5.4 examples/catalogue_sync.lua shows.json [AAAAMMJJ]
+--   lua5.4 examples/catalogue_sync.lua shows.json [AAAAMMJJ]
+-- (account from the BILLETTERIE_* environment: README, "Quick start")
 local billetterie = require "billetterie"
 local cjson = require "cjson"
 

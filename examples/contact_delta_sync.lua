@@ -1,7 +1,7 @@
 -- Nightly delta sync: ask the change feed what changed since the last run
 -- and remember where the next run starts (statut.next_ts), in a state file.
---   BILLETTERIE_URL=... BILLETTERIE_API_URL=... BILLETTERIE_API_LOGIN=... \
---   BILLETTERIE_API_KEY=... lua5.4 examples/contact_delta_sync.lua state.txt
+--   lua5.4 examples/contact_delta_sync.lua state.txt
+-- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included: README, "Quick start")
 local billetterie = require "billetterie"
 
 local state = arg[1] or os.tmpname()

@@ -1,7 +1,8 @@
 -- Newsletter sign-up: create the visitor's contact with the newsletter
 -- ticked; if the address is already known (code 518), send them to the
 -- shop's own newsletter page for that address instead. Prints the link.
---   BILLETTERIE_URL=... lua5.4 examples/newsletter_signup.lua email first_name last_name
+--   lua5.4 examples/newsletter_signup.lua email first_name last_name
+-- (account from the BILLETTERIE_* environment: README, "Quick start")
 local billetterie = require "billetterie"
 
 local email, first, last = arg[1] or "camille.durand@example.fr", arg[2] or "Camille", arg[3] or "Durand"

@@ -92,14 +92,24 @@ describe("examples", function()
       assert.equal(n, count)
     end)
 
-    it("sales_export.lua writes one CSV line per ticket, amounts in euros", function()
+    it("sales_export.lua writes one CSV line per ticket, cards and their tickets included, amounts in euros", function()
       local ok, out = sh(env .. "lua5.4 examples/sales_export.lua 2>/dev/null")
       assert(ok, out)
       local lines = {}
-      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-      assert.equal('"commande";"date";"acheteur";"spectacle";"séance";"prix"', lines[1])
-      assert.is_true(#lines > 1)
-      assert.matches('^"%d%d%d%d%d%d%d%d%d%d%d%d";"%d+T%d+";"[^"]+@[^"]+";"[^"]+";"%d+T%d+";"%d+,%d%d"$', lines[2])
+      for line in out:gmatch("[^\n]+") do
+        if line:sub(1, 1) == '"' then lines[#lines + 1] = line end   -- the CSV, not the summary (stderr)
+      end
+      assert.matches("%d+ cart%(s%), %d+ ticket%(s%), %d+ card%(s%)", out)
+      assert.equal('"commande";"date";"acheteur";"produit";"spectacle";"séance";"prix"', lines[1])
+      local kinds = {}
+      for i = 2, #lines do
+        local kind = lines[i]:match('^"%d%d%d%d%d%d%d%d%d%d%d%d";"%d+T%d+";"[^"]+@[^"]+";"([^"]+)";"[^"]*";"[%dT]*";"%d+,%d%d"$')
+        assert(kind, lines[i])
+        kinds[kind:match("^%S+")] = true
+        if kind:match("^billet %(") then kinds.card_ticket = true end
+      end
+      -- the demo seed sells tickets alone and inside cards (a membership, a youth pass)
+      assert.is_true(kinds.billet and kinds.carte and kinds.card_ticket, out)
     end)
 
     it("bulk_import.lua imports the sample CSV once, even when run twice", function()

@@ -21,5 +21,5 @@ if [ -z "$url" ]; then
   cat "$work/err" >&2
   exit 1
 fi
-echo "sandbox at $url (database $work/sandbox.db)"
+echo "sandbox at $url (a fresh database, removed when the demo ends)"
 BILLETTERIE_URL="$url" lua5.4 examples/quickstart.lua

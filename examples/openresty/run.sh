@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs examples/openresty/nginx.conf in the foreground against a vendor URL
-# (a sandbox: bin/billetterie sandbox --port 8080 --seed demo).
+# (a sandbox: bin/billetterie sandbox --port 8080 --db /tmp/demo.db --seed demo).
 #   sh examples/openresty/run.sh http://127.0.0.1:8080/ 8090
 # then open http://127.0.0.1:8090/newsletter, /account, /catalogue.
 set -eu
