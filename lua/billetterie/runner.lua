@@ -186,12 +186,13 @@ function runner.run(fn, ...)
         end
         if in_flight then
           local ids = engine:poll(poll_timeout(), loop.ids)
+          local result = engine.result
           for i = 1, #ids do
             local id = ids[i]
             local task = transfers[id]
             transfers[id] = nil
             if task then
-              resume(task, engine:result(id))
+              after_resume(task, co_resume(task.co, result(engine, id)))   -- resume(task, ...), inlined
             else
               engine:cancel(id)   -- its task is gone; free the slot
             end

@@ -51,12 +51,13 @@ transport.engine = get_engine
 -- libcurl in this process, whatever the context: in nginx it blocks the
 -- worker for the whole call. Plug it (billetterie.new{ transport =
 -- transport.blocking }) only where that is acceptable.
+local await_transfer = runner.await_transfer
 local blocking = {}
 function blocking:request(req)
   local e = engine or get_engine()
   local id, err = e:start(req)
   if not id then return 0, nil, nil, "network", err end
-  return runner.await_transfer(e, id)
+  return await_transfer(e, id)
 end
 
 local curl = {}
@@ -99,7 +100,11 @@ function curl:request(req)
         .. "accept it (docs/openresty.md)"
     end
   end
-  return blocking.request(blocking, req)
+  -- blocking.request, inlined: this runs once per call
+  local e = engine or get_engine()
+  local id, err = e:start(req)
+  if not id then return 0, nil, nil, "network", err end
+  return await_transfer(e, id)
 end
 
 transport.curl = curl
