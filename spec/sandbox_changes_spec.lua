@@ -195,6 +195,36 @@ describe("ws_liste_fiches_modifiees", function()
     assert.is_true(orgs[yes] and orgs[no] and orgs[unset])
   end)
 
+  it("writes a contact's empty lists as JSON arrays, as ws_info_contact does", function()
+    -- C[1] has no adresse, tick option nor relation level: every annex 4.1
+    -- list is empty. cjson decodes [] and {} alike, so the raw text is read.
+    local function raw_body(call)
+      local t = {}
+      function t.request(_, req)
+        local status, body, ctype, errkind, errmsg, rid = transport.curl:request(req)
+        t.body = body
+        return status, body, ctype, errkind, errmsg, rid
+      end
+      assert(call(client { transport = t }))
+      return t.body
+    end
+    assert(client():call("ws_modification_contact", { id_contact = C[1], v_prenom = "Pierre" }))
+    local info = raw_body(function(c) return c:call("ws_info_contact", { id_contact = C[1] }) end)
+    local body = raw_body(function(c)
+      return c:call("ws_liste_fiches_modifiees", { ts = os.date("%Y-%m-%dT%H:%M:%S", os.time() - 5) })
+    end)
+    local listed = {}
+    for _, c in ipairs(cjson.decode(body).data.liste_contacts) do listed[c.id_contact] = true end
+    assert.is_true(listed[C[1]])
+    for _, list in ipairs { "adresses", "code_envoi", "interet", "Niveau_de_relations" } do
+      local key = '"' .. list .. '":'
+      assert.truthy(info:find(key .. "[]", 1, true), list .. " in ws_info_contact")
+      assert.truthy(body:find(key .. "[]", 1, true), list .. " in the change feed")
+      assert.falsy(body:find(key .. "{}", 1, true), list .. " as an object in the change feed")
+    end
+    assert.falsy(body:find("{}", 1, true)) -- no empty list of an organisme either
+  end)
+
   it("keeps each client's records apart", function()
     local id = create()
     local other = billetterie.new { url = sb.url, api_url = sb.url, api_login = API_LOGIN, api_key = API_KEY,

@@ -77,6 +77,7 @@ end
 local PLACEHOLDER = {
   ws_ccontact = { x_rsi_token = ("0"):rep(32), id_formulaire = 1, v_passe = "Valide123" },
   ws_modification_pwd = { w_identifiant = "x", v_passe = "Valide123" },
+  ws_modification_contact = { id_contact = 1 },
 }
 local function raw(ws, form)
   local body = core.form_encode(form)
@@ -429,8 +430,10 @@ describe("ws_modification_contact", function()
       maj_code_envoi = 1, liste_maj_code_envoi = { [10000096] = 2, [10000100] = 1 },
       maj_interet = 1, liste_maj_interet = { [96] = 3, [160] = 2 }, code_envoi = { 10000100 } }))
     assert.same({ true, true, false, true }, ticks())
-    assert.equal(4, vendor_code(client():call("ws_modification_contact", { id_contact = id,
-      maj_code_envoi = 1, liste_maj_code_envoi = { [10000096] = 5 } })))
+    -- a value outside 1/2/3 is refused by the client (invalid_param); sent raw, by the sandbox
+    assert.equal(4, vendor_code(raw("ws_modification_contact", { x_rsi_ws_login = "xrsitest",
+      x_rsi_ws_mdp = "xrsimdp", x_rsi_client = 677, id_contact = id, maj_code_envoi = 1,
+      ["liste_maj_code_envoi[10000096]"] = 5 })))
     assert.equal(4, vendor_code(client():call("ws_modification_contact", { id_contact = id,
       maj_interet = 1, liste_maj_interet = { [777] = 2 } })))
     -- an empty item clears the selection
@@ -438,7 +441,7 @@ describe("ws_modification_contact", function()
     assert.same({ false, false, false, true }, ticks())
   end)
 
-  it("updates any contact in ws mode, which needs the token absent", function()
+  it("updates any contact in ws mode; with a token the call is in token mode", function()
     local created = assert(ccontact())
     local id = created.contact.id_contact
     local msg, st = client():call("ws_modification_contact", { id_contact = id, id_formulaire = 42,
@@ -446,10 +449,29 @@ describe("ws_modification_contact", function()
     assert.equal(508, st.code)
     assert.equal("Paul", msg.contact.surname)
     assert.equal(14, assert(info_ws(id)).contact.champ_libre_6)
-    assert.equal(4, vendor_code(client():call("ws_modification_contact", { id_contact = id,
-      x_rsi_token = token(), x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = "xrsimdp", x_rsi_client = 677,
-      v_prenom = "Pierre" })))
+    -- with x_rsi_token the call is in token mode (2.3.3.3), whatever else
+    -- is sent: it needs a logged-in session, and acts on its contact only
+    local ws_too = { id_contact = id, x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = "xrsimdp", x_rsi_client = 677 }
+    local function with(t)
+      for k, v in pairs(ws_too) do t[k] = v end
+      return t
+    end
+    assert.equal(602, vendor_code(client():call("ws_modification_contact",
+      with { x_rsi_token = token(), id_formulaire = 1, v_prenom = "Pierre" })))
+    assert.equal(602, vendor_code(client():call("ws_info_contact", with { x_rsi_token = token(), id_formulaire = 1 })))
     assert.equal("Paul", assert(info_ws(id)).contact.surname)
+    local mine, _, sent = ccontact()
+    local c = client()
+    local jeton = token(c)
+    assert(c:call("ws_login", { x_rsi_token = jeton, web_ident = sent.v_mail, web_passe = "Secret123" }))
+    local msg2 = assert(c:call("ws_modification_contact", with { x_rsi_token = jeton, id_formulaire = 1,
+      v_prenom = "Pierre" }))
+    assert.equal(mine.contact.id_contact, msg2.contact.id_contact)
+    assert.equal("Pierre", assert(info_ws(mine.contact.id_contact)).contact.surname)
+    assert.equal("Paul", assert(info_ws(id)).contact.surname)
+    local shown = assert(c:call("ws_info_contact", with { x_rsi_token = jeton, id_formulaire = 1 })).contact
+    assert.equal(mine.contact.id, shown.id)
+    assert.is_nil(shown.champ_libre_1) -- filtered by form 1: token mode
     assert.equal(503, vendor_code(client():call("ws_modification_contact", { id_contact = 987654 })))
     assert.equal(3, vendor_code(client { password = "mauvais" }:call("ws_modification_contact",
       { id_contact = id })))
@@ -613,5 +635,27 @@ describe("lists", function()
     assert.equal(4, vendor_code(client():call("ws_cat_contacts_liste", { id_liste = 18 }))) -- not on the web
     assert.equal(4, vendor_code(client():call("ws_cat_contacts_liste", { id_liste = 404 })))
     assert.equal(4, vendor_code(client { client_id = 100 }:call("ws_cat_contacts_liste", { id_liste = 17 })))
+  end)
+end)
+
+describe("docs/sandbox-contacts.md", function()
+  it("has a seeding snippet that runs as written", function()
+    local f = assert(io.open("docs/sandbox-contacts.md"))
+    local doc = f:read("a")
+    f:close()
+    local code = assert(doc:match("## For seeds and other groups.-```lua\n(.-)```"), "no snippet")
+    local path = os.tmpname()
+    local n
+    code, n = code:gsub('"/tmp/seeded%.db"', ("%q"):format(path))
+    assert.equal(1, n)
+    assert(load(code, "=sandbox-contacts.md"))()
+    local db = assert(dbmod.open(path, services.schemas()))
+    local id = db:one("SELECT id_contact FROM contacts WHERE client = 677").id_contact
+    local rec = contacts.get(db, 677, id)
+    db:close()
+    os.remove(path)
+    assert.equal("DUPONT", rec.name)
+    assert.is_true(rec.code_envoi[1].checked)
+    assert.equal("Fournisseur", rec.Niveau_de_relations[1].Niveau_relation)
   end)
 end)

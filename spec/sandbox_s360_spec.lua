@@ -599,6 +599,54 @@ describe("sandbox S-360", function()
     end)
   end)
 
+  describe("request journal and dashboard, secret values", function()
+    it("blanks a secret's value wherever it appears, whatever its type or key case", function()
+      local before = cjson.decode((select(2, http(sb.url .. "_sandbox/requests?limit=1", "GET")))).requests
+      local since = before[1] and before[1].id or 0
+      local bodies = {
+        { "authenticate", { contactAuthenticationData = { login = "x", password = { a = "Secret-Val-1" } } } },
+        { "authenticate", { contactAuthenticationData = { login = { "Secret-Val-2" }, password = "Secret-Val-2" } } },
+        { "authenticate", { contactAuthenticationData = { uniqueToken = { "Secret-Val-3" },
+          identification = { x = "Secret-Val-3" } } } },
+        { "changePassword", { contactNumber = "10008", currentPassword = 918273645,
+          newPassword = { x = "Secret-Val-4" }, requestId = 918273645 } },
+        { "saveIndividualContactData", { individualContactData = { lastname = "Secret-Val-5x",
+          email = "Secret-Val-5@x.org" }, createLogin = true, password = { "Secret-Val-5" } } },
+        { "authenticate", { contactAuthenticationData = { login = "x", Password = "Secret-Val-6" } } },
+        { "authenticate", { contactAuthenticationData = { login = "x", password = "Secret-Val-7" },
+          extra = { password = "Secret-Val-7" } } },
+        -- the operator password (the JWT secret) typed into a field
+        { "authenticate", { contactAuthenticationData = { login = SECRET, password = "z" } } },
+      }
+      for _, b in ipairs(bodies) do rest(sb, b[1], b[2]) end
+      -- over SOAP, the WS-Security password given (a wrong one too)
+      soap(sb, "authenticate", { contactAuthenticationData = { login = "Wrong-Operator-Pw", password = "p" } },
+        { password = "Wrong-Operator-Pw" })
+      soap(sb, "authenticate", { contactAuthenticationData = { login = "op:" .. SECRET, password = "p" } })
+      -- and into a L@billetterie form
+      http(sb.url .. "ws_idsession", "POST", "x_rsi_ws_login=" .. SECRET .. "&x_rsi_client=677")
+
+      local status, text = http(sb.url .. "_sandbox/requests?since=" .. since, "GET")
+      assert.are.equal(200, status)
+      local rows = cjson.decode(text).requests
+      assert.are.equal(#bodies + 3, #rows)
+      assert.are.equal("***", rows[#rows].params.x_rsi_ws_login)
+      local _, page = http(sb.url, "GET")
+      assert.truthy(page:find("s360_params", 1, true)) -- the dashboard shows the journal
+      for _, secret in ipairs { "Secret-Val-", "918273645", "Wrong-Operator-Pw", SECRET } do
+        assert.falsy(text:find(secret, 1, true), secret .. " is in the journal")
+        assert.falsy(page:find(secret, 1, true), secret .. " is on the dashboard")
+      end
+      local function params(i) return cjson.decode(rows[i].params.s360_params) end
+      assert.are.same({ login = { "***" }, password = "***" }, params(2).contactAuthenticationData)
+      assert.are.equal("***x", params(5).individualContactData.lastname)
+      assert.are.equal("***@x.org", params(5).individualContactData.email)
+      assert.are.equal("***", params(6).contactAuthenticationData.Password)
+      assert.are.equal("***", params(8).contactAuthenticationData.login)
+      assert.are.equal("op:***", params(10).contactAuthenticationData.login)
+    end)
+  end)
+
   describe("social login", function()
     it("authenticates a linked provider user; createUser then authenticate", function()
       local a = soap_ok(sb, "authenticate", { contactAuthenticationData = { socialLogin = "true",

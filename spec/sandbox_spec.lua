@@ -390,6 +390,35 @@ describe("billetterie sandbox process", function()
     assert.not_matches("xrsimdp", sb:stderr())
   end)
 
+  it("loads --seed demo into an existing database too, once, as --help says", function()
+    local dbmod = require "billetterie.sandbox.db"
+    local services = require "billetterie.sandbox.services"
+    local path = os.tmpname()
+    local function open() return assert(dbmod.open(path, services.schemas())) end
+    local db = open()     -- a database with a record of its own
+    db:tx(function()
+      require("billetterie.sandbox.contacts").insert(db, 677, { name = "EXISTANT", mail = "existant@x.fr" }, os.time())
+    end)
+    db:close()
+    local function counts()
+      assert.are.equal(0, sandbox.start({ db = path, args = { "--seed", "demo" } }):stop())
+      local d = open()
+      local all = d:one("SELECT count(*) AS n FROM contacts").n
+      local own = d:one("SELECT count(*) AS n FROM contacts WHERE data LIKE '%EXISTANT%'").n
+      d:close()
+      return all, own
+    end
+    local all, own = counts()
+    assert.are.equal(1, own)          -- kept
+    assert.is_true(all > 1)           -- the demo's added
+    assert.are.same({ all, own }, { counts() }) -- not loaded twice
+    os.remove(path)
+    local p = popen("lua5.4 bin/billetterie sandbox --help")
+    local help = p:read("a")
+    p:close()
+    assert.matches("%-%-seed NAME%s+data loaded into the database, new or existing", help)
+  end)
+
   it("prints usage and exits 2 on a wrong flag; --help exits 0", function()
     local function run(args)
       local p = popen("lua5.4 bin/billetterie " .. args .. " 2>&1; echo \"rc=$?\"")

@@ -90,7 +90,7 @@ local function changed_since(db, client, since, filtre)
     elseif ch.kind == "contact" then
       local c = contacts().get(db, client, id)
       if c and keep(c.criteres) then
-        add("contacts", c)
+        add("contacts", contacts().shape(c)) -- its lists as JSON arrays, even empty
         for _, a in ipairs(db:adresses_of(0, id)) do add("adresses", a) end
         for _, l in ipairs(organismes.links_of(db, client, "contact", id)) do add("liens", l) end
         for _, n in ipairs(c.Niveau_de_relations or {}) do add("niveaux_relations", n) end

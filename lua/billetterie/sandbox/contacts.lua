@@ -587,6 +587,7 @@ local function shape(rec, keys)
   if keys then for _, k in ipairs(keys) do put(k) end else for k in pairs(rec) do put(k) end end
   return out
 end
+M.shape = shape -- the change feed (changes.lua) shows contacts as ws_info_contact does
 
 -- Keys of the vendor's ws_ccontact example, plus the two ids (read-only
 -- attributes of 4.1) a caller needs to find the contact again.
@@ -718,8 +719,7 @@ routes.ws_modification_contact = {
     maj_interet = "integer" },
   run = function(p, env)
     local db = env.db
-    -- ws mode (2.3.3.3) needs the token absent; token mode needs the form
-    if env.mode == "ws" and present(p.x_rsi_token) then return ko(4) end
+    -- token mode needs the form (ws mode, 2.3.3.3, ignores it)
     if env.mode == "token" and not FORMS[p.id_formulaire] then return ko(4) end
     local client, row = target(env, p, env.mode)
     if not client then return row end

@@ -115,7 +115,8 @@ function M.new(opts)
   if not ok then db:close(); urandom:close(); return nil, "seed " .. opts.seed .. ": " .. tostring(e) end
 
   local ctx = { svc = svc, db = db, faults = rules,
-    journal = journal.new(db, opts.journal_max, { svc.config.password, svc.config.api_key }) }
+    journal = journal.new(db, opts.journal_max, { svc.config.password, svc.config.api_key,
+      require("billetterie.sandbox.s360").password(svc.config) }) }
   function ctx.reset()
     wipe(db)
     load_seed()

@@ -5,8 +5,9 @@
 --
 -- Secrets never reach it: a parameter named in catalogue.secrets
 -- (x_rsi_ws_mdp, x_rsi_token, web_passe, v_passe...) is stored as "***", and
--- the values of those parameters and of the server's own web-service password
--- are also blanked wherever else they appear in the request's parameters.
+-- the values of those parameters and of the server's own secrets (web-service
+-- password, API key, S-360 operator password: sandbox/init.lua) are also
+-- blanked wherever else they appear in the request's parameters.
 -- The table keeps the latest `max` rows (it is pruned every PRUNE_EVERY
 -- inserts, so it may briefly hold up to PRUNE_EVERY more; reads return at
 -- most `max`).

@@ -141,6 +141,10 @@ local function config_of(cfg)
   return c
 end
 
+-- The operators' password (also the JWT secret), for the request journal's
+-- list of values to blank (sandbox/init.lua).
+function M.password(cfg) return config_of(cfg).password end
+
 -- The institution of a request: path prefix, X-Institution header, then the
 -- Host's first label when it names one, else the first configured one.
 -- -> code, path without the prefix | nil (unknown one given explicitly)
@@ -187,12 +191,77 @@ local function header(headers, name) return (headers or {})[name] end
 
 -- httpd parses form bodies only, so an S-360 request reaches the request
 -- journal (which records req.params) without parameters: the operation, the
--- protocol and the parameters (as JSON, secret fields masked) are added.
-local function masked(v)
+-- protocol and the parameters (as JSON) are added, masked as the journal
+-- masks L@billetterie's: a secret field (catalogue.secrets, any letter case,
+-- whatever its type) becomes "***", and its values, the operator password
+-- and the credentials of the request (`known`) are blanked wherever else
+-- they appear (a password typed into the login field).
+local MASK = "***"
+local SECRET_KEYS = {}
+for k in pairs(cat.secrets) do SECRET_KEYS[k:lower()] = true end
+local function secret_key(k) return type(k) == "string" and SECRET_KEYS[k:lower()] end
+
+-- A number as its JSON text (123456789, not 1.23457e+08).
+local function number_text(v)
+  return (v == math.floor(v) and math.abs(v) < 2 ^ 53) and ("%d"):format(v) or tostring(v)
+end
+
+-- Every leaf of a secret field's value (nested ones included) as text.
+local function leaves(v, out)
+  if type(v) == "table" then
+    for _, x in pairs(v) do leaves(x, out) end
+  elseif type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "number" then
+    out[#out + 1] = number_text(v)
+  end
+  return out
+end
+
+local function scrub(text, secrets)
+  for _, s in ipairs(secrets) do
+    local a, b = text:find(s, 1, true)
+    while a do
+      text = text:sub(1, a - 1) .. MASK .. text:sub(b + 1)
+      a, b = text:find(s, a + #MASK, true)
+    end
+  end
+  return text
+end
+
+local function blank(v, secrets)
+  if type(v) == "string" then return scrub(v, secrets) end
+  if type(v) == "number" then
+    local text = number_text(v)
+    local clean = scrub(text, secrets)
+    return clean == text and v or clean
+  end
   if type(v) ~= "table" then return v end
   local out = {}
-  for k, x in pairs(v) do out[k] = cat.secrets[k] and "***" or masked(x) end
+  for k, x in pairs(v) do
+    local key = type(k) == "string" and scrub(k, secrets) or k
+    out[key] = secret_key(k) and MASK or blank(x, secrets)
+  end
   return out
+end
+
+-- -> the JSON text of raw for the journal
+local function masked_json(raw, known)
+  local all = {}
+  local function walk(v)
+    if type(v) ~= "table" then return end
+    for k, x in pairs(v) do
+      if secret_key(k) then leaves(x, all) else walk(x) end
+    end
+  end
+  walk(raw)
+  for _, s in ipairs(known) do all[#all + 1] = s end
+  -- 4 characters or more (shorter ones would blank ordinary words), the
+  -- longest first (so that no part of a longer one is left)
+  local secrets = {}
+  for _, s in ipairs(all) do if type(s) == "string" and #s >= 4 then secrets[#secrets + 1] = s end end
+  table.sort(secrets, function(a, b) return #a > #b end)
+  return codec.encode(blank(raw, secrets))
 end
 
 local function journal_note(req, name, value)
@@ -210,7 +279,9 @@ local function serve_soap(svc, c, req, env, entry, rid)
   local raw = wire.plain(r.operation)
   journal_note(req, "s360_operation", r.operation.name)
   journal_note(req, "s360_protocol", "soap")
-  if type(raw) == "table" then journal_note(req, "s360_params", codec.encode(masked(raw))) end
+  if type(raw) == "table" then
+    journal_note(req, "s360_params", masked_json(raw, { c.password, r.password }))
+  end
   if not r.username then
     return 500, xml, soap.fault("InvalidSecurity", "a WS-Security UsernameToken header is required")
   end
@@ -262,7 +333,7 @@ local function serve_rest(svc, c, req, env, entry, name, rid)
       return svc.http_error(400, rid, "the body must be a JSON object")
     end
   end
-  journal_note(req, "s360_params", codec.encode(masked(raw)))
+  journal_note(req, "s360_params", masked_json(raw, { c.password, token }))
   local out, err = run(name, raw, env)
   if not out then
     svc.log_error(rid, req.path, err)

@@ -131,9 +131,10 @@ function AUTH.ws_and_token(p, env)
 end
 
 -- Two alternative modes (ws_info_contact, ws_modification_contact): ws
--- when id_contact is sent, token otherwise; env.mode tells the route which.
+-- when id_contact is sent without x_rsi_token (seed 2.3.3.3: the token must
+-- be absent), token otherwise; env.mode tells the route which.
 function AUTH.ws_or_token(p, env)
-  env.mode = present(p.id_contact) and "ws" or "token"
+  env.mode = (present(p.id_contact) and not present(p.x_rsi_token)) and "ws" or "token"
   return AUTH[env.mode](p, env)
 end
 
