@@ -14,12 +14,19 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* A day: a longer sleep is a mistake, and the bound keeps the conversion
+ * to time_t defined. */
+#define MAX_SLEEP_S 86400.0
+
 /* sleep(seconds): blocks the whole thread; the scheduler uses it only when
- * no transfer is in flight. */
+ * no transfer is in flight. 0 or less returns at once; NaN and more than a
+ * day (infinity too) are refused. */
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     struct timespec ts;
+    if (!(s <= MAX_SLEEP_S)) /* NaN fails it too */
+        return luaL_argerror(L, 1, "seconds must be a number, at most 86400");
     if (s <= 0)
         return 0;
     ts.tv_sec = (time_t)s;

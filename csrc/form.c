@@ -4,7 +4,11 @@
  * (liste[]=12&liste[]=13), maps by sorted key (liste_maj_code_envoi[145]=1).
  * Numbers with an integer value are written without a decimal part, so an id
  * that went through a float (LuaJIT, or an unrestored cjson value) still goes
- * on the wire as the vendor wrote it.
+ * on the wire as the vendor wrote it. Other numbers are written with the
+ * fewest digits that read back to the same double (12.3, not the %.17g
+ * 12.300000000000001), and -0 as "0" (a sign on zero means nothing to the
+ * vendor's integer fields). Map keys are integers (exact on Lua 5.4, even
+ * above 2^53) or strings; a non-integer number key is refused.
  *
  * Scratch memory is on the C stack, or in userdata at fixed stack slots when
  * it grows (never malloc), so a luaL_error for a programmer mistake cannot
@@ -99,6 +103,19 @@ static int format_integer(char *buf, size_t size, long long v)
     return w;
 }
 
+/* The shortest of %.15g, %.16g, %.17g that reads back as d (%.17g always
+ * does), so 12.3 stays "12.3". */
+static int shortest_double(char *buf, size_t size, double d)
+{
+    int digits, w = 0;
+    for (digits = 15; digits <= 17; digits++) {
+        w = snprintf(buf, size, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return w;
+}
+
 /* The text of the scalar at idx (buf holds numbers); 0 on success, -1 when
  * the value cannot go in a form. */
 static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char **text,
@@ -117,10 +134,12 @@ static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char
         int w;
         if (bt_isinteger(L, idx))
             w = format_integer(buf, size, (long long)lua_tointeger(L, idx));
+        else if (n == 0)
+            w = snprintf(buf, size, "0"); /* -0 too */
         else if (n == floor(n) && fabs(n) < 9007199254740992.0)
             w = snprintf(buf, size, "%.0f", (double)n);
         else if (isfinite(n))
-            w = snprintf(buf, size, "%.17g", (double)n);
+            w = shortest_double(buf, size, (double)n);
         else
             return -1;
         *text = buf;
@@ -136,7 +155,11 @@ static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char
  * holding the keys stays on the stack. */
 typedef struct {
     int is_number;
-    lua_Number number;
+#if BT_HAS_INTEGERS
+    lua_Integer number; /* exact, even above 2^53 */
+#else
+    lua_Number number; /* integral and finite (checked) */
+#endif
     const char *str;
     size_t len;
 } sort_key;
@@ -181,8 +204,21 @@ static sort_key *sorted_keys(lua_State *L, int idx, const char *field, sort_key 
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) == LUA_TNUMBER) {
+#if BT_HAS_INTEGERS
+            /* float keys with an integral value are integers in a 5.4 table */
+            if (!lua_isinteger(L, -1))
+#else
+            lua_Number k = lua_tonumber(L, -1);
+            if (k != floor(k) || !isfinite(k))
+#endif
+                luaL_error(L, "form field %s: number keys must be integers, not %s",
+                           field ? field : "(top level)", lua_tostring(L, -1));
             keys[i].is_number = 1;
-            keys[i].number = lua_tonumber(L, -1);
+#if BT_HAS_INTEGERS
+            keys[i].number = lua_tointeger(L, -1);
+#else
+            keys[i].number = k;
+#endif
             keys[i].str = NULL;
             keys[i].len = 0;
         } else if (lua_type(L, -1) == LUA_TSTRING) {
@@ -205,12 +241,10 @@ static void push_key(lua_State *L, const sort_key *k)
 {
     if (k->is_number) {
 #if BT_HAS_INTEGERS
-        if (k->number == floor(k->number) && fabs(k->number) < 9007199254740992.0) {
-            lua_pushinteger(L, (lua_Integer)k->number);
-            return;
-        }
-#endif
+        lua_pushinteger(L, k->number);
+#else
         lua_pushnumber(L, k->number);
+#endif
     } else {
         lua_pushlstring(L, k->str, k->len);
     }

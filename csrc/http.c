@@ -17,11 +17,18 @@
  *   ids = engine:poll(timeout_ms)   -- drives transfers, returns finished ids
  *   ... = engine:result(id)          -- same values as wait, for a finished id
  *   engine:cancel(id); engine:pending(); engine:close()
- * errkind is nil on success, else "timeout", "tls", "too_large" or "network".
+ * errkind is nil on success, else "timeout", "tls" (the certificate could not
+ * be verified), "too_large" or "network" (a failed TLS handshake included:
+ * its message says so, and like any network failure it may pass on retry).
+ *
+ * Numbers are checked before they reach libcurl: timeouts are finite
+ * seconds in (0, MAX_TIMEOUT_S], rounded up to whole milliseconds (libcurl
+ * reads 0 ms as "no timeout"), max_size whole bytes in [1, 2^53].
  *
  * libcurl callbacks only copy bytes: nothing in them can raise a Lua error,
  * so no longjmp ever crosses libcurl. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +77,11 @@ typedef struct {
     char *default_cainfo;               /* libcurl's built-in CA locations, restored */
     char *default_capath;               /* when a request names none */
     int closed;
+    /* A method that pushes Lua values (which may run the GC, hence any
+     * finalizer, hence engine:close()) sets busy: close then only marks the
+     * engine closed and the method releases it when done. */
+    int busy, close_deferred;
+    int global_init; /* curl_global_init succeeded: cleanup owed */
 } engine;
 
 /* The methods are closures sharing these upvalues: the two metatables and
@@ -199,21 +211,56 @@ static int free_slot_index(lua_State *L, engine *e)
     return (int)e->nslots++;
 }
 
+/* Pushes t[key] and returns it as a string, or def when nil. Only real
+ * strings: converting a number would make a string only the stack holds,
+ * so the caller pops it once the text is copied. */
 static const char *opt_string(lua_State *L, int idx, const char *key, const char *def)
 {
-    const char *v;
     lua_getfield(L, idx, key);
-    v = lua_isnil(L, -1) ? def : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays alive: it is held by the table */
-    return v;
+    if (lua_isnil(L, -1))
+        return def;
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "%s must be a string", key);
+    return lua_tostring(L, -1);
 }
 
 static double opt_number(lua_State *L, int idx, const char *key, double def)
 {
-    double v;
+    double v = def;
     lua_getfield(L, idx, key);
-    v = lua_isnil(L, -1) ? def : (double)luaL_checknumber(L, -1);
+    if (lua_isnil(L, -1))
+        v = def;
+    else if (lua_type(L, -1) == LUA_TNUMBER)
+        v = (double)lua_tonumber(L, -1);
+    else
+        luaL_error(L, "%s must be a number", key);
     lua_pop(L, 1);
+    return v;
+}
+
+#define MAX_TIMEOUT_S 86400.0             /* a day: longer is a mistake */
+#define MAX_SIZE_BYTES 9007199254740992.0 /* 2^53: exact in a double */
+#define MAX_HOST_CONNECTIONS 65536.0
+
+/* A timeout in seconds as libcurl's milliseconds. The comparisons are
+ * written so that NaN fails them; sub-millisecond values round up to 1 ms
+ * because 0 ms would mean no timeout at all. */
+static long timeout_ms(lua_State *L, int idx, const char *key, double def)
+{
+    double s = opt_number(L, idx, key, def), ms;
+    if (!(s > 0 && s <= MAX_TIMEOUT_S))
+        luaL_error(L, "%s must be a number of seconds in (0, %d]", key, (int)MAX_TIMEOUT_S);
+    ms = ceil(s * 1000);
+    return (long)ms;
+}
+
+/* A count or size that must be a whole number in [lo, hi] (NaN fails). */
+static double whole_number(lua_State *L, int idx, const char *key, double def, double lo, double hi,
+                           const char *range)
+{
+    double v = opt_number(L, idx, key, def);
+    if (!(v >= lo && v <= hi && v == floor(v)))
+        luaL_error(L, "%s must be a whole number in %s", key, range);
     return v;
 }
 
@@ -255,18 +302,18 @@ static void configure(engine *e, transfer *t, const handle_config *want)
     t->configured = 1;
 }
 
-static void copy_path(lua_State *L, char *dst, size_t size, const char *src, const char *what)
+/* Copies t[key] (a string or nil) into dst. */
+static void copy_path(lua_State *L, int idx, const char *key, char *dst, size_t size)
 {
-    if (!src) {
-        dst[0] = '\0';
-        return;
-    }
-    if (strlen(src) >= size)
-        luaL_error(L, "%s path is too long", what);
-    strcpy(dst, src);
+    const char *src = opt_string(L, idx, key, NULL);
+    dst[0] = '\0';
+    if (src && strlen(src) >= size)
+        luaL_error(L, "%s path is too long", key);
+    if (src)
+        strcpy(dst, src);
+    lua_pop(L, 1);
 }
 
-/* A request's own headers go after the engine's defaults. */
 /* Whether the request's header list (at list, n items) names the header of
  * "Name: value" line `line` (names compare without case). */
 static int overridden(lua_State *L, int list, size_t n, const char *line)
@@ -283,12 +330,28 @@ static int overridden(lua_State *L, int list, size_t n, const char *line)
     return 0;
 }
 
+/* Raises unless every item of the header list at `list` is a string: then
+ * reading them later allocates nothing (so cannot run a finalizer). */
+static size_t check_headers(lua_State *L, int list)
+{
+    size_t i, n = bt_rawlen(L, list);
+    for (i = 1; i <= n; i++) {
+        int type;
+        lua_rawgeti(L, list, (int)i);
+        type = lua_type(L, -1);
+        lua_pop(L, 1);
+        if (type != LUA_TSTRING)
+            luaL_error(L, "headers[%d] must be a string", (int)i);
+    }
+    return n;
+}
+
 /* The engine's default headers, less those the request names again (its
- * own Accept, say), then the request's. */
-static void build_headers(lua_State *L, engine *e, transfer *t, int list)
+ * own Accept, say), then the request's (checked by check_headers). */
+static void build_headers(lua_State *L, engine *e, transfer *t, int list, size_t n)
 {
     struct curl_slist *d;
-    size_t i, n = bt_rawlen(L, list);
+    size_t i;
     curl_slist_free_all(t->headers);
     t->headers = NULL;
     for (d = e->default_headers; d; d = d->next) {
@@ -303,7 +366,7 @@ static void build_headers(lua_State *L, engine *e, transfer *t, int list)
     for (i = 1; i <= n; i++) {
         struct curl_slist *l;
         lua_rawgeti(L, list, (int)i);
-        l = curl_slist_append(t->headers, luaL_checkstring(L, -1));
+        l = curl_slist_append(t->headers, lua_tostring(L, -1));
         lua_pop(L, 1);
         if (!l)
             luaL_error(L, "out of memory");
@@ -314,19 +377,15 @@ static void build_headers(lua_State *L, engine *e, transfer *t, int list)
 /* Reads the per-request settings of a table (a request or a config). */
 static void read_config(lua_State *L, int idx, handle_config *c)
 {
-    double timeout = opt_number(L, idx, "timeout", 30);
-    double connect_timeout = opt_number(L, idx, "connect_timeout", 10);
-    double max_size = opt_number(L, idx, "max_size", 64.0 * 1024 * 1024);
-    if (timeout <= 0 || connect_timeout <= 0 || max_size <= 0)
-        luaL_argerror(L, idx, "timeouts and max_size must be positive");
     memset(c, 0, sizeof *c);
-    c->timeout_ms = (long)(timeout * 1000);
-    c->connect_timeout_ms = (long)(connect_timeout * 1000);
-    c->max_size = (curl_off_t)max_size;
+    c->timeout_ms = timeout_ms(L, idx, "timeout", 30);
+    c->connect_timeout_ms = timeout_ms(L, idx, "connect_timeout", 10);
+    c->max_size = (curl_off_t)whole_number(L, idx, "max_size", 64.0 * 1024 * 1024, 1,
+                                           MAX_SIZE_BYTES, "[1, 2^53]");
     c->verify = opt_bool(L, idx, "verify", 1);
     c->gzip = opt_bool(L, idx, "gzip", 1);
-    copy_path(L, c->cainfo, sizeof c->cainfo, opt_string(L, idx, "cainfo", NULL), "cainfo");
-    copy_path(L, c->capath, sizeof c->capath, opt_string(L, idx, "capath", NULL), "capath");
+    copy_path(L, idx, "cainfo", c->cainfo, sizeof c->cainfo);
+    copy_path(L, idx, "capath", c->capath, sizeof c->capath);
 }
 
 /* core.http_config{ timeout=, connect_timeout=, max_size=, verify=, gzip=,
@@ -347,7 +406,7 @@ static int l_start(lua_State *L)
 {
     engine *e = check_engine(L);
     const char *url, *method, *body, *sink_path;
-    size_t body_len = 0;
+    size_t body_len = 0, nheaders;
     handle_config want, *config;
     transfer *t;
     CURL *h;
@@ -360,11 +419,39 @@ static int l_start(lua_State *L)
     if (request_field(L, 2, UV_URL) != LUA_TSTRING)
         return luaL_argerror(L, 2, "url (a string) is required");
     url = lua_tostring(L, 3);
-    method = request_field(L, 2, UV_METHOD) == LUA_TNIL ? "POST" : luaL_checkstring(L, 4);
-    if (strcmp(method, "POST") && strcmp(method, "GET"))
-        return luaL_argerror(L, 2, "method must be POST or GET");
-    body = request_field(L, 2, UV_BODY) == LUA_TNIL ? NULL : luaL_checklstring(L, 5, &body_len);
-    sink_path = request_field(L, 2, UV_FILE) == LUA_TNIL ? NULL : luaL_checkstring(L, 6);
+    /* Real strings only: a converted number would allocate (see busy). */
+    switch (request_field(L, 2, UV_METHOD)) {
+    case LUA_TNIL:
+        method = "POST";
+        break;
+    case LUA_TSTRING:
+        method = lua_tostring(L, 4);
+        if (strcmp(method, "POST") && strcmp(method, "GET"))
+            return luaL_argerror(L, 2, "method must be POST or GET");
+        break;
+    default:
+        return luaL_argerror(L, 2, "method must be a string");
+    }
+    switch (request_field(L, 2, UV_BODY)) {
+    case LUA_TNIL:
+        body = NULL;
+        break;
+    case LUA_TSTRING:
+        body = lua_tolstring(L, 5, &body_len);
+        break;
+    default:
+        return luaL_argerror(L, 2, "body must be a string");
+    }
+    switch (request_field(L, 2, UV_FILE)) {
+    case LUA_TNIL:
+        sink_path = NULL;
+        break;
+    case LUA_TSTRING:
+        sink_path = lua_tostring(L, 6);
+        break;
+    default:
+        return luaL_argerror(L, 2, "file must be a string");
+    }
     /* A prepared core.http_config saves reading the settings on every call. */
     config = NULL;
     if (request_field(L, 2, UV_CONFIG) != LUA_TNIL) {
@@ -377,12 +464,24 @@ static int l_start(lua_State *L)
     } else {
         read_config(L, 2, &want);
     }
+    nheaders = 0;
+    switch (request_field(L, 2, UV_HEADERS)) {
+    case LUA_TNIL:
+        break;
+    case LUA_TTABLE:
+        nheaders = check_headers(L, lua_gettop(L));
+        break;
+    default:
+        return luaL_argerror(L, 2, "headers must be a table");
+    }
+    /* From here to the end nothing allocates Lua memory before the slot is
+     * queued (errors aside), so no finalizer can close the engine. */
     idx = free_slot_index(L, e);
     t = e->slots[idx];
     h = t->easy;
-    want.own_headers = request_field(L, 2, UV_HEADERS) == LUA_TTABLE && bt_rawlen(L, -1) > 0;
+    want.own_headers = nheaders > 0;
     if (want.own_headers)
-        build_headers(L, e, t, lua_gettop(L));
+        build_headers(L, e, t, lua_gettop(L), nheaders);
 
     t->sunk = 0;
     t->len = 0;
@@ -429,33 +528,70 @@ static int l_start(lua_State *L)
     return 1;
 }
 
-static const char *error_kind(CURLcode code, int too_big)
+/* libcurl's codes as our errkinds, and a prefix for the message. Only a
+ * certificate problem is "tls" (verification: retrying cannot help); a
+ * failed handshake (https to a plain-HTTP port, no common cipher) is a
+ * network failure that says what it was. */
+static const struct {
+    CURLcode code;
+    const char *kind, *prefix;
+} curl_errors[] = {
+    { CURLE_OPERATION_TIMEDOUT, "timeout", "" },
+    { CURLE_FILESIZE_EXCEEDED, "too_large", "" }, /* Content-Length over max_size */
+    { CURLE_PEER_FAILED_VERIFICATION, "tls", "" },
+    { CURLE_SSL_CACERT_BADFILE, "tls", "" },
+    { CURLE_SSL_CERTPROBLEM, "tls", "" },
+    { CURLE_SSL_ISSUER_ERROR, "tls", "" },
+    { CURLE_SSL_CRL_BADFILE, "tls", "" },
+    { CURLE_SSL_CONNECT_ERROR, "network", "TLS handshake failed: " },
+    { CURLE_SSL_CIPHER, "network", "TLS handshake failed: " },
+};
+
+/* Pushes errkind and errmsg of a failed transfer. */
+static void push_error(lua_State *L, const transfer *t)
 {
-    if (too_big)
-        return "too_large";
-    switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return "timeout";
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_CRL_BADFILE:
-        return "tls";
-    default:
-        return "network";
+    const char *kind = "network", *prefix = "";
+    size_t i;
+    for (i = 0; i < sizeof curl_errors / sizeof *curl_errors; i++)
+        if (curl_errors[i].code == t->code) {
+            kind = curl_errors[i].kind;
+            prefix = curl_errors[i].prefix;
+        }
+    if (t->too_big || t->code == CURLE_FILESIZE_EXCEEDED) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "response larger than max_size (%llu bytes)",
+                 (unsigned long long)t->max_size);
+        lua_pushliteral(L, "too_large");
+        lua_pushstring(L, msg);
+        return;
     }
+    lua_pushstring(L, kind);
+    lua_pushfstring(L, "%s%s", prefix, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->code));
+}
+
+static void engine_release(engine *e);
+
+/* Marks the start of a method that pushes values; see engine.busy. */
+static void enter(engine *e)
+{
+    e->busy++;
+}
+
+/* Ends it; runs a close a finalizer asked for meanwhile. */
+static void leave(engine *e)
+{
+    if (--e->busy == 0 && e->close_deferred)
+        engine_release(e);
 }
 
 /* Pushes the outcome of a finished transfer and frees its slot:
  * status, body, content_type, errkind, errmsg, request_id */
-static int push_result(lua_State *L, transfer *t)
+static int push_result(lua_State *L, engine *e, transfer *t)
 {
     long status = 0;
     char *ctype = NULL;
     struct curl_header *hdr = NULL;
+    enter(e); /* t stays allocated until leave() */
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
     lua_pushinteger(L, status);
@@ -468,11 +604,7 @@ static int push_result(lua_State *L, transfer *t)
         lua_pushnil(L);
         lua_pushnil(L);
     } else {
-        lua_pushstring(L, error_kind(t->code, t->too_big));
-        if (t->too_big)
-            lua_pushfstring(L, "response larger than max_size (%d bytes)", (int)t->max_size);
-        else
-            lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->code));
+        push_error(L, t);
     }
     if (status && curl_easy_header(t->easy, "X-Request-Id", 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK)
         lua_pushstring(L, hdr->value);
@@ -486,6 +618,7 @@ static int push_result(lua_State *L, transfer *t)
         t->cap = 0;
     }
     t->len = 0;
+    leave(e);
     return 6;
 }
 
@@ -511,7 +644,7 @@ static int l_wait(lua_State *L)
     transfer *t = slot_of(L, e, 2);
     while (t->state == SLOT_RUNNING)
         drive(e, 1000);
-    return push_result(L, t);
+    return push_result(L, e, t);
 }
 
 /* poll(timeout_ms [, ids]) -> ids: the finished transfers, in a new table
@@ -523,6 +656,7 @@ static int l_poll(lua_State *L)
     size_t i, old;
     int n = 0;
     drive(e, (int)(timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : timeout_ms));
+    enter(e); /* e->slots stays allocated until leave() */
     if (lua_istable(L, 3)) {
         lua_settop(L, 3);
         old = bt_rawlen(L, 3);
@@ -540,6 +674,7 @@ static int l_poll(lua_State *L)
         lua_pushnil(L);
         lua_rawseti(L, -2, (int)i);
     }
+    leave(e);
     return 1;
 }
 
@@ -549,7 +684,7 @@ static int l_result(lua_State *L)
     transfer *t = slot_of(L, e, 2);
     if (t->state != SLOT_DONE)
         return luaL_argerror(L, 2, "transfer still running");
-    return push_result(L, t);
+    return push_result(L, e, t);
 }
 
 static int l_cancel(lua_State *L)
@@ -575,14 +710,13 @@ static int l_pending(lua_State *L)
     return 1;
 }
 
-/* close, __gc and __close: one idempotent destructor. */
-static int l_close(lua_State *L)
+/* Frees everything the engine holds, once. */
+static void engine_release(engine *e)
 {
-    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
     size_t i;
-    if (e->closed)
-        return 0;
-    e->closed = 1;
+    if (!e->global_init)
+        return; /* never built, or already released */
+    e->close_deferred = 0;
     for (i = 0; i < e->nslots; i++) {
         transfer *t = e->slots[i];
         if (t->state == SLOT_RUNNING)
@@ -608,6 +742,30 @@ static int l_close(lua_State *L)
     free(e->default_capath);
     e->user_agent = e->default_cainfo = e->default_capath = NULL;
     curl_global_cleanup(); /* balances the init of l_new (libcurl counts) */
+    e->global_init = 0;
+}
+
+/* close() and __close: idempotent. Called by a finalizer while a method
+ * pushes values (busy), it only marks the engine closed: the method
+ * releases it when it is done. */
+static int l_close(lua_State *L)
+{
+    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
+    e->closed = 1;
+    if (e->busy)
+        e->close_deferred = 1;
+    else
+        engine_release(e);
+    return 0;
+}
+
+/* __gc: the engine is unreachable, so no method is running on it (a busy
+ * count left by an error unwinding is stale): release. */
+static int l_gc(lua_State *L)
+{
+    engine *e = luaL_checkudata(L, 1, ENGINE_MT);
+    e->closed = 1;
+    engine_release(e);
     return 0;
 }
 
@@ -636,21 +794,24 @@ static int l_new(lua_State *L)
 {
     const char *ua;
     engine *e;
-    lua_Integer max_host;
+    long max_host;
     if (lua_isnoneornil(L, 1))
         lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    ua = opt_string(L, 1, "user_agent", "billetterie/" BT_VERSION);
-    max_host = (lua_Integer)opt_number(L, 1, "max_host_connections", 0);
-    e = lua_newuserdata(L, sizeof *e);
+    max_host =
+        (long)whole_number(L, 1, "max_host_connections", 0, 0, MAX_HOST_CONNECTIONS, "[0, 65536]");
+    ua = opt_string(L, 1, "user_agent", "billetterie/" BT_VERSION); /* 2: keeps it alive */
+    lua_settop(L, 2);
+    e = lua_newuserdata(L, sizeof *e); /* 3 */
     memset(e, 0, sizeof *e);
-    e->closed = 1; /* until fully built: __gc then does nothing */
     luaL_getmetatable(L, ENGINE_MT);
     lua_setmetatable(L, -2);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        e->closed = 1;
         return luaL_error(L, "curl_global_init failed");
-    e->closed = 0; /* from here __gc undoes whatever was built */
+    }
+    e->global_init = 1; /* from here __gc undoes whatever was built */
     e->multi = curl_multi_init();
     e->user_agent = strdup(ua);
     if (!e->multi || !e->user_agent)
@@ -671,7 +832,7 @@ static int l_new(lua_State *L)
     }
     lua_pop(L, 1);
     if (max_host > 0)
-        curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host);
+        curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host);
     return 1;
 }
 
@@ -690,6 +851,8 @@ void bt_http_register(lua_State *L)
     static const luaL_Reg no_methods[] = { { NULL, NULL } };
     size_t i;
     bt_new_class(L, ENGINE_MT, no_methods, l_close); /* engine_mt */
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__gc");
     bt_new_class(L, CONFIG_MT, no_methods, NULL);    /* engine_mt config_mt */
     /* the methods, with their upvalues, go into engine_mt.__index */
     lua_getfield(L, -2, "__index");                  /* engine_mt config_mt index */

@@ -42,9 +42,13 @@
 
 #define BT_SERVER_MT "billetterie.httpd.server"
 #define BT_DEFAULT_MAX_BODY ((lua_Integer)8 << 20)
-#define BT_DEFAULT_TIMEOUT 30  /* seconds an idle connection is kept */
-#define BT_RUN_SLICE_MS 250    /* longest delay before run() sees a signal */
-#define BT_PP_BUFFER 16384     /* MHD post-processor buffer */
+#define BT_DEFAULT_TIMEOUT 30 /* seconds an idle connection is kept */
+#define BT_RUN_SLICE_MS 250   /* longest delay before run() sees a signal */
+#define BT_PP_BUFFER 16384    /* MHD post-processor buffer */
+/* A chunked body that grows past max_body is read on and dropped for at most
+ * this many more bytes, so that a client that sends it whole gets its 413;
+ * past that the connection is closed: nothing is read any further. */
+#define BT_DRAIN_MAX ((size_t)1 << 20)
 #define BT_MAX_DELAY_MS 600000 /* longest injected delay: 10 minutes */
 
 /* The one piece of process-wide mutable state. A signal handler can only
@@ -199,7 +203,7 @@ typedef struct bt_request {
     const char *method, *path, *version; /* MHD's, valid during dispatch */
     bt_list query, headers, fields;      /* fields: form body, arrival order */
     bt_buf body;                         /* raw body (urlencoded: until parsed) */
-    size_t received;
+    size_t received, drained;
     int kind, too_large, answered, bad_form, oom;
     struct MHD_Response *response; /* built under pcall, queued after it */
     unsigned status;
@@ -670,14 +674,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->too_large || req->oom || req->bad_form)
-            return MHD_YES;
-        if (n > srv->max_body - req->received) {
-            /* A chunked body grew past the limit. MHD only accepts a response
-             * before or after the body, so the rest is read and dropped. */
-            req->too_large = 1;
-            return MHD_YES;
+        if (n > srv->max_body - req->received)
+            req->too_large = 1; /* a chunked body grew past the limit */
+        if (req->too_large) {
+            /* MHD (0.9.75) takes no response while a body comes in:
+             * MHD_queue_response fails until the body is read. So drop what
+             * comes, up to BT_DRAIN_MAX bytes for the 413, then close. */
+            req->drained += n;
+            return req->drained > BT_DRAIN_MAX ? MHD_NO : MHD_YES;
         }
+        if (req->oom || req->bad_form)
+            return MHD_YES;
         req->received += n;
         if (req->pp) {
             if (MHD_post_process(req->pp, upload_data, n) != MHD_YES)

@@ -3,7 +3,8 @@
  *   core.xml_decode(text [, opts])      -> tree, root_name | nil, message
  *   core.xml_reader(source, tag [, opts]) -> reader | nil, message
  *   reader:next()  -> next element named `tag` (any depth) | nil at the end |
- *                     nil, message on malformed input (then nil forever) |
+ *                     nil, message on malformed input (then nil forever;
+ *                     every item completed before the error comes first) |
  *                     nil, "reader closed" after close
  *   reader:close() == __gc == __close (idempotent)
  *   source: { string = "<xml/>" } or { file = "path" }
@@ -83,6 +84,13 @@ typedef struct {
     int frcap;
     int errlevel, errcode, errline;
     char err[256];
+    /* The source's bytes not yet handed to libxml2: a string source (kept
+     * alive by the uservalue), or fbuf, refilled from fp. */
+    const char *src;
+    size_t srclen, srcpos;
+    FILE *fp; /* closed by libxml2 through io_close */
+    char *fbuf;
+    int eof;
 } xreader;
 
 /* ---- libxml2 side: no Lua calls in here ---- */
@@ -110,15 +118,85 @@ static void on_error(void *arg, xmlErrorPtr e)
             x->err[n] = ' ';
 }
 
-static int io_read(void *ctx, char *buf, int len)
+/* Where the first occurrence of name (n bytes) starts in s (len bytes), or
+ * NULL. */
+static const char *find_name(const char *s, size_t len, const char *name, size_t n)
 {
-    size_t n = fread(buf, 1, (size_t)len, (FILE *)ctx);
-    return (n == 0 && ferror((FILE *)ctx)) ? -1 : (int)n;
+    const char *end = s + len, *p = s;
+    while (n > 0 && (size_t)(end - p) >= n && (p = memchr(p, name[0], (size_t)(end - p - n + 1)))) {
+        if (memcmp(p, name, n) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+#define XR_FILE_BUF 65536 /* > 2 x the 4096 bytes libxml2 asks for */
+
+/* Tops the file buffer up to at least `want` bytes unless the file ends;
+ * -1 on a read error. */
+static int refill(xreader *x, size_t want)
+{
+    size_t rest = x->srclen - x->srcpos, got;
+    if (x->fp == NULL || x->eof || rest >= want)
+        return 0;
+    memmove(x->fbuf, x->fbuf + x->srcpos, rest);
+    x->srcpos = 0;
+    got = fread(x->fbuf + rest, 1, XR_FILE_BUF - rest, x->fp);
+    x->srclen = rest + got;
+    if (got < XR_FILE_BUF - rest) {
+        if (ferror(x->fp))
+            return -1;
+        x->eof = 1;
+    }
+    return 0;
+}
+
+/* A source (string or file) as libxml2 reads it. The reader gives up every
+ * node parsed from a chunk that holds an error, so with its 512-byte chunks
+ * items complete before a malformation were lost or not depending on where
+ * the chunks fell. Here a chunk ends at the '>' that
+ * follows the reader's tag name (<tag ...>, </tag>, <tag/>), else at the
+ * window's last '>', so next() yields every item completed before the
+ * error. (Ending chunks only at an item's end is not enough: the reader
+ * then still asks for the chunk after the last item.) */
+static int io_read_source(void *ctx, char *buf, int len)
+{
+    xreader *x = ctx;
+    const char *w, *t, *gt;
+    size_t n, taglen = strlen(x->tag);
+    int more;
+    if (refill(x, (size_t)len) != 0)
+        return -1;
+    w = x->src + x->srcpos;
+    n = x->srclen - x->srcpos;
+    more = !x->eof && x->fp != NULL; /* bytes may follow what is buffered */
+    if (n > (size_t)len)
+        n = (size_t)len;
+    if ((t = find_name(w, n, x->tag, taglen)) != NULL) {
+        gt = memchr(t + taglen, '>', n - (size_t)(t + taglen - w));
+        if (gt != NULL)
+            n = (size_t)(gt - w) + 1;
+        else if (t > w)
+            n = (size_t)(t - w); /* the tag's '>' comes in the next window */
+    }
+    if (t == NULL && (more || n < x->srclen - x->srcpos)) {
+        for (gt = w + n; gt > w && gt[-1] != '>'; gt--)
+            ;
+        if (gt > w)
+            n = (size_t)(gt - w); /* "</ta" | "g>" may straddle windows */
+    }
+    memcpy(buf, w, n);
+    x->srcpos += n;
+    return (int)n;
 }
 
 static int io_close(void *ctx)
 {
-    return fclose((FILE *)ctx) == 0 ? 0 : -1;
+    xreader *x = ctx;
+    int rc = x->fp != NULL && fclose(x->fp) != 0 ? -1 : 0;
+    x->fp = NULL;
+    return rc;
 }
 
 /* Frees libxml2 and C buffers; the object stays a valid userdata. */
@@ -128,6 +206,14 @@ static void xr_release(xreader *x)
         xmlFreeTextReader(x->r);
         x->r = NULL;
     }
+    if (x->fp) { /* only if libxml2 never took it */
+        fclose(x->fp);
+        x->fp = NULL;
+    }
+    free(x->fbuf);
+    x->fbuf = NULL;
+    x->src = NULL;
+    x->srclen = x->srcpos = 0;
     free(x->text);
     x->text = NULL;
     x->tlen = x->tcap = 0;
@@ -410,13 +496,15 @@ fail:
 
 /* ---- Lua functions ---- */
 
-/* Reads opts at idx (nil or table). Pushes opts.arrays or nil and returns its
- * stack index, or 0 when there is none. */
+/* Reads opts at idx (nil or table), the last argument used: extra ones are
+ * dropped first, so opts.arrays or nil always lands at idx + 1. Returns that
+ * index, or 0 when there are no arrays. */
 static int get_opts(lua_State *L, int idx, int *max_depth, lua_Integer *max_size)
 {
     *max_depth = XR_DEFAULT_DEPTH;
     *max_size = -1;
-    if (lua_isnoneornil(L, idx)) {
+    lua_settop(L, idx);
+    if (lua_isnil(L, idx)) {
         lua_pushnil(L);
         return 0;
     }
@@ -441,7 +529,7 @@ static int get_opts(lua_State *L, int idx, int *max_depth, lua_Integer *max_size
         return 0;
     if (!lua_istable(L, -1))
         luaL_argerror(L, idx, "opts.arrays must be a table");
-    return lua_gettop(L);
+    return idx + 1;
 }
 
 static xreader *new_xreader(lua_State *L, int max_depth)
@@ -663,7 +751,9 @@ static int l_reader(lua_State *L)
             return 1;
         }
         /* libxml2 reads s while parsing: the uservalue keeps it alive */
-        x->r = xmlReaderForMemory(s, (int)len, NULL, NULL, XR_OPTS);
+        x->src = s;
+        x->srclen = len;
+        x->r = xmlReaderForIO(io_read_source, NULL, x, NULL, NULL, XR_OPTS);
     } else {
         const char *path = lua_tostring(L, 6);
         FILE *fp = fopen(path, "rbe");
@@ -678,8 +768,15 @@ static int l_reader(lua_State *L)
             lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
             return 2;
         }
+        x->fp = fp; /* xr_release closes it from here on */
+        if ((x->fbuf = malloc(XR_FILE_BUF)) == NULL) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "not enough memory");
+            return 2;
+        }
+        x->src = x->fbuf;
         /* fp belongs to libxml2 from here on, even if this fails */
-        x->r = xmlReaderForIO(io_read, io_close, fp, NULL, NULL, XR_OPTS);
+        x->r = xmlReaderForIO(io_read_source, io_close, x, NULL, NULL, XR_OPTS);
     }
     if (x->r == NULL) {
         lua_pushnil(L);

@@ -24,10 +24,12 @@
  * Default namespaces are never declared, so an element without `ns` is in
  * no namespace. Attributes are written in name order (stable output).
  *
- * Bad data (invalid UTF-8, control characters, a name that is not an XML
- * name, a child that is neither a table nor a string, a cycle or nesting
- * deeper than max_depth, itself at most 256) gives nil, message and no
- * partial text. Escaping
+ * Bad data (invalid UTF-8, strictly: no overlong form, surrogate or code
+ * point past U+10FFFF; control characters; a name that is not an XML name or
+ * holds a NUL byte; an attribute "p:x" whose prefix no xmlns:p declares on
+ * the element or above, "xml:" aside; a child that is neither a table nor a
+ * string; a cycle or nesting deeper than max_depth, itself at most 256)
+ * gives nil, message and no partial text. Escaping
  * of text and attribute values is libxml2's. The writer and its buffer are
  * owned by a userdata, so a Lua memory error on the way cannot leak them.
  */
@@ -92,34 +94,69 @@ static int fail(xwriter *x, const char *what, const char *detail)
     return 0;
 }
 
-/* Text must be UTF-8 and hold only characters XML 1.0 allows. */
-static int valid_text(const char *s, size_t len)
+/* Text must be strict UTF-8 (no overlong form, no surrogate, nothing past
+ * U+10FFFF: xmlCheckUTF8 lets all three through) and hold only characters
+ * XML 1.0 allows: no NUL or other C0 control but tab, newline and carriage
+ * return, no U+FFFE or U+FFFF. */
+static int valid_text(const char *text, size_t len)
 {
-    size_t i;
-    if (len > (size_t)0x7fffffff || strlen(s) != len)
-        return 0; /* embedded NUL */
-    if (!xmlCheckUTF8((const xmlChar *)s))
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, k, n;
+    if (len > (size_t)0x7fffffff)
         return 0;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+    while (i < len) {
+        unsigned long cp = s[i], min;
+        if (cp < 0x80) {
+            if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
+                return 0;
+            i++;
+            continue;
+        }
+        if (cp >= 0xC2 && cp <= 0xDF) { /* C0 and C1 would be overlong */
+            n = 1;
+            cp &= 0x1F;
+            min = 0x80;
+        } else if (cp >= 0xE0 && cp <= 0xEF) {
+            n = 2;
+            cp &= 0x0F;
+            min = 0x800;
+        } else if (cp >= 0xF0 && cp <= 0xF4) {
+            n = 3;
+            cp &= 0x07;
+            min = 0x10000;
+        } else {
+            return 0; /* a continuation byte first, or a lead past U+10FFFF */
+        }
+        if (len - i <= n)
+            return 0; /* truncated sequence */
+        for (k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE ||
+            cp == 0xFFFF)
             return 0;
-        /* U+FFFE and U+FFFF (EF BF BE / EF BF BF) are not XML characters */
-        if (c == 0xEF && i + 2 < len && (unsigned char)s[i + 1] == 0xBF &&
-            ((unsigned char)s[i + 2] == 0xBE || (unsigned char)s[i + 2] == 0xBF))
-            return 0;
+        i += n + 1;
     }
     return 1;
 }
 
+/* t[key] if it is a string (kept alive by the element table), else NULL;
+ * *bad = 1 for another type, 2 for a string with a NUL byte (C would cut it
+ * there without a word). */
 static const char *field_string(lua_State *L, int t, const char *key, int *bad)
 {
     const char *s = NULL;
+    size_t len;
     lua_getfield(L, t, key);
-    if (lua_type(L, -1) == LUA_TSTRING)
-        s = lua_tostring(L, -1); /* kept alive by the element table */
-    else if (!lua_isnil(L, -1))
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, &len);
+        if (strlen(s) != len)
+            *bad = 2;
+    } else if (!lua_isnil(L, -1)) {
         *bad = 1;
+    }
     lua_pop(L, 1);
     return s;
 }
@@ -145,6 +182,24 @@ static int prefix_in_scope(xwriter *x, const char *prefix)
     int i;
     for (i = 0; i < x->nscope; i++)
         if (strcmp(x->scope[i].prefix, prefix) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the prefix of attribute name "p:x" is bound here or above ("xml"
+ * always is); a name without a prefix needs nothing. */
+static int prefix_declared(xwriter *x, const char *name)
+{
+    const char *colon = strchr(name, ':');
+    int i;
+    size_t n;
+    if (colon == NULL)
+        return 1;
+    n = (size_t)(colon - name);
+    if (n == 3 && strncmp(name, "xml", 3) == 0)
+        return 1;
+    for (i = 0; i < x->nscope; i++)
+        if (strlen(x->scope[i].prefix) == n && strncmp(x->scope[i].prefix, name, n) == 0)
             return 1;
     return 0;
 }
@@ -212,7 +267,13 @@ static int write_attrs(lua_State *L, xwriter *x, int a)
             lua_pop(L, 3);
             return fail(x, "invalid UTF-8 or control character in attribute", k);
         }
-        names[n++] = lua_tostring(L, -2);
+        names[n] = lua_tolstring(L, -2, &len);
+        if (strlen(names[n]) != len) {
+            const char *k = names[n];
+            lua_pop(L, 3);
+            return fail(x, "NUL byte in attribute name", k);
+        }
+        n++;
         lua_pop(L, 1);
     }
     qsort(names, n, sizeof *names, cmp_names);
@@ -221,6 +282,10 @@ static int write_attrs(lua_State *L, xwriter *x, int a)
             strncmp(names[i], "xmlns", 5) == 0) {
             lua_pop(L, 1);
             return fail(x, "not an XML attribute name", names[i]);
+        }
+        if (!prefix_declared(x, names[i])) {
+            lua_pop(L, 1);
+            return fail(x, "undeclared attribute prefix (no xmlns:prefix here or above)", names[i]);
         }
         lua_getfield(L, a, names[i]);
         if (xmlTextWriterWriteAttribute(x->w, (const xmlChar *)names[i],
@@ -249,6 +314,8 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
     name = field_string(L, t, "name", &bad);
     ns = field_string(L, t, "ns", &bad);
     prefix = field_string(L, t, "prefix", &bad);
+    if (bad == 2)
+        return fail(x, "NUL byte in the name, ns or prefix of element", name);
     if (bad || name == NULL)
         return fail(x, "an element needs a string name (and string ns, prefix)", name);
     if (xmlValidateNCName((const xmlChar *)name, 0) != 0)

@@ -68,6 +68,61 @@ describe("billetterie command", function()
     assert.matches("BILLETTERIE_URL", out, 1, true)
   end)
 
+  -- the same environment without the site's address (BILLETTERIE_URL empty)
+  local function no_url_env()
+    return env:gsub("BILLETTERIE_URL=%S+", "BILLETTERIE_URL=")
+  end
+
+  it("with --url, still reads the api host's account and the other credentials from the environment", function()
+    local ok, out = shell(no_url_env() .. ("lua5.4 bin/billetterie call ws_liste_fiches_modifiees "
+      .. "ts=2024-01-01T00:00:00 --url %s"):format(sb.url))
+    assert(ok, out)
+    assert.matches('"next_ts"', out, 1, true)
+  end)
+
+  it("reports option mistakes as what they are, and a client number that is not one", function()
+    local ok, out = shell(no_url_env() .. "lua5.4 bin/billetterie call ws_idsession --url ftp://example.org/")
+    assert.is_false(ok)
+    assert.matches("url must be an http:// or https:// address", out, 1, true)
+    assert.not_matches("set BILLETTERIE_URL", out, 1, true)
+    ok, out = shell(env .. "BILLETTERIE_CLIENT=abc lua5.4 bin/billetterie call ws_idsession")
+    assert.is_false(ok)
+    assert.matches("BILLETTERIE_CLIENT must be a number", out, 1, true)
+  end)
+
+  it("reads a value from stdin (name=-) or the environment (name=env:VAR), never from argv", function()
+    local ok, out = billetterie("call ws_idsession")
+    assert(ok, out)
+    local token = require("cjson").decode((out:gsub("exit=%d+%s*$", ""))).payload.jeton
+    -- a wrong password read from stdin: the vendor's 504 (identifier or password), and never shown
+    ok, out = shell("printf 'Wrong-Pass-77\\n' | " .. env .. "lua5.4 bin/billetterie call ws_login x_rsi_token="
+      .. token .. " web_ident=nobody@example.fr web_passe=-")
+    assert.is_false(ok)
+    assert.matches("vendor error 504", out, 1, true)
+    assert.not_matches("Wrong-Pass-77", out, 1, true)
+    ok, out = shell(env .. "PW=Wrong-Pass-78 lua5.4 bin/billetterie call ws_login x_rsi_token=" .. token
+      .. " web_ident=nobody@example.fr web_passe=env:PW")
+    assert.is_false(ok)
+    assert.matches("vendor error 504", out, 1, true)
+    ok, out = billetterie("call ws_login web_passe=env:NOT_SET_ANYWHERE_42")
+    assert.is_false(ok)
+    assert.matches("NOT_SET_ANYWHERE_42 is not set", out, 1, true)
+    ok, out = billetterie("call --help")
+    assert.matches("web_passe=-", out, 1, true)
+  end)
+
+  it("masks contact passwords a vendor sends back in clear", function()
+    local echo = require "spec.support.echo_server"
+    local srv = echo.start{ bodies = { modcontact = { body = '{"retour":{"message":{"contact":{"name":"X",'
+      .. '"web_passe":"Clear-Pass-99"}},"statut":{"code":0,"traitement":"ok","message":"ok"}}}' } } }
+    local ok, out = shell(no_url_env() .. "lua5.4 bin/billetterie call ws_modification_contact id_contact=1 --url "
+      .. srv.url .. "modcontact/")
+    srv:stop()
+    assert(ok, out)
+    assert.matches('"web_passe": "***"', out, 1, true)
+    assert.not_matches("Clear-Pass-99", out, 1, true)
+  end)
+
   it("run gives a workflow script the configured client, inside billetterie.run", function()
     local script = os.tmpname() .. ".lua"
     local f = assert(io.open(script, "w"))

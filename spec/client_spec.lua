@@ -217,6 +217,26 @@ describe("c:call failures", function()
     assert.equal("network", err.kind)
   end)
 
+  it("reports an answer over max_size as a non-retryable http error", function()
+    -- (a Content-Length over max_size: spec/core_spec.lua, same errkind)
+    local _, err = client(nginx.url .. "big?n=5000&x=/", { max_size = 100 }):call("ws_idsession")
+    assert.equal("http", err.kind)
+    assert.is_false(err.retryable)
+    assert.matches("response larger than max_size (100 bytes)", err.message, 1, true)
+  end)
+
+  it("tells a failed TLS handshake (retryable) from a failed verification (not)", function()
+    local _, err = client((nginx.url:gsub("^http:", "https:"))):call("ws_idsession")
+    assert.equal("network", err.kind)
+    assert.is_true(err.retryable)
+    assert.matches("TLS handshake failed: ", err.message, 1, true)
+    assert.not_matches("CA bundle", err.message, 1, true)
+    _, err = client(nginx.tls_url):call("ws_idsession")
+    assert.equal("network", err.kind)
+    assert.is_false(err.retryable)
+    assert.matches("TLS verification failed", err.message, 1, true)
+  end)
+
   it("validates parameters before sending anything", function()
     local url = nginx.canned("never", "{}")
     local c = client(url)
@@ -352,15 +372,16 @@ describe("contacts (annex 4.1 and 4.7)", function()
     for _, f in ipairs(catalogue.contact_fields) do
       if f.swapped and f.receive then
         seen = seen + 1
-        assert(c:call("ws_modification_contact", { id_contact = 7, [f.receive] = "x" }))
+        local value = f.type == "number" and "12" or "x"   -- "Numérique" fields take numbers only
+        assert(c:call("ws_modification_contact", { id_contact = 7, [f.receive] = value }))
         local fields = form_fields(select(3, nginx.last_request("swapped")))
-        assert.equal("x", fields[f.send], f.receive .. " goes as " .. f.send)
+        assert.equal(value, fields[f.send], f.receive .. " goes as " .. f.send)
       end
     end
     assert.equal(4, seen)
     -- the spec's own rows: champ_libre_6 is received for vW_Commentaire14
-    assert(c:call("ws_modification_contact", { id_contact = 7, champ_libre_6 = "six" }))
-    assert.equal("six", form_fields(select(3, nginx.last_request("swapped"))).vW_Commentaire14)
+    assert(c:call("ws_modification_contact", { id_contact = 7, champ_libre_6 = "6" }))
+    assert.equal("6", form_fields(select(3, nginx.last_request("swapped"))).vW_Commentaire14)
   end)
 
   it("checks lengths, dates and the password rules with the vendor's codes, sending nothing", function()

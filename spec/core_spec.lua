@@ -58,6 +58,29 @@ describe("core.form_encode", function()
     assert.has_error(function() core.form_encode{ t = { { 1 } } } end)
     assert.has_error(function() core.form_encode{ [1] = "x" } end)
   end)
+
+  it("writes reals with the fewest digits that read back the same, and -0 as 0", function()
+    assert.equal("a=12.3&b=0.1&c=19.99&d=-2.5", core.form_encode{ a = 12.3, b = 0.1, c = 19.99, d = -2.5 })
+    for _, x in ipairs{ 1 / 3, 2 / 3, 0.1 + 0.2, 1e-300, 123456.789e200, 2 ^ 60 + 0.5, -1.7976931348623157e308 } do
+      local text = core.form_encode{ x = x }:match("^x=(.*)$"):gsub("%%2B", "+")
+      assert.equal(x, tonumber(text))
+      assert.is_true(#text <= 24)
+    end
+    assert.equal("x=0.30000000000000004", core.form_encode{ x = 0.1 + 0.2 })
+    assert.equal("m[]=0&z=0", core.form_encode{ z = -0.0, m = { -0.0 } })
+  end)
+
+  it("writes integer map keys exactly and refuses non-integer number keys", function()
+    assert.equal("m[-3]=b&m[7]=a", core.form_encode{ m = { [7] = "a", [-3] = "b" } })
+    if math.type then   -- Lua 5.4 keys above 2^53 do not go through a double
+      assert.equal("m[1152921504606846977]=1&m[9223372036854775807]=2",
+        core.form_encode{ m = { [1152921504606846977] = 1, [math.maxinteger] = 2 } })
+    end
+    local ok, err = pcall(core.form_encode, { m = { [1.5] = 1 } })
+    assert.is_false(ok)
+    assert.matches("form field m: number keys must be integers, not 1.5", err, 1, true)
+    assert.has_error(function() core.form_encode{ m = { [math.huge] = 1 } } end)
+  end)
 end)
 
 describe("core base64", function()
@@ -118,6 +141,22 @@ describe("core.json_decoder", function()
 
   it("needs a decode function", function()
     assert.has_error(function() core.json_decoder("decode") end)
+  end)
+end)
+
+describe("core.sleep", function()
+  it("sleeps, returns at once for 0 or less, and refuses NaN and huge values", function()
+    local t0 = core.now()
+    core.sleep(0.05)
+    assert.is_true(core.now() - t0 >= 0.04)
+    core.sleep(0)
+    core.sleep(-1)
+    core.sleep(-math.huge)
+    for _, bad in ipairs{ 0 / 0, math.huge, 1e300, 86401 } do
+      local ok, err = pcall(core.sleep, bad)
+      assert.is_false(ok)
+      assert.matches("seconds must be a number, at most 86400", err, 1, true)
+    end
   end)
 end)
 
@@ -336,6 +375,122 @@ describe("core http engine", function()
     assert.has_error(function() e.pending({}) end)
     assert.equal(0, e:pending())
     e:close()
+  end)
+
+  it("reports a Content-Length over max_size as too_large, with the exact limit", function()
+    local e = engine()
+    -- /truncated announces 1000 bytes: libcurl refuses before any byte comes
+    local _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url .. "truncated", max_size = 100, gzip = false })
+    assert.equal("too_large", errkind)
+    assert.equal("response larger than max_size (100 bytes)", errmsg)
+    _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url .. "big?n=5000000", max_size = 4294967297, method = "GET" })
+    assert.is_nil(errkind, errmsg)
+    _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url .. "chunked?k=64", max_size = 3 * 2 ^ 31 / 2 ^ 31 * 1000 })
+    assert.equal("response larger than max_size (3000 bytes)", errmsg)
+    e:close()
+  end)
+
+  it("reports a failed TLS handshake as a network failure that says so", function()
+    local e = engine()
+    -- https to the plain-HTTP port: no certificate was ever seen
+    local _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.url:gsub("^http:", "https:") .. "echo" })
+    assert.equal("network", errkind)
+    assert.matches("^TLS handshake failed: ", errmsg)
+    assert.matches("wrong version number", errmsg, 1, true)
+    -- a certificate that cannot be verified stays "tls"
+    _, _, _, errkind, errmsg = e:wait(e:start{ url = nginx.tls_url .. "echo" })
+    assert.equal("tls", errkind)
+    assert.not_matches("handshake", errmsg)
+    e:close()
+  end)
+
+  it("validates timeouts, max_size and max_host_connections before libcurl sees them", function()
+    local e = engine()
+    local function refused(fields, pattern)
+      fields.url = nginx.url .. "echo"
+      local ok, err = pcall(e.start, e, fields)
+      assert.is_false(ok, pattern)
+      assert.matches(pattern, err, 1, true)
+    end
+    for _, bad in ipairs{ 0, -1, 0 / 0, math.huge, -math.huge, 86401 } do
+      refused({ timeout = bad }, "timeout must be a number of seconds in (0, 86400]")
+      refused({ connect_timeout = bad }, "connect_timeout must be a number of seconds in (0, 86400]")
+      assert.has_error(function() core.http_config{ timeout = bad } end)
+    end
+    for _, bad in ipairs{ 0, -5, 0 / 0, math.huge, 2 ^ 53 + 2, 1.5 } do
+      refused({ max_size = bad }, "max_size must be a whole number in [1, 2^53]")
+    end
+    refused({ timeout = "10" }, "timeout must be a number")
+    for _, bad in ipairs{ -1, 0 / 0, math.huge, 1e300, 2.5 } do
+      local ok, err = pcall(core.http_engine, { max_host_connections = bad })
+      assert.is_false(ok)
+      assert.matches("max_host_connections must be a whole number in [0, 65536]", err, 1, true)
+    end
+    -- a sub-millisecond timeout is 1 ms, not libcurl's 0 = "no timeout"
+    local t0 = core.now()
+    local _, _, _, errkind = e:wait(e:start{ url = nginx.url .. "sleep?s=3", timeout = 0.0004 })
+    assert.equal("timeout", errkind)
+    assert.is_true(core.now() - t0 < 2)
+    e:close()
+  end)
+
+  it("names the request field in argument errors", function()
+    local e = engine()
+    local function refused(fields, text)
+      local ok, err = pcall(e.start, e, fields)
+      assert.is_false(ok)
+      assert.matches(text, err, 1, true)
+    end
+    refused({ url = nginx.url, headers = { "X-A: 1", {} } }, "headers[2] must be a string")
+    refused({ url = nginx.url, headers = { "X-A: 1", 42 } }, "headers[2] must be a string")
+    refused({ url = nginx.url, headers = "X-A: 1" }, "headers must be a table")
+    refused({ url = nginx.url, method = 5 }, "method must be a string")
+    refused({ url = nginx.url, body = 5 }, "body must be a string")
+    refused({ url = nginx.url, file = 5 }, "file must be a string")
+    refused({ url = nginx.url, cainfo = 5 }, "cainfo must be a string")
+    assert.equal(0, e:pending())
+    e:close()
+  end)
+
+  it("refuses a user agent that is not a string (no converted string freed under it)", function()
+    pcall(collectgarbage, "generational")   -- Lua 5.4: frees young strings at once
+    for i = 1, 50 do
+      local ok, err = pcall(core.http_engine, { user_agent = 1234567890123 + i, headers = { "A: b" } })
+      assert.is_false(ok)
+      assert.matches("user_agent must be a string", err, 1, true)
+      assert.has_error(function() core.http_config{ capath = 1e10 + i } end)
+    end
+    pcall(collectgarbage, "incremental")
+    local e = core.http_engine{ user_agent = "ua-" .. 7 }
+    local _, body = e:wait(e:start{ url = nginx.url .. "echo" })
+    assert.equal("ua-7", cjson.decode(body).headers["user-agent"])
+    e:close()
+  end)
+
+  it("survives a finalizer that closes the engine while results are pushed", function()
+    for _, method in ipairs{ "result", "wait", "poll" } do
+      local e = engine()
+      local id = e:start{ url = nginx.url .. "big?n=300000", method = "GET", gzip = false }
+      if method ~= "wait" then while #e:poll(50) == 0 do end end
+      local f, arg = e[method], method == "poll" and {} or nil
+      -- garbage whose finalizers close the engine, collected while C pushes
+      -- (nothing allocates between restart and the call)
+      collectgarbage("stop")
+      for _ = 1, 50 do setmetatable({}, { __gc = function() e:close() end }) end
+      collectgarbage("setpause", 0)
+      collectgarbage("restart")
+      local ok, status, body = pcall(f, e, id, arg)
+      collectgarbage("setpause", 200)
+      collectgarbage()
+      assert.is_true(ok, tostring(status))
+      if method ~= "poll" then
+        assert.equal(200, status)
+        assert.equal(300000, #body)
+      end
+      -- closed by a finalizer by now (or about to be): either way no crash
+      e:close()
+      assert.has_error(function() e:pending() end)
+    end
   end)
 
   it("is collected with its transfers (no leak through __gc)", function()

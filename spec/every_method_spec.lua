@@ -34,7 +34,15 @@ local function valid(p)
   if p.enum then return p.enum[1] end
   if p.type == "integer" then return tonumber(p.example) or 1 end
   if p.type == "boolean" then return 1 end
-  if p.type == "base64_json" or p.type == "json" then return { } end
+  if p.type == "base64_json" or p.type == "json" then
+    -- an object with its required attributes (annex 4.3-4.6); a list may be empty
+    local object = p.object and not p.object_list and catalogue.objects[p.object]
+    local t = {}
+    for _, f in ipairs(object and object.fields or {}) do
+      if f.required then t[f.name] = valid(f) end
+    end
+    return t
+  end
   if p.type == "bracket_array" then return { 1 } end
   if p.type == "bracket_map" then return { [1] = 1 } end
   if p.type == "date" then

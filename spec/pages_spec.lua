@@ -19,7 +19,7 @@ describe("page links", function()
 
   it("percent-encodes values and adds the global parameters", function()
     local url = pages.url("http://x.fr", "catalogue_abonnement", { filtre = 1, code_regroup = "Super r&d", x_rsi_option = "170515-tito" })
-    assert.equal("http://x.fr/catalogue_abonnement?filtre=1&code_regroup=Super+r%26d&x_rsi_option=170515-tito", url)
+    assert.equal("http://x.fr/catalogue_abonnement?filtre=1&code_regroup=Super%20r%26d&x_rsi_option=170515-tito", url)
   end)
 
   it("checks parameters and never sends an empty token", function()

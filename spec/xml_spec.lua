@@ -202,6 +202,19 @@ describe("xml.decode", function()
     assert.has_error(function() xml.decode("<a/>", { max_depth = 0 }) end)
   end)
 
+  it("ignores extra arguments (opts.arrays kept, nothing shifted)", function()
+    local doc = "<a><b>1</b></a>"
+    for _, extra in ipairs({ "extra", 42, {}, false }) do
+      local v = assert(core.xml_decode(doc, { arrays = { b = true } }, extra))
+      assert.are.same({ b = { "1" } }, v)
+      assert.are.same({ b = "1" }, (core.xml_decode(doc, nil, extra)))
+      local r = assert(core.xml_reader({ string = "<r><it><b>1</b></it></r>" }, "it", { arrays = { b = true } }, extra))
+      assert.are.same({ b = { "1" } }, r:next())
+      r = assert(core.xml_reader({ string = "<r><it><b>1</b></it></r>" }, "it", nil, extra))
+      assert.are.same({ b = "1" }, r:next())
+    end
+  end)
+
   it("enforces the depth limit", function()
     local function nested(n) return ("<a>"):rep(n) .. ("</a>"):rep(n) end
     assert.is_not_nil(xml.decode(nested(10), { max_depth = 10 }))
@@ -306,7 +319,7 @@ describe("xml.reader", function()
         v, err = r:next()
         if v then n = n + 1 end
       until v == nil
-      assert.is_true(n > 0 and n <= 200)
+      assert.are.equal(200, n) -- every SPECTACLE before the broken one
       assert.matches("mismatch", err)
       assert.is_nil(r:next())
       assert.are.equal(1, select("#", r:next()))
@@ -315,6 +328,40 @@ describe("xml.reader", function()
     local r = assert(xml.reader({ string = "" }, "a"))
     assert.are.same({ nil, "empty XML document" }, { r:next() })
     assert.is_nil(r:next())
+  end)
+
+  it("yields every item completed before a malformation, wherever it falls (string or file)", function()
+    local items = {
+      function(i) return ("<it><id>%d</id><nom>Spectacle %d</nom></it>"):format(i, i) end,
+      function(i) return ("<it a='%d'/>"):format(i) end,
+      function(i) return ("\n  <p:it xmlns:p='u'><b x='1'>%s</b></p:it>"):format(("z"):rep(i % 700)) end,
+      function(i) return ("<it>%s</it><other>it it</other>"):format(("y"):rep(i * 37 % 1500)) end,
+    }
+    local junk = { "<bad></r>", "<it><x>1</x>\1</it>", "<it>unterminated", "</r><extra/>", "<it a='1' a='2'/>", "&bogus;" }
+    for k, item in ipairs(items) do
+      for _, tail in ipairs(junk) do
+        for n = 1, 40 do
+          local parts = { "<r>" }
+          for i = 1, n do parts[#parts + 1] = item(i) end
+          parts[#parts + 1] = tail
+          local doc = table.concat(parts)
+          local sources = { { string = doc } }
+          if n % 7 == 0 then sources[2] = { file = write_tmp(doc) } end
+          for _, source in ipairs(sources) do
+            local r = assert(core.xml_reader(source, "it"))
+            local got, v, err = 0, nil, nil
+            repeat
+              v, err = r:next()
+              if v then got = got + 1 end
+            until v == nil
+            assert.are.equal(n, got, ("item kind %d, %d items, then %q"):format(k, n, tail))
+            assert.is_string(err)
+            r:close()
+            if source.file then os.remove(source.file) end
+          end
+        end
+      end
+    end
   end)
 
   it("enforces max_depth and max_size", function()

@@ -83,6 +83,56 @@ describe("core.xml_encode options", function()
   end)
 end)
 
+describe("core.xml_encode refuses what would not read back", function()
+  local function refused(element, message)
+    local text, err = core.xml_encode(element)
+    assert.is_nil(text)
+    assert.equal(message, err)
+  end
+
+  it("refuses surrogates, overlong forms and code points past U+10FFFF like other bad UTF-8", function()
+    local bad = {
+      "\237\160\128", "\237\191\191",          -- U+D800, U+DFFF
+      "\192\128", "\193\191", "\224\128\175",   -- overlong NUL, "?" and "/"
+      "\240\130\130\172",                      -- overlong euro sign
+      "\244\144\128\128", "\247\191\191\191", -- U+110000, past it
+      "\248\136\128\128\128",                  -- five-byte form
+      "\128", "a\191b", "\226\130", "\240\159\152", -- stray and truncated
+      "\239\191\190", "\239\191\191",          -- U+FFFE, U+FFFF
+    }
+    for _, s in ipairs(bad) do
+      refused({ name = "a", s }, "invalid UTF-8 or control character in the text of: a")
+      refused({ name = "a", attrs = { v = s } }, "invalid UTF-8 or control character in attribute: v")
+    end
+    -- the edges that are valid
+    local good = { "\194\128", "\223\191", "\224\160\128", "\237\159\191", "\238\128\128",
+                   "\239\191\189", "\240\144\128\128", "\244\143\191\191", "é€😀" }
+    for _, s in ipairs(good) do
+      assert.equal("<a>" .. s .. "</a>", core.xml_encode({ name = "a", s }))
+    end
+  end)
+
+  it("refuses names with a NUL byte instead of cutting them", function()
+    refused({ name = "a\0b" }, "NUL byte in the name, ns or prefix of element: a")
+    refused({ name = "a", ns = "urn:x\0y" }, "NUL byte in the name, ns or prefix of element: a")
+    refused({ name = "a", ns = "urn:x", prefix = "p\0q" }, "NUL byte in the name, ns or prefix of element: a")
+    refused({ name = "a", attrs = { ["b\0c"] = "1" } }, "NUL byte in attribute name: b")
+  end)
+
+  it("refuses an attribute prefix no xmlns declares, accepts a declared one and xml:", function()
+    refused({ name = "a", attrs = { ["p:x"] = "1" } },
+      "undeclared attribute prefix (no xmlns:prefix here or above): p:x")
+    refused({ name = "a", ns = "urn:q", prefix = "q", attrs = { ["p:x"] = "1" } },
+      "undeclared attribute prefix (no xmlns:prefix here or above): p:x")
+    assert.equal('<p:a xmlns:p="urn:p" p:x="1" xml:lang="fr"><b p:y="2"/></p:a>',
+      core.xml_encode({ name = "a", ns = "urn:p", prefix = "p", attrs = { ["p:x"] = "1", ["xml:lang"] = "fr" },
+        { name = "b", attrs = { ["p:y"] = "2" } } }))
+    -- a binding ends with its element
+    refused({ name = "r", { name = "a", ns = "urn:p", prefix = "p" }, { name = "b", attrs = { ["p:y"] = "2" } } },
+      "undeclared attribute prefix (no xmlns:prefix here or above): p:y")
+  end)
+end)
+
 describe("billetterie.sandbox.catalogue element builders", function()
   local catalogue
   setup(function() if not jit then catalogue = require "billetterie.sandbox.catalogue" end end)

@@ -33,17 +33,44 @@ local function cell(s)
   return (tostring(s or ""):gsub("|", "\\|"):gsub("\n", " "))
 end
 
-local function param_line(p)
+-- The required column, from the structured rules the client checks
+-- (required_in_mode, required_with_any, required_unless); the catalogue's
+-- required_when text names the filter criteria of a page in one phrase.
+local function required_text(p, criteria)
+  if p.required then return p.default ~= nil and ("yes (default " .. tostring(p.default) .. " sent when missing)") or "yes" end
+  local parts = {}
+  if p.required_in_mode then parts[#parts + 1] = "in " .. p.required_in_mode .. " mode" end
+  if p.required_with_any then
+    if criteria and #p.required_with_any == #criteria then
+      parts[#parts + 1] = "with any filter criterion (" .. table.concat(criteria, ", ") .. ")"
+    else
+      parts[#parts + 1] = "with any of " .. table.concat(p.required_with_any, ", ")
+    end
+  end
+  if p.required_unless then parts[#parts + 1] = "without " .. table.concat(p.required_unless, " or ") end
+  if #parts == 0 then return "" end
+  local text = "required " .. table.concat(parts, ", or ")
+  if p.default ~= nil then text = text .. " (default " .. tostring(p.default) .. " sent when missing)" end
+  return text
+end
+
+local function param_line(p, criteria)
   local what = { p.type }
   if p.format then what[#what + 1] = "format " .. p.format end
   if p.max then what[#what + 1] = "max " .. p.max end
+  if p.item_type then what[#what + 1] = "items " .. p.item_type end
+  if p.key_type then what[#what + 1] = "keys " .. p.key_type .. " (" .. tostring(p.key) .. ")" end
   if p.enum then
     local e = {}
     for i, v in ipairs(p.enum) do e[i] = tostring(v) end
-    what[#what + 1] = "one of " .. table.concat(e, ", ")
+    what[#what + 1] = ((p.type == "bracket_map" or p.type == "bracket_array") and "values one of " or "one of ")
+      .. table.concat(e, ", ")
   end
+  if p.object then what[#what + 1] = (p.object_list and "list of " or "") .. p.object .. " objects (checked)" end
   if p.needs then what[#what + 1] = "needs " .. table.concat(p.needs, ", ") end
-  return ("| `%s` | %s | %s | %s |"):format(p.name, p.required and "yes" or "", cell(table.concat(what, "; ")),
+  if p.after then what[#what + 1] = "later than " .. p.after end
+  if p.not_before then what[#what + 1] = "not before " .. p.not_before end
+  return ("| `%s` | %s | %s | %s |"):format(p.name, cell(required_text(p, criteria)), cell(table.concat(what, "; ")),
     cell(p.description))
 end
 
@@ -94,6 +121,25 @@ for _, name in ipairs(names) do
     add("| parameter | required | type | meaning |")
     add("|---|---|---|---|")
     for _, p in ipairs(s.params) do add(param_line(p)) end
+  end
+end
+add("")
+add("## Shop pages (`c:page(name, params)`, `s:page(name, params)`)")
+add("")
+add("Links to the pages of chapter 3, checked like web services. A filter criterion sent without")
+add("`filtre` adds `filtre=1` (the only value the spec allows); spaces are written `%20`.")
+local page_names = {}
+for name in pairs(catalogue.pages) do page_names[#page_names + 1] = name end
+table.sort(page_names)
+for _, name in ipairs(page_names) do
+  local page = catalogue.pages[name]
+  add("")
+  add(("### `%s`%s"):format(name, page.title and (" — " .. cell(page.title)) or ""))
+  if page.params and #page.params > 0 then
+    add("")
+    add("| parameter | required | type | meaning |")
+    add("|---|---|---|---|")
+    for _, p in ipairs(page.params) do add(param_line(p, page.filter_criteria)) end
   end
 end
 add("")

@@ -31,9 +31,10 @@ local KEY_ORDER = {
   "method", "methods_accepted", "host", "auth", "auth_modes", "fixed",
   "direction", "response", "envelope", "xml_arrays", "xml_integers", "codes", "codes_likely",
   "codes_as_printed", "obsolete_params",
-  "required", "required_when", "type", "format", "max", "enum", "default",
-  "needs", "after", "not_before", "key", "key_type", "item_type", "received_type", "aliases",
-  "object", "secret", "read_only", "obsolete", "swapped", "group",
+  "required", "required_when", "required_in_mode", "required_with_any", "required_unless",
+  "filter_criteria", "type", "format", "max", "enum", "default",
+  "needs", "after", "not_before", "key", "key_type", "item_type", "item_reading", "received_type", "aliases",
+  "object", "object_list", "secret", "read_only", "obsolete", "swapped", "group",
   "present", "absent", "ignored",
   "example", "description", "note", "rules", "params", "items", "fields",
 }
@@ -310,13 +311,15 @@ local CATALOGUE_XML_ARRAYS = {
 }
 
 -- Objects (annex 4.3-4.6 and 2.6.4.2) that base64_json / json params carry.
+-- list = the param is a JSON array of such objects (examples of 4.3.1,
+-- 4.5.1, 2.6.4.4); otherwise a single object (2.6.2.3, 4.6.1.1).
 local PARAM_OBJECTS = {
-  organisme = "organisme",
-  adresses = "adresse",
-  Adresses = "adresse",
-  Niveau_de_relations = "niveau_de_relations",
-  criteres = "criteres_in",
-  contacts = "organisme_contact",
+  organisme = { "organisme" },
+  adresses = { "adresse", list = true },
+  Adresses = { "adresse", list = true },
+  Niveau_de_relations = { "niveau_de_relations", list = true },
+  criteres = { "criteres_in" },
+  contacts = { "organisme_contact", list = true },
 }
 
 ---------------------------------------------------------------------------
@@ -368,10 +371,22 @@ local OVERRIDES = {
   { service = "ws_cat_spectacle", param = "date_fin", param_set = { not_before = "date_debut" },
     why = "seed 2.1.2, l.277-309; example l.4496" },
 
+  -- A site may let this service change the password; then it must be sent
+  -- on every call (l.1164-1166). The field names and rules are those of
+  -- annex 4.7 (v_passe, v_passec; l.6444-6462), as in ws_ccontact (l.1005-1008).
+  { service = "ws_modification_contact",
+    add = {
+      { name = "v_passe", type = "string", secret = true,
+        description = "New password, when the site lets this service change it; then required on every call (annex 4.7 rules)." },
+      { name = "v_passec", type = "string", secret = true,
+        description = "Password confirmation (code 524 when it differs from v_passe)." },
+    },
+    why = "seed 2.3.3.2, l.1164-1166; annex 4.7, l.6444-6462" },
+
   { service = "ws_modification_contact",
     order = { "id_formulaire", "champs", "maj_code_envoi", "liste_maj_code_envoi",
               "maj_interet", "liste_maj_interet", "Adresses", "id_contact",
-              "Niveau_de_relations" },
+              "Niveau_de_relations", "v_passe", "v_passec" },
     why = "seed 2.3.3.2 / 2.3.3.3, l.1173-1352 (parameter order)" },
 }
 
@@ -396,6 +411,44 @@ local function bare_name(name)
   return (name:gsub("%[.*%]$", ""))
 end
 
+-- required_when is free text in the reference; params.lua reads it as data:
+--   "token mode" / "ws mode"             -> required_in_mode = "token" / "ws"
+--   "X present", "a, b or c is sent"     -> required_with_any = { ... }
+--   "X absent"                           -> required_unless = { ... }
+--   "any filter criterion is sent"       -> required_with_any = the page's criteria
+-- Clauses joined by ", or " add up (required when any holds). Text that is
+-- not understood stops the generator, so no rule is silently dropped.
+local function parse_required_when(q, criteria)
+  local text = q.required_when
+  if not text then return end
+  local function add(key, names)
+    q[key] = q[key] or {}
+    for _, n in ipairs(names) do q[key][#q[key] + 1] = n end
+  end
+  for clause in (text .. ", or "):gmatch("(.-), or ") do
+    local mode = clause:match("^(%w+) mode$")
+    local absent = clause:match("^([%w_]+) absent$")
+    local present = clause:match("^([%w_]+) present$")
+    local list = clause:match("^any of (.+) is sent$") or clause:match("^(.+) is sent$")
+    if mode then
+      assert(CREDENTIALS[mode], "unknown mode in required_when: " .. text)
+      q.required_in_mode = mode
+    elseif absent then
+      add("required_unless", { absent })
+    elseif present then
+      add("required_with_any", { present })
+    elseif clause == "any filter criterion is sent" or clause == "a filter criterion is sent" then
+      add("required_with_any", assert(criteria, "filter criteria outside a page: " .. text))
+    elseif list then
+      local names = {}
+      for n in (list:gsub(" or ", ", ") .. ", "):gmatch("([%w_]+), ") do names[#names + 1] = n end
+      add("required_with_any", names)
+    else
+      error("required_when not understood: " .. text)
+    end
+  end
+end
+
 local function convert_param(p)
   local q = {
     name = bare_name(p.name),
@@ -413,7 +466,8 @@ local function convert_param(p)
     description = p.description,
     note = p.note,
     secret = SECRET_SET[p.name] or nil,
-    object = PARAM_OBJECTS[p.name],
+    object = PARAM_OBJECTS[p.name] and PARAM_OBJECTS[p.name][1],
+    object_list = PARAM_OBJECTS[p.name] and PARAM_OBJECTS[p.name].list,
   }
   if p.key then
     -- "id_codeenvoi (integer)" -> key = "id_codeenvoi", key_type = "integer"
@@ -424,6 +478,7 @@ local function convert_param(p)
     q.items = {}
     for _, it in ipairs(p.items) do q.items[#q.items + 1] = convert_param(it) end
   end
+  parse_required_when(q)
   return q
 end
 
@@ -577,6 +632,14 @@ local function apply_overrides(all)
       assert(changed, "order override does not change " .. o.service)
       svc.params = ordered
     end
+    if o.add then
+      for _, p in ipairs(o.add) do
+        for _, q in ipairs(svc.params) do
+          assert(q.name ~= p.name, "override adds an existing param " .. o.service .. "." .. p.name)
+        end
+        svc.params[#svc.params + 1] = p
+      end
+    end
     if o.param then
       local found
       for _, p in ipairs(svc.params) do
@@ -595,10 +658,13 @@ local function convert_field(f)
   for k, v in pairs(f) do g[k] = v end
   if g.max_length then g.max, g.max_length = g.max_length, nil end
   if g.item_type then
-    -- "integer (id; see ambiguity)" -> item_type "integer" + note
+    -- "integer (id; see ambiguity)" -> item_reading "integer" + note. The
+    -- seed only says "Tableau contenant un objet interet / code envoi"
+    -- (annex 4.1, l.5516-5522): the reading is not a rule, so it is not
+    -- item_type (which params.lua enforces) and ids or codes both pass.
     local t, rest = g.item_type:match("^(%w+)%s*%((.*)%)$")
     if t then
-      g.item_type = t
+      g.item_type, g.item_reading = nil, t
       local extra = "Items: " .. rest .. " - the reference reads them as numeric ids (ws_info_contact code_envoi.id); codes are a second reading."
       g.note = g.note and (g.note .. " " .. extra) or extra
     end
@@ -685,8 +751,27 @@ local function build_catalogue()
   }
 end
 
+-- Page params that are not filter criteria (chapter 3 tables): the switch
+-- itself, display options, and the ids that choose the page's object
+-- (3.7.1: spectacle?id_spectacle=577&filtre=1&categ=..., l.4789).
+local PAGE_NOT_CRITERIA = {
+  filtre = true, forcer_param = true, affiche_selection_quantite = true,
+  id_spectacle = true, id_film = true, id_event = true,
+}
+
+-- Page rules the reference does not record.
+local PAGE_OVERRIDES = {
+  -- the window of the catalogue may be one day (the vendor's link sends
+  -- date_debut=04/09/2015&date_fin=04/09/2015), never reversed
+  { page = "catalogue_spectacle", param = "date_fin", param_set = { not_before = "date_debut" },
+    why = "seed 3.2, l.4450-4496" },
+}
+
 -- Chapter 3 pages keyed by name (the path without its slash); the
 -- reference's depends_on is the same relation as a service's needs.
+-- filtre is marked "filtre* 1 Boolean" on every filtered page (e.g. l.4455):
+-- 1 is its only value, so when a criterion is sent without it, it is
+-- added (default = 1) rather than the link silently showing everything.
 build_pages = function()
   local pages = {}
   for _, page in ipairs(REF.pages) do
@@ -695,13 +780,36 @@ build_pages = function()
     copy.name = page.path:gsub("^/", "")
     copy.path = copy.name
     copy.params = {}
+    local criteria = {}
+    for _, param in ipairs(page.params or {}) do
+      if not PAGE_NOT_CRITERIA[param.name] then criteria[#criteria + 1] = param.name end
+    end
     for i, param in ipairs(page.params or {}) do
       local q = {}
       for k, v in pairs(param) do q[k] = v end
       if q.depends_on then q.needs, q.depends_on = q.depends_on, nil end
+      parse_required_when(q, criteria)
+      if q.name == "filtre" and q.required_with_any then
+        assert(q.enum and #q.enum == 1, "page filtre with more than one value")
+        q.default = q.enum[1]
+      end
       copy.params[i] = q
     end
+    for _, q in ipairs(copy.params) do
+      if q.name == "filtre" and #criteria > 0 then copy.filter_criteria = criteria end
+    end
     pages[copy.name] = copy
+  end
+  for _, o in ipairs(PAGE_OVERRIDES) do
+    local page = assert(pages[o.page], "override for unknown page " .. o.page)
+    local found
+    for _, p in ipairs(page.params) do
+      if p.name == o.param then
+        found = p
+        for k, v in pairs(o.param_set) do p[k] = v end
+      end
+    end
+    assert(found, "override for unknown page param " .. o.page .. "." .. o.param)
   end
   return pages
 end

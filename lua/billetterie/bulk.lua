@@ -4,7 +4,14 @@
 --     map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
 --             ["adresses.1.type_adresse"] = "Type", ["adresses.1.ville"] = "Ville" },
 --     report = "organismes.failures.csv", concurrency = 8, progress = true })
---   --> { total =, created =, already =, failed =, unknown = }
+--   --> { total =, created =, already =, failed =, unknown =, pending = [, report =, unresolved =] }
+--   | nil, err (a billetterie error: invalid_param for a CSV, journal or
+--     report path that cannot be used or a CSV that changed or is malformed)
+-- created counts every record done (this run or an earlier one), already
+-- those done before this run; failed the records the vendor refused or whose
+-- handling raised (their text in the report); unknown those sent whose
+-- outcome could not be checked on the server; pending those not sent because
+-- unknown outcomes could not be checked first (unresolved says why).
 -- Every CSV record has a row in the journal (SQLite). A record is marked
 -- "sent" (committed) before its request leaves and "done" with the new
 -- id_organisme once the answer is read, so a run killed at any point can be
@@ -15,6 +22,7 @@
 -- api_key of the client) lists what was created since it was sent.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
+local errors = require "billetterie.error"
 local runner = require "billetterie.runner"
 
 local bulk = {}
@@ -29,6 +37,14 @@ local SCHEMA = {
       code INTEGER, message TEXT, sent_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0
     )]],
 }
+
+-- LuaSQL gives floats under Lua 5.4; LuaJIT has one number type.
+local tointeger = math.tointeger or function(v) return v end
+
+local function bad_input(param, message)
+  return nil, errors.new{ kind = "invalid_param", ws = "bulk.import", param = param, retryable = false,
+                          message = message }
+end
 
 local Journal = {}
 Journal.__index = Journal
@@ -49,7 +65,7 @@ function Journal:exec(sql, ...)
     while true do
       local row = res:fetch({}, "a")
       if not row then break end
-      for k, v in pairs(row) do if type(v) == "number" then row[k] = math.tointeger(v) or v end end
+      for k, v in pairs(row) do if type(v) == "number" then row[k] = tointeger(v) or v end end
       rows[#rows + 1] = row
     end
     res:close()
@@ -61,7 +77,7 @@ end
 local function open_journal(path)
   local env = luasql.sqlite3()
   local conn, err = env:connect(path)
-  if not conn then env:close(); return nil, err end
+  if not conn then env:close(); return nil, tostring(err) end
   local j = setmetatable({ env = env, conn = conn }, Journal)
   -- WAL with synchronous NORMAL: every commit survives a kill -9 of this
   -- process (only a power cut may lose the last ones), without an fsync each.
@@ -110,9 +126,10 @@ local function find_on_server(c, marker_field, keys, since)
   local data, statut = c:liste_fiches_modifiees{ ts = os.date("%Y-%m-%dT%H:%M:%S", since), type_export = nil }
   if not data then return nil, statut end
   local found = {}
-  for _, o in ipairs(data.liste_organismes or {}) do
+  local list = data.liste_organismes
+  for _, o in ipairs(type(list) == "table" and list or {}) do
     local line = keys[o[marker_field]]
-    if line then found[line] = o.id_organisme end
+    if line and type(o) == "table" then found[line] = o.id_organisme end
   end
   return found
 end
@@ -121,14 +138,15 @@ function bulk.import(opts)
   local c = assert(opts.client, "bulk.import needs a client")
   local marker_field = opts.marker_field or "code_libre_stru"
   local f, err = io.open(opts.csv, "rb")
-  if not f then return nil, err end
+  if not f then return bad_input("csv", "cannot read the CSV file: " .. tostring(err)) end
   local text = f:read("*a")
   f:close()
   local records, header = csv.records(text)
-  if not records then return nil, opts.csv .. ": " .. header end
+  if not records then return bad_input("csv", opts.csv .. ": " .. tostring(header)) end
 
-  local journal, jerr = open_journal(opts.journal or (opts.csv .. ".journal.db"))
-  if not journal then return nil, jerr end
+  local journal_path = opts.journal or (opts.csv .. ".journal.db")
+  local journal, jerr = open_journal(journal_path)
+  if not journal then return bad_input("journal", "cannot open the journal " .. journal_path .. ": " .. jerr) end
   -- the marker prefix is this journal's own: keys of two imports never meet
   local prefix = (journal:exec("SELECT v FROM meta WHERE k = 'prefix'")[1] or {}).v
   if not prefix then
@@ -149,7 +167,8 @@ function bulk.import(opts)
     elseif known[line].hash ~= hash then
       journal:exec("ROLLBACK")
       journal:close()
-      return nil, ("%s changed since this journal was started (record %d); use a new journal"):format(opts.csv, line)
+      return bad_input("csv", ("%s changed since this journal was started (record %d); use a new journal")
+        :format(opts.csv, line))
     end
   end
   journal:exec("COMMIT")
@@ -185,18 +204,24 @@ function bulk.import(opts)
     if rec then todo[#todo + 1] = r.line end
   end
   if unresolved then todo = {} end   -- unknown outcomes first: never risk a duplicate
+  local already = #journal:exec("SELECT line FROM records WHERE state = 'done'")
 
-  runner.map(todo, function(line)
+  local _, raised = runner.map(todo, function(line)
     local params = mapped(opts.map, records[line])
     params.organisme = params.organisme or {}
     params.organisme[marker_field] = key(line)
     journal:exec("UPDATE records SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE line = ?",
       os.time(), line)
     local msg, e = c:organisme_creation(params)
-    if msg then
+    local created = type(msg) == "table" and type(msg.organisme) == "table" and msg.organisme.id_organisme
+    if created then
       journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = NULL, message = NULL WHERE line = ?",
-        msg.organisme.id_organisme, line)
+        created, line)
       return true
+    end
+    if msg then   -- an ok without the new id: stays "sent", looked for on the server
+      return nil, errors.new{ kind = "decode", ws = "ws_organisme_creation",
+                              message = "the answer has no id_organisme" }
     end
     if e.kind == "network" or e.kind == "timeout" or (e.kind == "http" and e.http_status and e.http_status >= 500) then
       return nil, e   -- outcome unknown: stays "sent", checked on the server before any resend
@@ -205,16 +230,25 @@ function bulk.import(opts)
       e.code, e.message, line)
     return nil, e
   end, { concurrency = opts.concurrency or 8, rate = opts.rate, progress = opts.progress })
+  -- A record whose handling raised (a map function, the journal): failed
+  -- with the error's text, unless it was sent (then its outcome is unknown).
+  for i, e in pairs(raised) do
+    if not errors.is(e) then
+      journal:exec("UPDATE records SET state = CASE state WHEN 'sent' THEN 'sent' ELSE 'failed' END, "
+        .. "message = ? WHERE line = ?", tostring(e), todo[i])
+    end
+  end
   if not unresolved then
     local _, e2 = resolve_unknown()
     unresolved = e2 and tostring(e2) or nil
   end
 
-  local counts = { total = #records, created = 0, failed = 0, unknown = 0 }
+  local counts = { total = #records, created = 0, already = already, failed = 0, unknown = 0, pending = 0 }
   local failures = {}
   for _, r in ipairs(journal:exec("SELECT * FROM records ORDER BY line")) do
     if r.state == "done" then counts.created = counts.created + 1
     elseif r.state == "sent" then counts.unknown = counts.unknown + 1
+    elseif r.state == "pending" then counts.pending = counts.pending + 1
     else
       counts.failed = counts.failed + 1
       failures[#failures + 1] = r
@@ -222,7 +256,8 @@ function bulk.import(opts)
   end
   journal:close()
   if opts.report then
-    local out = assert(io.open(opts.report, "w"))
+    local out, oerr = io.open(opts.report, "w")
+    if not out then return bad_input("report", "cannot write the report: " .. tostring(oerr)) end
     out:write("ligne;code;message\n")
     for _, r in ipairs(failures) do
       out:write(("%d;%s;%s\n"):format(r.line, csv.field(r.code), csv.field(r.message or r.state)))

@@ -231,6 +231,9 @@ return {
         {
           name = "filtre",
           required_when = "date_modif, date_debut or date_fin is sent",
+          required_with_any = {
+            "date_modif", "date_debut", "date_fin",
+          },
           type = "integer",
           enum = { 1 },
           example = "1",
@@ -346,6 +349,7 @@ return {
           format = "base64(minified JSON array of adresse objects, annex 4.3)",
           aliases = { "adresses" },
           object = "adresse",
+          object_list = true,
           description = "Extra addresses, upserted by type_adresse after the contact itself is created/updated (4.3.1).",
           note = "Spelled 'Adresses' (capital A) in the 2.3.1/2.3.3 tables but 'adresses' in 4.1 and 4.3.1: accept both.",
         },
@@ -354,6 +358,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {Niveau_relation:string, checked:boolean})",
           object = "niveau_de_relations",
+          object_list = true,
           description = "Adds (checked=true) or removes (checked=false) relation levels; match on Niveau_relation is case-insensitive (annex 4.5.1).",
           note = "Listed for this service by annex 4.5.1 / 4.1, not by the service's own parameter table.",
         },
@@ -562,6 +567,10 @@ return {
         {
           name = "filtre",
           required_when = "any of categorie, categ_sec_un, categ_sec_deux, code_regroup is sent",
+          required_with_any = {
+            "categorie", "categ_sec_un",
+            "categ_sec_deux", "code_regroup",
+          },
           type = "integer",
           enum = { 1 },
           example = "1",
@@ -654,6 +663,7 @@ return {
         {
           name = "id_formulaire",
           required_when = "token mode",
+          required_in_mode = "token",
           type = "integer",
           default = 1,
           example = "1",
@@ -662,6 +672,7 @@ return {
         {
           name = "id_contact",
           required_when = "ws mode",
+          required_in_mode = "ws",
           type = "integer",
           example = "6484",
           description = "Contact id (the id_contact attribute).",
@@ -901,6 +912,7 @@ return {
         {
           name = "id_formulaire",
           required_when = "token mode",
+          required_in_mode = "token",
           type = "integer",
           default = 1,
           example = "1",
@@ -954,12 +966,14 @@ return {
           format = "base64(minified JSON array of adresse objects, annex 4.3)",
           aliases = { "adresses" },
           object = "adresse",
+          object_list = true,
           description = "Extra addresses, upserted by type_adresse after the contact itself is created/updated (4.3.1).",
           note = "Spelled 'Adresses' (capital A) in the 2.3.1/2.3.3 tables but 'adresses' in 4.1 and 4.3.1: accept both.",
         },
         {
           name = "id_contact",
           required_when = "ws mode",
+          required_in_mode = "ws",
           type = "integer",
           example = "1010",
           description = "Contact record to update (ws mode).",
@@ -969,8 +983,21 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {Niveau_relation:string, checked:boolean})",
           object = "niveau_de_relations",
+          object_list = true,
           description = "Adds (checked=true) or removes (checked=false) relation levels; match on Niveau_relation is case-insensitive (annex 4.5.1).",
           note = "Listed for this service by annex 4.5.1 / 4.1, not by the service's own parameter table.",
+        },
+        {
+          name = "v_passe",
+          type = "string",
+          secret = true,
+          description = "New password, when the site lets this service change it; then required on every call (annex 4.7 rules).",
+        },
+        {
+          name = "v_passec",
+          type = "string",
+          secret = true,
+          description = "Password confirmation (code 524 when it differs from v_passe).",
         },
       },
     },
@@ -1075,6 +1102,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of contact objects, fields below)",
           object = "organisme_contact",
+          object_list = true,
           description = "Contacts to process.",
           items = {
             {
@@ -1087,6 +1115,9 @@ return {
             {
               name = "action_attachement",
               required_when = "action_fonction absent",
+              required_unless = {
+                "action_fonction",
+              },
               type = "string",
               enum = { "attacher", "detacher" },
               description = "Attach / detach the contact to/from the organisation.",
@@ -1094,6 +1125,10 @@ return {
             {
               name = "action_fonction",
               required_when = "action_attachement absent, or fonction present",
+              required_with_any = { "fonction" },
+              required_unless = {
+                "action_attachement",
+              },
               type = "string",
               enum = { "attacher", "detacher" },
               description = "Attach / detach the function of the contact.",
@@ -1101,6 +1136,9 @@ return {
             {
               name = "fonction",
               required_when = "action_fonction present",
+              required_with_any = {
+                "action_fonction",
+              },
               type = "string",
               example = "Administrateur",
               description = "Function name to attach/detach.",
@@ -1177,6 +1215,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of adresse objects, annex 4.3)",
           object = "adresse",
+          object_list = true,
           description = "Addresses of the organisation, upserted by type_adresse.",
         },
         {
@@ -1184,6 +1223,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {Niveau_relation:string, checked:boolean})",
           object = "niveau_de_relations",
+          object_list = true,
           description = "Relation levels to add (checked=true) / remove (checked=false); case-insensitive match.",
         },
         {
@@ -1199,6 +1239,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {id_contact, action_attachement?, action_fonction?, fonction?, service?, telephone_lien?, portable_lien?, email_lien?})",
           object = "organisme_contact",
+          object_list = true,
           description = "Existing contacts to attach/detach (same object as ws_organisme_contacts, 2.6.4.2).",
         },
       },
@@ -1244,6 +1285,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of adresse objects, annex 4.3)",
           object = "adresse",
+          object_list = true,
           description = "Addresses of the organisation, upserted by type_adresse.",
         },
         {
@@ -1251,6 +1293,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {Niveau_relation:string, checked:boolean})",
           object = "niveau_de_relations",
+          object_list = true,
           description = "Relation levels to add (checked=true) / remove (checked=false); case-insensitive match.",
         },
         {
@@ -1266,6 +1309,7 @@ return {
           type = "base64_json",
           format = "base64(minified JSON array of {id_contact, action_attachement?, action_fonction?, fonction?, service?, telephone_lien?, portable_lien?, email_lien?})",
           object = "organisme_contact",
+          object_list = true,
           description = "Existing contacts to attach/detach (same object as ws_organisme_contacts, 2.6.4.2).",
         },
       },
@@ -1300,6 +1344,9 @@ return {
         {
           name = "filtre",
           required_when = "date_modif, date_debut or date_fin is sent",
+          required_with_any = {
+            "date_modif", "date_debut", "date_fin",
+          },
           type = "integer",
           enum = { 1 },
           example = "1",
@@ -1654,7 +1701,7 @@ return {
       send = "interet",
       receive = "interet",
       type = "bracket_array",
-      item_type = "integer",
+      item_reading = "integer",
       received_type = "array of {label, code, id, checked}",
       group = "Communication",
       description = "Interests",
@@ -1664,7 +1711,7 @@ return {
       send = "code_envoi",
       receive = "code_envoi",
       type = "bracket_array",
-      item_type = "integer",
+      item_reading = "integer",
       received_type = "array of {label, code, id, checked}",
       group = "Communication",
       description = "Mailing codes (codes envoi)",
@@ -2350,6 +2397,7 @@ return {
         {
           name = "action_attachement",
           required_when = "action_fonction absent",
+          required_unless = { "action_fonction" },
           type = "string",
           enum = { "attacher", "detacher" },
           description = "Attach / detach the contact to/from the organisation.",
@@ -2357,6 +2405,8 @@ return {
         {
           name = "action_fonction",
           required_when = "action_attachement absent, or fonction present",
+          required_with_any = { "fonction" },
+          required_unless = { "action_attachement" },
           type = "string",
           enum = { "attacher", "detacher" },
           description = "Attach / detach the function of the contact.",
@@ -2364,6 +2414,7 @@ return {
         {
           name = "fonction",
           required_when = "action_fonction present",
+          required_with_any = { "action_fonction" },
           type = "string",
           example = "Administrateur",
           description = "Function name to attach/detach.",
@@ -2561,14 +2612,23 @@ return {
       path = "catalogue_abonnement",
       method = "GET",
       response = "html",
+      filter_criteria = {
+        "categorie", "categ_sec_un", "categ_sec_deux",
+        "code_regroup",
+      },
       example = "/catalogue_abonnement?filtre=1&code_regroup=Super%20r",
       params = {
         {
           name = "filtre",
           required = false,
           required_when = "any filter criterion is sent",
+          required_with_any = {
+            "categorie", "categ_sec_un",
+            "categ_sec_deux", "code_regroup",
+          },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter (marked * in the spec's optional filter table).",
         },
@@ -2617,14 +2677,17 @@ return {
       path = "catalogue_article_billetterie",
       method = "GET",
       response = "html",
+      filter_criteria = { "famille" },
       example = "/catalogue_article_billetterie?filtre=1&famille=Dons&affiche_selection_quantite=1",
       params = {
         {
           name = "filtre",
           required = false,
           required_when = "any filter criterion is sent",
+          required_with_any = { "famille" },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter (marked * in the spec's optional filter table).",
         },
@@ -2663,6 +2726,7 @@ return {
       path = "catalogue_bc",
       method = "GET",
       response = "html",
+      filter_criteria = { "famille" },
       example = "/catalogue_bc?filtre=1&famille=Bon%20cadeaux&affiche_selection_quantite=1",
       params = {
         {
@@ -2705,14 +2769,17 @@ return {
       path = "catalogue_boutique",
       method = "GET",
       response = "html",
+      filter_criteria = { "famille" },
       example = "/catalogue_boutique?filtre=1&famille=CD&affiche_selection_quantite=1",
       params = {
         {
           name = "filtre",
           required = false,
           required_when = "any filter criterion is sent",
+          required_with_any = { "famille" },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter (marked * in the spec's optional filter table).",
         },
@@ -2751,14 +2818,17 @@ return {
       path = "catalogue_films",
       method = "GET",
       response = "html",
+      filter_criteria = { "ville" },
       example = "/catalogue_films?filtre=1&ville=paris",
       params = {
         {
           name = "filtre",
           required = false,
           required_when = "any filter criterion is sent",
+          required_with_any = { "ville" },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter (marked * in the spec's optional filter table).",
         },
@@ -2787,14 +2857,23 @@ return {
       path = "catalogue_spectacle",
       method = "GET",
       response = "html",
+      filter_criteria = {
+        "date_debut", "date_fin", "categ", "type",
+        "salle", "ville",
+      },
       example = "/catalogue_spectacle?filtre=1&date_debut=04/09/2015&date_fin=04/09/2015&categ=chanson",
       params = {
         {
           name = "filtre",
           required = false,
           required_when = "any filter criterion is sent",
+          required_with_any = {
+            "date_debut", "date_fin", "categ",
+            "type", "salle", "ville",
+          },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter (marked * in the spec's optional filter table).",
         },
@@ -2813,6 +2892,7 @@ return {
           type = "date",
           format = "jj/mm/aaaa",
           needs = { "date_debut" },
+          not_before = "date_debut",
           example = "30/09/2015",
           description = "End of performance dates; use with date_debut.",
         },
@@ -2949,6 +3029,7 @@ return {
       path = "film",
       method = "GET",
       response = "html",
+      filter_criteria = { "ville" },
       example = "/film?id_film=577&filtre=1&ville=montpellier ; /film?id_film=577&id_event=6675",
       params = {
         {
@@ -2969,8 +3050,10 @@ return {
           name = "filtre",
           required = false,
           required_when = "a filter criterion is sent",
+          required_with_any = { "ville" },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           description = "Activates filter.",
         },
         {
@@ -3076,6 +3159,7 @@ return {
       path = "spectacle",
       method = "GET",
       response = "html",
+      filter_criteria = { "categ", "type", "type3", "type4" },
       example = "/spectacle?id_spectacle=577&filtre=1&categ=chansons&type3=atelier ; /spectacle?id_spectacle=577&id_event=6675 ; /spectacle?lng=1&id_spectacle=515",
       params = {
         {
@@ -3096,8 +3180,10 @@ return {
           name = "filtre",
           required = false,
           required_when = "a filter criterion is sent",
+          required_with_any = { "categ", "type", "type3", "type4" },
           type = "boolean",
           enum = { 1 },
+          default = 1,
           description = "Activates filtering of the performance list (marked * in the spec's optional filter table).",
         },
         {

@@ -4,6 +4,8 @@
 -- BILLETTERIE_CONFIG: a Lua file returning billetterie.new's options), never
 -- from the command line, where `ps` would show them.
 local billetterie = require "billetterie"
+local catalogue = require "billetterie.catalogue"
+local errors = require "billetterie.error"
 local cjson = require "cjson"
 
 local cli = {}
@@ -48,17 +50,46 @@ local function client(opts, extra)
   end
   for k, v in pairs(extra or {}) do base[k] = v end
   if opts.url then base.url = opts.url end   -- an address is no secret: a flag is fine
-  if base.url then
-    for option, var in pairs{ login = "BILLETTERIE_LOGIN", password = "BILLETTERIE_PASSWORD",
-                              client_id = "BILLETTERIE_CLIENT" } do
-      local v = os.getenv(var)
-      if base[option] == nil and v and v ~= "" then base[option] = option == "client_id" and tonumber(v) or v end
-    end
-    return billetterie.new(base)
+  local url = os.getenv("BILLETTERIE_URL")
+  if base.url == nil and (url == nil or url == "") then
+    die("billetterie: set BILLETTERIE_URL (and the credentials) or give --url URL or --config FILE", 2)
   end
+  local id = os.getenv("BILLETTERIE_CLIENT")
+  if base.client_id == nil and id and id ~= "" and not tonumber(id) then
+    die("billetterie: BILLETTERIE_CLIENT must be a number (the client number), got " .. id, 2)
+  end
+  -- the environment fills what the config file and --url leave out
+  -- (BILLETTERIE_LOGIN, _PASSWORD, _CLIENT, _API_URL, _API_LOGIN, _API_KEY, _PWD_KEY)
   local ok, c = pcall(billetterie.from_env, base)
-  if not ok then die("billetterie: set BILLETTERIE_URL (and the credentials) or give --config FILE", 2) end
+  if not ok then die("billetterie: " .. tostring(c):gsub("^[^:]*:%d+: ", ""), 2) end
   return c
+end
+
+-- Contact passwords a vendor may send back in clear (web_passe in
+-- ws_modification_contact's answer) are masked when printed; the session
+-- token is not (it is what the next call takes as x_rsi_token).
+local SHOWN = { jeton = true, x_rsi_token = true }
+local MASKED = {}
+for name in pairs(catalogue.secrets) do if not SHOWN[name] then MASKED[name] = true end end
+
+-- A value given as "-" is read from stdin (one line), "env:NAME" from the
+-- environment variable NAME: passwords never need to be on the command line.
+local stdin_used = false
+local function value_of(name, v)
+  if v == "-" then
+    if stdin_used then die("billetterie call: only one value can be read from stdin", 2) end
+    stdin_used = true
+    local line = io.stdin:read("*l")
+    if line == nil then die("billetterie call: no value on stdin for " .. name, 2) end
+    return (line:gsub("\r$", ""))
+  end
+  local var = v:match("^env:([%w_]+)$")
+  if var then
+    local value = os.getenv(var)
+    if value == nil then die("billetterie call: " .. name .. "=env:" .. var .. " but " .. var .. " is not set", 2) end
+    return value
+  end
+  return v
 end
 
 -- JSON with sorted keys and indentation, for people.
@@ -90,8 +121,12 @@ local HELP = {
 usage: billetterie call WS_NAME [name=value ...] [--raw] [--url URL] [--config FILE]
 
 Calls one web service and prints the payload and the statut as JSON (--raw:
-the answer as it came over the wire). Values are strings; name[]=v repeats
-for lists. Credentials come from the environment or the config file.
+the answer as it came over the wire, unmasked). Values are strings; name[]=v
+repeats for lists. name=- reads the value from stdin (one line) and
+name=env:VAR from the environment variable VAR: use them for passwords
+(web_passe=-), which `ps` would show on the command line. Contact passwords
+in an answer are printed as "***". Credentials come from the environment or
+the config file (the environment fills what the file and --url leave out).
 Exit status: 0 success, 1 the call failed (the error on stderr), 2 usage.]],
   run = [[
 usage: billetterie run SCRIPT.lua [args ...] [--url URL] [--config FILE]
@@ -121,6 +156,7 @@ function cli.call(args)
   for i = 2, #rest do
     local k, v = rest[i]:match("^([^=]+)=(.*)$")
     if not k then die("billetterie call: arguments are name=value, got " .. rest[i], 2) end
+    v = value_of(k, v)
     local list = k:match("^(.-)%[%]$")
     if list then
       params[list] = params[list] or {}
@@ -148,7 +184,7 @@ function cli.call(args)
   if opts.raw then
     io.write(raw or "", raw and raw:sub(-1) ~= "\n" and "\n" or "")
   else
-    print(pretty({ payload = msg, statut = statut }))
+    print(pretty({ payload = errors.mask(msg, MASKED), statut = statut }))
   end
   return 0
 end
@@ -185,10 +221,10 @@ function cli.import(args)
     concurrency = tonumber(opts.concurrency) or 8, rate = tonumber(opts.rate), progress = true,
   }
   if not report then die("billetterie import: " .. tostring(ierr)) end
-  print(("%d records: %d created, %d failed (report %s), %d unknown"):format(report.total, report.created,
-    report.failed, report.report, report.unknown))
+  print(("%d records: %d created, %d failed (report %s), %d unknown, %d not sent"):format(report.total,
+    report.created, report.failed, report.report, report.unknown, report.pending or 0))
   if report.unresolved then io.stderr:write("could not check the server: ", report.unresolved, "\n") end
-  return (report.failed > 0 or report.unknown > 0) and 1 or 0
+  return (report.failed > 0 or report.unknown > 0 or (report.pending or 0) > 0) and 1 or 0
 end
 
 return cli

@@ -47,6 +47,11 @@ function Client.new(opts)
   if not opts.url or not opts.url:match("^https?://[^/]") then
     error("billetterie.new: url must be an http:// or https:// address", 2)
   end
+  for _, k in ipairs{ "url", "api_url" } do   -- a space or CR/LF would split the request line
+    if opts[k] and opts[k]:find("[%s%c]") then
+      error("billetterie.new: " .. k .. " must not contain spaces or control characters", 2)
+    end
+  end
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] and #opts[k] < 4 then error("billetterie.new: " .. k .. " is too short to be real", 2) end
   end
@@ -158,9 +163,6 @@ local NO_NAMES = {}
 local NO_PARAMS = {}   -- read only: params.prepare never writes to what it is given
 for mode in pairs(catalogue.credentials) do CREDENTIAL_NAMES[mode] = credential_names(mode) end
 
--- Up to 160 characters of an unexpected body, tags stripped, for messages.
-local excerpt = errors.excerpt
-
 -- "Some of it failed, see the per-item errors" (annex 4.2).
 local PARTIAL_CODES = { [1111] = true }
 
@@ -184,14 +186,34 @@ end
 -- The secret values an error of this call must not show: the client's own,
 -- and the secret parameters of the call (a session token, a password).
 -- Built only when an error is made.
-local function fail(self, fields, err)
+local function call_secrets(self, fields)
   local list = {}
   for _, v in ipairs(secrets_of[self].list) do list[#list + 1] = v end
   for name in pairs(catalogue.secrets) do
     local v = fields[name]
     if type(v) == "string" then list[#list + 1] = v end
   end
-  return nil, errors.new(err, list)
+  return list
+end
+
+-- A payload kept on an error has its secret fields masked (a vendor may
+-- echo a contact's password, web_passe, in clear).
+local function fail(self, fields, err)
+  if err.payload ~= nil then err.payload = errors.mask(err.payload, catalogue.secrets) end
+  return nil, errors.new(err, call_secrets(self, fields))
+end
+
+-- Up to 160 characters of an unexpected body, tags stripped, for messages,
+-- with the call's secrets scrubbed first.
+local function excerpt(self, fields, body)
+  return errors.excerpt(body, call_secrets(self, fields))
+end
+
+-- An HTML page, whatever its status: told apart before any XML parsing (an
+-- error page is seldom well-formed: <hr>, <br> unclosed).
+local function html_page(body)
+  local head = body:sub(1, 256):lower()
+  return head:match("^%s*<!doctype html") or head:match("^%s*<html[%s>]")
 end
 
 -- Turns what the transport returned into payload, statut | nil, err.
@@ -205,12 +227,18 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
   -- A JSON object first byte is the common case: no pattern to run.
   local first = byte(body, 1) == 123 and "{" or body:match("^%s*(.)")
   if status >= 400 then
+    local text = first and (": " .. excerpt(self, fields, body)) or ""
     return fail(self, fields, { kind = "http", ws = ws, http_status = status, request_id = request_id,
-                             message = ("HTTP %d%s"):format(status, first and (": " .. excerpt(body)) or "") })
+                             message = ("HTTP %d%s"):format(status, text) })
   end
   if not first then
     return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
                              message = "empty answer" })
+  end
+  if first == "<" and html_page(body) then
+    return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
+                             message = "expected " .. service.response:upper() .. ", got an HTML page: "
+                               .. excerpt(self, fields, body) })
   end
   if first == "<" then
     xml = xml or require "billetterie.xml"
@@ -222,7 +250,8 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
     if root:lower() == "html" or service.response ~= "xml" then
       return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
                                message = "expected " .. service.response:upper() .. ", got "
-                                 .. (root:lower() == "html" and "an HTML page: " or "XML: ") .. excerpt(body) })
+                                 .. (root:lower() == "html" and "an HTML page: " or "XML: ")
+                                 .. excerpt(self, fields, body) })
     end
     -- A document is always a table, even an empty one (<xmlrequest/>: no cart).
     if type(doc) ~= "table" then doc = doc == "" and {} or { _text = doc } end
@@ -232,9 +261,9 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
   local doc, err = json.decode(body)
   if doc == nil then
     return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
-                             message = "malformed JSON (" .. err .. "): " .. excerpt(body) })
+                             message = "malformed JSON (" .. err .. "): " .. excerpt(self, fields, body) })
   end
-  local payload, statut = envelope.open(doc)
+  local payload, statut = envelope.open(doc, ws)
   if payload == nil and type(statut) ~= "table" then
     return fail(self, fields, { kind = "decode", ws = ws, http_status = status, request_id = request_id,
                              message = statut })
@@ -330,7 +359,8 @@ function Client:_send(service, fields, url, body, opts)
     if self._in_flight then self._in_flight:acquire() end
     request.url, request.method, request.body = url, service.method, body
     local status, answer, ctype, errkind, errmsg, request_id = self.transport:request(request)
-    request.body = nil   -- it holds the credentials: not to be left in the client's table
+    -- body and URL (a GET's query) hold the credentials: not to be left in the client's table
+    request.url, request.body = nil, nil
     local payload, statut = self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id)
     if self._in_flight then self._in_flight:release() end
     if payload ~= nil or not statut.retryable or attempt >= retries then
@@ -342,10 +372,39 @@ function Client:_send(service, fields, url, body, opts)
   end
 end
 
--- c:call("ws_name", { params } [, { idempotent = true, retries = n }])
+-- The options of one call and the check of each value (client_cache.lua
+-- reads cache and cache_ttl). A mistake there is a programmer's: it raises.
+local CALL_OPTIONS = {
+  idempotent = function(v) return type(v) == "boolean" end,
+  retries = function(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end,
+  cache = function(v) return type(v) == "boolean" end,
+  cache_ttl = function(v) return type(v) == "number" and v > 0 end,
+}
+local CALL_OPTION_TYPES = { idempotent = "a boolean", retries = "a whole number >= 0", cache = "a boolean",
+                            cache_ttl = "a positive number of seconds" }
+
+local function check_call_options(opts)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error("call options must be a table (idempotent, retries, cache, cache_ttl)", 3) end
+  for k, v in pairs(opts) do
+    local ok = CALL_OPTIONS[k]
+    if not ok then
+      error("unknown call option '" .. tostring(k) .. "' (idempotent, retries, cache, cache_ttl)", 3)
+    end
+    if not ok(v) then error("call option " .. k .. " must be " .. CALL_OPTION_TYPES[k], 3) end
+  end
+end
+
+-- c:call("ws_name", { params } [, { idempotent = true, retries = n, cache = false, cache_ttl = s }])
 --   -> payload, statut | nil, err
+-- A success payload is the vendor's answer as it came: it may hold a
+-- contact's password in clear (web_passe of ws_modification_contact) and is
+-- the caller's to keep out of logs. The payload kept on an error has its
+-- secret fields (catalogue.secrets) masked as "***".
 function Client:call(name, given, opts)
+  if getmetatable(self) ~= Client then error("use c:call(name, params), with a colon", 2) end
   if type(name) ~= "string" then error("call needs a web service name", 2) end
+  check_call_options(opts)
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
   local service = catalogue.services[name]
   if not service then
@@ -406,12 +465,12 @@ end
 function Client:_prepare(service, given)
   local name, mode = service.name, service.auth
   local names = CREDENTIAL_NAMES[mode] or NO_NAMES
-  -- fields, own (the caller gave a credential) | nil, bad name, reason, code
-  local fields, own, reason, code = params.prepare(service, given, names, self.strict)
-  if not fields then return invalid(name, own, reason, code) end
   if mode == "ws_or_token" then
-    mode = fields.x_rsi_token and "token" or "ws"
+    mode = given.x_rsi_token and "token" or "ws"
   end
+  -- fields, own (the caller gave a credential) | nil, bad name, reason, code
+  local fields, own, reason, code = params.prepare(service, given, names, self.strict, mode)
+  if not fields then return invalid(name, own, reason, code) end
   local fixed = service.fixed
   if fixed then
     for k, v in pairs(fixed) do   -- x_rsi_modele of the api host
@@ -447,11 +506,13 @@ end
 
 -- c:page(name, params) -> URL of a shop page on this client's site.
 function Client:page(name, given)
+  if getmetatable(self) ~= Client then error("use c:page(name, params), with a colon", 2) end
   return require("billetterie.pages").url(self.url, name, given)
 end
 
 -- c:session() -> session | nil, err (see billetterie.session)
 function Client:session()
+  if getmetatable(self) ~= Client then error("use c:session(), with a colon", 2) end
   return require("billetterie.session").open(self)
 end
 
@@ -464,7 +525,10 @@ for name, service in pairs(catalogue.services) do
   if service.auth ~= "token" and service.auth ~= "ws_and_token" then
     local method = name:gsub("^ws_", "")
     assert(Client[method] == nil and OPTIONS[method] == nil, "method name clash: " .. method)
-    Client[method] = function(self, params, opts) return self:call(name, params, opts) end
+    Client[method] = function(self, params, opts)
+      if getmetatable(self) ~= Client then error("use c:" .. method .. "{...}, with a colon", 2) end
+      return self:call(name, params, opts)
+    end
     Client.methods[#Client.methods + 1] = { method = method, ws = name }
   end
 end

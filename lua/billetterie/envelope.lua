@@ -5,6 +5,7 @@
 -- ws_info_telechargement). The shape is recognised from the document itself,
 -- so an answer in an unexpected variant still reads correctly.
 local codes = require "billetterie.codes"
+local json = require "billetterie.json"
 
 local envelope = {}
 
@@ -12,17 +13,43 @@ local function lower(s)
   return type(s) == "string" and s:lower() or nil
 end
 
--- Builds the statut of a decoded JSON document, and the payload.
--- Returns payload, statut, or nil, reason when the document has no status.
-function envelope.open(doc)
+local null = json.null
+local NULLABLE = { "code", "message", "traitement" }
+
+-- A detail is text: a string as it came, an object or list as a short JSON
+-- text, anything else (null, false, a number...) as nothing, or tostring.
+local function detail_of(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  if type(v) == "table" then
+    local text = json.encode(v)
+    if text and #text > 200 then text = text:sub(1, 197) .. "..." end
+    return text
+  end
+  return nil
+end
+
+-- Services whose answer the spec prints as a bare document, with no status
+-- at all: ws_login (2.3.2.3, {"contact": {...}}). For them such a document
+-- is a success; for any other service it is a broken answer.
+local BARE = { ws_login = "contact" }
+
+-- Builds the statut of a decoded JSON document (the answer of service `ws`),
+-- and the payload. Returns payload, statut, or nil, reason when the document
+-- has no status.
+function envelope.open(doc, ws)
   if type(doc) ~= "table" then return nil, "answer is not a JSON object" end
   local r = doc.retour
-  if r == nil then
+  if r == nil or r == null then
     -- statut_data (ws_liste_fiches_modifiees): {"statut": {...}, "data": ...}
     if type(doc.statut) == "table" then
       local st = doc.statut
-      return doc.data, { code = st.code, traitement = st.traitement, message = st.message }
+      local data = doc.data
+      if data == nil or data == null then data = {} end   -- null data: nothing changed
+      return data, { code = st.code, traitement = st.traitement, message = st.message }
     end
+    local bare = BARE[ws]
+    if bare and type(doc[bare]) == "table" then return doc, { traitement = "ok" } end
     return nil, "answer has neither retour nor statut"
   end
   if type(r) ~= "table" then return nil, "retour is not an object" end
@@ -31,18 +58,28 @@ function envelope.open(doc)
   if type(st) == "table" then
     -- The decoded statut object is ours: it becomes the statut as it is.
     local statut = st
+    for _, k in ipairs(NULLABLE) do if statut[k] == null then statut[k] = nil end end
+    -- a code is a number ("7" is read as 7); anything else is no code
+    local code = statut.code
+    if code ~= nil and type(code) ~= "number" then statut.code = tonumber(code) end
+    statut.detail = detail_of(statut.detail)
     if type(r.detail) == "string" then statut.detail = r.detail end      -- retour_detail
     if type(r.erreur) == "table" then                                    -- retour_erreur
-      statut.detail = r.erreur["détail"] or r.erreur.detail
+      local d = r.erreur["détail"]
+      if d == nil or d == null then d = r.erreur.detail end
+      statut.detail = detail_of(d)
     end
     if statut.traitement == nil and type(r.traitement) == "string" then  -- retour_traitement
       statut.traitement = r.traitement
     end
-    if r.message ~= nil then return r.message, statut end
+    -- message null is no message (a payload is never json.null)
+    if r.message ~= nil and r.message ~= null then return r.message, statut end
     -- No message: the retour without its status fields is the payload.
     local payload = {}
     for k, v in pairs(r) do
-      if k ~= "statut" and k ~= "detail" and k ~= "erreur" and k ~= "traitement" then payload[k] = v end
+      if k ~= "statut" and k ~= "detail" and k ~= "erreur" and k ~= "traitement" and v ~= null then
+        payload[k] = v
+      end
     end
     return payload, statut
   end

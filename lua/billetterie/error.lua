@@ -2,14 +2,16 @@
 -- `nil, err` (as OpenResty libraries do); err is a table:
 --   kind        "vendor" | "http" | "network" | "timeout" | "decode" | "invalid_param"
 --   code        the vendor's code (904, 3...) or nil
---   message     readable text, never holding a secret
+--   message     readable text, never holding a secret (scrubbed in every
+--               encoding an echoed request may use, then cut to 300 bytes)
 --   ws          the web service name
 --   http_status the HTTP status when there was an answer
 --   retryable   true when repeating the same request may succeed
 --   request_id  the server's X-Request-Id when it sent one
 --   detail      extra vendor text (retour.detail, erreur.détail) when present
 --   param       the offending parameter for invalid_param
---   payload     what a vendor ko still carried (per-item results), if anything
+--   payload     what a vendor ko still carried (per-item results), if anything,
+--               its secret fields (web_passe...) masked as "***"
 --   attempts    how many times the request was sent (retries included)
 --   partial     true when the vendor says part of the request succeeded
 --               (1111: the successes are in payload)
@@ -25,37 +27,104 @@ local KINDS = { vendor = true, http = true, network = true, timeout = true,
 local RETRYABLE_CODES = { [5] = true, [7] = true }
 local RETRYABLE_HTTP = { [502] = true, [503] = true, [504] = true }
 
+-- Never raises, whatever a field holds (a table from an odd answer, say).
 local function describe(e)
   local parts = { "billetterie" }
-  if e.ws then parts[#parts + 1] = e.ws end
-  local head = e.kind .. " error"
-  if e.code then head = head .. " " .. tostring(e.code) end
+  if e.ws ~= nil then parts[#parts + 1] = tostring(e.ws) end
+  local head = tostring(e.kind) .. " error"
+  if e.code ~= nil then head = head .. " " .. tostring(e.code) end
   parts[#parts + 1] = head
   local line = table.concat(parts, ": ") .. ": " .. tostring(e.message)
-  if e.detail and e.detail ~= "" then line = line .. " (" .. e.detail .. ")" end
-  if e.http_status and e.kind ~= "vendor" then line = line .. " [HTTP " .. e.http_status .. "]" end
-  if e.request_id then line = line .. " [request " .. e.request_id .. "]" end
+  if e.detail ~= nil and e.detail ~= "" then line = line .. " (" .. tostring(e.detail) .. ")" end
+  if e.http_status ~= nil and e.kind ~= "vendor" then line = line .. " [HTTP " .. tostring(e.http_status) .. "]" end
+  if e.request_id ~= nil then line = line .. " [request " .. tostring(e.request_id) .. "]" end
   return line
 end
 error_mt.__tostring = describe
 
--- Removes every known secret value from a text. Secrets shorter than four
--- characters are not scrubbed (they would mangle ordinary words) but such
--- secrets are refused by the client anyway.
+local core  -- loaded on the first scrub (form_escape, as the request was encoded)
+
+local function percent(s, keep, space)
+  return (s:gsub("[^%w" .. keep .. "]", function(c)
+    if c == " " and space then return space end
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
+-- JSON escapes of a text: cjson's (\/ and \u00XX for controls), without \/,
+-- and with every non-ASCII character as \uXXXX (UTF-16, as some encoders do).
+local JSON_SHORT = { ['"'] = '\\"', ["\\"] = "\\\\", ["/"] = "\\/", ["\b"] = "\\b", ["\f"] = "\\f",
+                     ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function json_forms(s)
+  local base = s:gsub('[%c"\\/]', function(c) return JSON_SHORT[c] or ("\\u%04x"):format(c:byte()) end)
+  local ascii = base:gsub("[\xC2-\xF4][\x80-\xBF]+", function(ch)
+    local b1, n = ch:byte(1), #ch
+    local cp = b1 % (n == 2 and 32 or n == 3 and 16 or 8)
+    for i = 2, n do cp = cp * 64 + ch:byte(i) % 64 end
+    if cp < 0x10000 then return ("\\u%04x"):format(cp) end
+    cp = cp - 0x10000
+    return ("\\u%04x\\u%04x"):format(0xD800 + math.floor(cp / 1024), 0xDC00 + cp % 1024)
+  end)
+  return { base, (base:gsub("\\/", "/")), ascii, (ascii:gsub("\\u(%x+)", function(h) return "\\u" .. h:upper() end)) }
+end
+
+local XML_MIN = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;" }
+local XML_ALL = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }
+local XML_NUM = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&#34;", ["'"] = "&#39;" }
+
+-- Every way a secret may come back in an answer that echoes the request:
+-- as it is, form-encoded (how it was sent: + or %20 for a space, upper or
+-- lower hex), percent-encoded, XML/HTML-escaped, JSON-escaped. Longest first.
+local function forms(s)
+  core = core or require "billetterie.core"
+  local list, seen = {}, {}
+  local function add(f)
+    if not seen[f] then seen[f] = true; list[#list + 1] = f end
+  end
+  local encoded = { core.form_escape(s), percent(s, "%-%._~", "+"), percent(s, "%-%._~") }
+  encoded[#encoded + 1] = (encoded[1]:gsub("%+", "%%20"))
+  add(s)
+  for _, f in ipairs(encoded) do
+    add(f); add((f:gsub("%%%x%x", string.lower)))
+  end
+  add((s:gsub("[&<>]", XML_MIN)))
+  add((s:gsub("[&<>\"]", XML_ALL)))
+  add((s:gsub("[&<>\"']", XML_ALL)))
+  add((s:gsub("[&<>\"']", XML_NUM)))
+  for _, f in ipairs(json_forms(s)) do add(f) end
+  table.sort(list, function(a, b) return #a > #b end)
+  return list
+end
+
+local function replace_all(text, f)
+  local from = 1
+  while true do
+    local a, b = text:find(f, from, true)
+    if not a then return text end
+    text = text:sub(1, a - 1) .. "***" .. text:sub(b + 1)
+    from = a + 3
+  end
+end
+
+-- Removes every known secret value, in each of its encoded forms, from a
+-- text. Secrets shorter than four characters are not scrubbed (they would
+-- mangle ordinary words) but such secrets are refused by the client anyway.
 local function scrub(text, secrets)
   if type(text) ~= "string" or not secrets then return text end
   for i = 1, #secrets do
     local s = secrets[i]
-    if #s >= 4 then
-      local from = 1
-      while true do
-        local a, b = text:find(s, from, true)
-        if not a then break end
-        text = text:sub(1, a - 1) .. "***" .. text:sub(b + 1)
-        from = a + 3
-      end
+    if type(s) == "string" and #s >= 4 then
+      for _, f in ipairs(forms(s)) do text = replace_all(text, f) end
     end
   end
+  return text
+end
+
+-- Longest message or detail an error keeps (scrubbed first, then cut).
+local MAX_TEXT = 300
+
+local function shorten(text)
+  if type(text) == "string" and #text > MAX_TEXT then return text:sub(1, MAX_TEXT - 3) .. "..." end
   return text
 end
 
@@ -67,8 +136,9 @@ function M.new(fields, secrets)
   assert(KINDS[fields.kind], "unknown error kind")
   local e = setmetatable({}, error_mt)
   for k, v in pairs(fields) do e[k] = v end
-  e.message = scrub(e.message or e.kind, secrets)
-  e.detail = scrub(e.detail, secrets)
+  local message = e.message or e.kind
+  e.message = shorten(scrub(type(message) == "string" and message or tostring(message), secrets))
+  e.detail = shorten(scrub(e.detail, secrets))
   if e.retryable == nil then
     e.retryable = (e.kind == "network" or e.kind == "timeout")
       or (e.kind == "http" and RETRYABLE_HTTP[e.http_status] == true)
@@ -102,13 +172,29 @@ function M.from_transport(errkind, errmsg, status)
 end
 
 -- Up to 160 characters of an unexpected body (its HTML title if it has
--- one), tags stripped, for messages.
-function M.excerpt(text)
+-- one), tags stripped, for messages. The secrets are scrubbed first: a cut
+-- or a stripped tag must not leave part of one behind.
+function M.excerpt(text, secrets)
+  text = scrub(text, secrets)
   local title = text:match("<[Tt][Ii][Tt][Ll][Ee]>(.-)</[Tt][Ii][Tt][Ll][Ee]>")
   local s = title or text:gsub("<[^>]*>", " ")
   s = s:gsub("%s+", " "):gsub("^ ", "")
   if #s > 160 then s = s:sub(1, 157) .. "..." end
   return s
+end
+
+-- A copy of a payload kept on an error with the values of secret fields
+-- (names: a set, as catalogue.secrets) masked: a vendor may echo a contact's
+-- password in clear. Depth-bounded; other values are shared.
+function M.mask(value, names, depth)
+  depth = depth or 0
+  if type(value) ~= "table" or depth > 16 then return value end
+  local copy = {}
+  for k, v in pairs(value) do
+    if names[k] and v ~= nil and type(v) ~= "table" and type(v) ~= "userdata" then copy[k] = "***"
+    else copy[k] = M.mask(v, names, depth + 1) end
+  end
+  return setmetatable(copy, getmetatable(value))
 end
 
 return M

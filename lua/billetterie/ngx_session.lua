@@ -15,6 +15,7 @@
 --   sessions:destroy()                                 -- logout: entry and cookie gone
 --   ngx_session.no_store()                             -- Cache-Control: no-store
 local json = require "billetterie.json"
+local errors = require "billetterie.error"
 
 local M = {}
 M.__index = M
@@ -110,18 +111,29 @@ end
 -- Starts a session holding `data` (a table of strings, numbers, booleans)
 -- under a fresh id, dropping the visitor's previous one (no fixation).
 -- vendor_remaining: seconds the vendor's session has left (s:remaining()),
--- if known: the visitor's never outlives it. -> true | nil, err
+-- if known: the visitor's never outlives it. -> true | nil, err (a
+-- billetterie error: invalid_param for no time left or data JSON cannot
+-- hold; http 503, retryable, when the shared dict is full)
 function M:start(data, vendor_remaining)
   local ttl = math.floor(math.min(vendor_remaining or self.ttl, self.ttl))
-  if ttl <= 0 then return nil, "the session has no time left" end
+  if ttl <= 0 then
+    return nil, errors.new{ kind = "invalid_param", ws = "ngx_session", retryable = false,
+                            message = "the session has no time left" }
+  end
   local text, err = json.encode{ d = data, u = vendor_remaining and ngx.time() + math.floor(vendor_remaining) or nil }
-  if not text then return nil, err end
+  if not text then
+    return nil, errors.new{ kind = "invalid_param", ws = "ngx_session", retryable = false,
+                            message = "the session data cannot be stored: " .. tostring(err) }
+  end
   local old = self:_id()
   if old then self.dict:delete("s:" .. old) end
   local id = M.random_id()
   -- safe_set: never evict other visitors' sessions to make room
   local ok, why = self.dict:safe_set("s:" .. id, text, ttl)
-  if not ok then return nil, "cannot store the session: " .. tostring(why) end
+  if not ok then
+    return nil, errors.new{ kind = "http", http_status = 503, ws = "ngx_session", retryable = true,
+                            message = "cannot store the session: " .. tostring(why) }
+  end
   self:_set_cookie(id, ttl)
   return true
 end

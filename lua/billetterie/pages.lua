@@ -5,9 +5,11 @@
 --   s:page("basket")                       -- with the session's x_rsi_token
 --   pages.b2b_return("http://site.fr/?idcaddy=040708408135&cycle=fin")
 -- Parameters are checked like a web service's (types, formats, enumerations,
--- "needs"); the query keeps the spec's parameter order, values percent-encoded.
+-- "needs", date windows in order); the query keeps the spec's parameter
+-- order, values percent-encoded. A filter criterion (the page's
+-- filter_criteria) sent without filtre adds filtre=1, the only value the spec
+-- allows, so the link is never silently unfiltered; filtre=0 is refused.
 local catalogue = require "billetterie.catalogue"
-local core = require "billetterie.core"
 local errors = require "billetterie.error"
 local params = require "billetterie.params"
 
@@ -33,6 +35,13 @@ local function text(v)
   return tostring(v)
 end
 
+-- RFC 3986 percent-encoding, as the spec's links write it: a space is %20
+-- (3.5 famille=Bon%20cadeaux, 3.3 code_regroup=Super%20r), unreserved
+-- characters (letters, digits, - . _ ~) stay as they are.
+local function escape(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 -- url(base, name, given) -> absolute URL | nil, err
 function pages.url(base, name, given)
   if type(base) ~= "string" or not base:match("^https?://") then
@@ -52,7 +61,7 @@ function pages.url(base, name, given)
   local query = {}
   for _, p in ipairs(page.params) do
     local v = fields[p.name]
-    if v ~= nil then query[#query + 1] = p.name .. "=" .. core.form_escape(text(v)) end
+    if v ~= nil then query[#query + 1] = p.name .. "=" .. escape(text(v)) end
   end
   local url = (base:sub(-1) == "/" and base or base .. "/") .. page.path
   if #query > 0 then url = url .. "?" .. table.concat(query, "&") end

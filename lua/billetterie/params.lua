@@ -68,11 +68,147 @@ local function in_enum(enum, v)
   return false
 end
 
+local function enum_reason(enum)
+  local shown = {}
+  for i = 1, #enum do shown[i] = tostring(enum[i]) end
+  return "must be one of " .. table.concat(shown, ", ")
+end
+
+-- Annex 4.1 "Numérique": a number, or its text with a dot or a comma.
+local function is_number(v)
+  if type(v) == "number" then return v == v and v ~= 1 / 0 and v ~= -1 / 0 end
+  return type(v) == "string" and (v:match("^%-?%d+$") ~= nil or v:match("^%-?%d+[.,]%d+$") ~= nil)
+end
+
+local function is_list(t)
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
+  end
+  return true
+end
+
+-- What the items (bracket_array), keys and values (bracket_map) and the
+-- alternatives of a union type of a param must be, as specs check() reads,
+-- worked out once per param.
+local part_cache = setmetatable({}, { __mode = "k" })
+local function parts_of(spec)
+  local parts = part_cache[spec]
+  if not parts then
+    parts = {
+      item = { type = spec.item_type or "scalar", enum = spec.enum },
+      key = { type = spec.key_type or "scalar" },
+      alternatives = {},   -- "integer|array<integer>|string" (4.6.1.1 valeur)
+    }
+    for alt in (spec.type or ""):gmatch("[^|]+") do
+      parts.alternatives[#parts.alternatives + 1] = { name = spec.name, type = alt, max = spec.max, enum = spec.enum }
+    end
+    part_cache[spec] = parts
+  end
+  return parts
+end
+
+local check  -- one value against its spec, below
+local objects = catalogue.objects
+
+-- Present attributes that make one required (required_with_any), absent
+-- ones that do (required_unless), or the call's mode (required_in_mode):
+-- -> why it is required, or nil.
+local function required_because(spec, present, mode)
+  if spec.required then return "is required" end
+  if spec.required_in_mode and spec.required_in_mode == mode then
+    return "is required in " .. mode .. " mode"
+  end
+  for _, other in ipairs(spec.required_with_any or {}) do
+    if present[other] ~= nil then return "is required with " .. other end
+  end
+  local unless = spec.required_unless
+  if unless then
+    for _, other in ipairs(unless) do
+      if present[other] ~= nil then return nil end
+    end
+    return "is required without " .. table.concat(unless, " or ")
+  end
+end
+params.required_because = required_because
+
+-- Checks a Lua table against an object of annex 4.3-4.6 (or the 2.6.4.2
+-- contact item): -> true | nil, reason, path below the param (".intitule").
+-- Attributes the object does not describe are left to the vendor.
+local function check_object(fields, t, path)
+  if type(t) ~= "table" or (next(t) ~= nil and is_list(t)) then
+    return nil, "must be an object (a table of attributes)", path
+  end
+  for _, f in ipairs(fields) do
+    local v, sub = t[f.name], path .. "." .. f.name
+    if v == nil or v == json.null or (v == "" and f.type == "date") then
+      -- an empty date means none ("vide si pas de début", 4.3)
+      local why = required_because(f, t)
+      if why then return nil, why, sub end
+    elseif v == "" and f.required then
+      -- "doivent être renseignés et présents" (2.6.3.3)
+      return nil, "must not be empty", sub
+    else
+      local ok, reason, deeper = check(f, v)
+      if ok == nil then return nil, reason, sub .. (deeper or "") end
+    end
+  end
+  return true
+end
+
+-- A JSON array of objects: -> true | nil, reason, path ("[2].ville").
+-- One object alone stands for a list of one ("un ou plusieurs contacts",
+-- 2.6.4.2), as the vendor reads it.
+local function check_list(fields, t, what)
+  if type(t) ~= "table" then return nil, "must be a list of " .. what .. " objects" end
+  if not is_list(t) then return check_object(fields, t, "") end
+  for i = 1, #t do
+    local ok, reason, path = check_object(fields, t[i], "[" .. i .. "]")
+    if not ok then return nil, reason, path end
+  end
+  return true
+end
+
+-- Object attribute types beyond the params' own (annex 4.4: adresses is an
+-- array<adresse>; 4.6.1.1: liste_champs is an array of items).
+local function check_attribute(spec, v)
+  local t = spec.type
+  if t and t:find("|", 1, true) then
+    -- the reason given is that of the alternative of the value's shape
+    local first, shaped
+    for _, alt in ipairs(parts_of(spec).alternatives) do
+      local ok, reason, path = check(alt, v)
+      if ok ~= nil then return true end
+      first = first or { reason, path }
+      if not shaped and (type(v) == "table") == (alt.type:match("^array") ~= nil) then shaped = { reason, path } end
+    end
+    local why = shaped or first
+    return nil, "must be a " .. t:gsub("|", " or ") .. " (" .. why[1] .. ")", why[2]
+  end
+  local of = t and t:match("^array<(.+)>$")
+  if of and objects[of] then return check_list(objects[of].fields, v, of) end
+  if of then   -- array<integer>: a list of values
+    if type(v) ~= "table" or not is_list(v) then return nil, "must be a list" end
+    local item = { type = of }
+    for i = 1, #v do
+      local ok, reason = check(item, v[i])
+      if ok == nil then return nil, reason, "[" .. i .. "]" end
+    end
+    return true
+  end
+  if t == "array" and spec.items then return check_list(spec.items, v, spec.name) end
+  return false
+end
+
 -- Checks one value against its catalogue entry and returns the value to put
 -- in the form (base64/JSON encoded where the spec says so), or nil, reason.
-local function check(spec, v)
+function check(spec, v)
   local t = spec.type
-  if t == "integer" then
+  if t == "scalar" then
+    if not is_scalar(v) then return nil, "must be a string or a number" end
+  elseif t == "number" then
+    if not is_number(v) then return nil, "must be a number" end
+  elseif t == "integer" then
     if math_type(v) ~= "integer" and not is_integer(v) then return nil, "must be an integer" end
   elseif t == "string" then
     if type(v) ~= "string" then return nil, "must be a string" end
@@ -86,6 +222,16 @@ local function check(spec, v)
     if fmt and not fmt(v) then return nil, "must be a date formatted " .. spec.format end
   elseif t == "base64_json" then
     if type(v) == "table" then
+      local object = spec.object and objects[spec.object]
+      if object then
+        local ok, reason, path
+        if spec.object_list then
+          ok, reason, path = check_list(object.fields, v, spec.object)
+        else
+          ok, reason, path = check_object(object.fields, v, "")
+        end
+        if not ok then return nil, reason, path end
+      end
       local text, err = json.encode(v)
       if not text then return nil, "cannot be encoded as JSON: " .. err end
       v = core.b64encode(text)
@@ -94,6 +240,11 @@ local function check(spec, v)
     end
   elseif t == "json" then
     if type(v) == "table" then
+      local object = spec.object and objects[spec.object]
+      if object then
+        local ok, reason, path = check_object(object.fields, v, "")
+        if not ok then return nil, reason, path end
+      end
       local text, err = json.encode(v)
       if not text then return nil, "cannot be encoded as JSON: " .. err end
       v = text
@@ -102,25 +253,33 @@ local function check(spec, v)
     end
   elseif t == "bracket_array" then
     if type(v) ~= "table" then return nil, "must be an array" end
-    local n = #v
-    for k, x in pairs(v) do
-      if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return nil, "must be an array (1..n)" end
-      if not is_scalar(x) then return nil, "items must be strings or numbers" end
+    if not is_list(v) then return nil, "must be an array (1..n)" end
+    local item = parts_of(spec).item
+    for i = 1, #v do
+      local ok, reason = check(item, v[i])
+      if ok == nil then return nil, reason, "[" .. i .. "]" end
     end
   elseif t == "bracket_map" then
     if type(v) ~= "table" then return nil, "must be a table { [key] = value }" end
+    local p = parts_of(spec)
     for k, x in pairs(v) do
-      if not (type(k) == "number" or type(k) == "string") or not is_scalar(x) then
-        return nil, "must map ids to values"
-      end
+      if not (type(k) == "number" or type(k) == "string") then return nil, "must map ids to values" end
+      local shown = "[" .. tostring(k) .. "]"
+      local ok, reason = check(p.key, k)
+      if ok == nil then return nil, "key " .. reason .. " (" .. (spec.key or "key") .. ")", shown end
+      ok, reason = check(p.item, x)
+      if ok == nil then return nil, reason, shown end
     end
-  elseif not is_scalar(v) then
-    return nil, "must be a string or a number"
+  else
+    local ok, reason, path = check_attribute(spec, v)
+    if ok == false then
+      if not is_scalar(v) then return nil, "must be a string or a number" end
+    elseif not ok then
+      return nil, reason, path
+    end
   end
   if spec.enum and type(v) ~= "table" and not in_enum(spec.enum, v) then
-    local shown = {}
-    for i = 1, #spec.enum do shown[i] = tostring(spec.enum[i]) end
-    return nil, "must be one of " .. table.concat(shown, ", ")
+    return nil, enum_reason(spec.enum)
   end
   if spec.max and type(v) == "string" and t ~= "base64_json" and t ~= "json" then
     local n = utf8_len(v)
@@ -148,6 +307,11 @@ local function indexes(service)
       index[p.name] = p
     end
   end
+  -- a param's other spellings (Adresses / adresses of 4.1) are the param,
+  -- sent under the name given
+  for _, p in ipairs(service.params or {}) do
+    for _, a in ipairs(p.aliases or {}) do index[a] = p end
+  end
   for _, p in ipairs(service.params or {}) do
     if p.type == "contact_fields" then
       for _, f in ipairs(catalogue.contact_fields) do
@@ -166,12 +330,26 @@ end
 -- password that breaks the rules, 524 when the confirmation differs.
 local RULES = catalogue.password_rules
 local PASSWORD_FIELDS = RULES.applies_to or {}
+-- Letters of each case: ASCII, and the Latin-1 letters in UTF-8
+-- (U+00C0-U+00DE but U+00D7 upper; U+00DF-U+00FF but U+00F7 lower), so
+-- "ÉCOLEéé1" has both cases.
+local CASES = {
+  upper = { "%u", "\195[\128-\150\152-\158]" },
+  lower = { "%l", "\195[\159-\182\184-\191]" },
+}
+local function has_case(v, which)
+  for _, pattern in ipairs(CASES[which]) do
+    if v:find(pattern) then return true end
+  end
+  return false
+end
+
 local function password_problem(v)
   if (utf8_len(v) or #v) < RULES.min_length then   -- characters, not bytes
     return ("must have at least %d characters"):format(RULES.min_length)
   end
-  if RULES.require_uppercase and not v:find("%u") then return "needs an upper-case letter" end
-  if RULES.require_lowercase and not v:find("%l") then return "needs a lower-case letter" end
+  if RULES.require_uppercase and not has_case(v, "upper") then return "needs an upper-case letter" end
+  if RULES.require_lowercase and not has_case(v, "lower") then return "needs a lower-case letter" end
   if RULES.require_digit and not v:find("%d") then return "needs a digit" end
   for _, c in ipairs(RULES.forbidden_chars or {}) do
     if v:find(c, 1, true) then return "must not contain " .. c end
@@ -199,7 +377,7 @@ local function plan_of(service)
   if plan then return plan end
   local index, aliases = indexes(service)
   -- in the catalogue's order: the first broken rule is the one reported
-  plan = { index = index, aliases = aliases, checked = {}, related = {} }
+  plan = { index = index, aliases = aliases, checked = {}, related = {}, conditional = {} }
   for _, spec in ipairs(service.params or {}) do
     -- the contact_fields placeholder stands for fields checked one by one
     local required = spec.required and spec.type ~= "contact_fields"
@@ -207,6 +385,11 @@ local function plan_of(service)
     if required or related then
       plan.checked[#plan.checked + 1] = spec
       plan.related[#plan.checked] = related
+    end
+    -- required in one mode, with or without other params (after the rules
+    -- above, so "date_modif needs filtre" is the error a caller sees)
+    if not spec.required and (spec.required_in_mode or spec.required_with_any or spec.required_unless) then
+      plan.conditional[#plan.conditional + 1] = spec
     end
   end
   -- the password fields this service takes (annex 4.7 rules apply to them)
@@ -218,13 +401,18 @@ local function plan_of(service)
   return plan
 end
 
--- prepare(service, given, credential_names, strict)
+-- prepare(service, given, credential_names, strict, mode)
 --   -> fields, own (true when given holds a credential) | nil, name, reason [, vendor code]
 -- `given` is the caller's table (never modified). Credential parameters are
--- allowed in `given` and are checked by the caller.
-function params.prepare(service, given, credential_names, strict)
+-- allowed in `given` and are checked by the caller. `mode` is the auth mode
+-- the call runs in ("token" or "ws" for a ws_or_token service): params
+-- required in one mode only (required_in_mode) are checked against it.
+function params.prepare(service, given, credential_names, strict, mode)
   local plan = plan_cache[service] or plan_of(service)
   local index, aliases = plan.index, plan.aliases
+  if mode == nil and service.auth == "ws_or_token" then
+    mode = given.x_rsi_token and "token" or "ws"   -- as the client chooses
+  end
   local fields, own = {}, false
   for name, v in pairs(given) do
     if type(name) ~= "string" then
@@ -236,10 +424,13 @@ function params.prepare(service, given, credential_names, strict)
       local send = aliases[name]
       if given[send] ~= nil then return nil, name, "is given twice (also as " .. send .. ")" end
       name, spec = send, index[send]
+    elseif spec and spec.name ~= name and given[spec.name] ~= nil then
+      -- the two spellings of one param (Adresses, adresses): never both
+      return nil, name, "is given twice (also as " .. spec.name .. ")"
     end
     if spec then
-      local value, reason = check(spec, v)
-      if value == nil then return nil, name, reason end
+      local value, reason, path = check(spec, v)
+      if value == nil then return nil, name .. (path or ""), reason end
       fields[name] = value
     elseif credential_names[name] then
       if not is_scalar(v) then return nil, name, "must be a string or a number" end
@@ -247,6 +438,8 @@ function params.prepare(service, given, credential_names, strict)
       own = true
     elseif strict then
       return nil, name, "is not a parameter of " .. service.name
+    elseif not is_scalar(v) then   -- strict off: still one form field, never a table
+      return nil, name, "must be a string, a number or a boolean"
     else
       fields[name] = v
     end
@@ -263,11 +456,23 @@ function params.prepare(service, given, credential_names, strict)
   if fields.v_passe and fields.v_passec and fields.v_passe ~= fields.v_passec then
     return nil, "v_passec", "differs from v_passe", 524
   end
+  -- a default the spec documents ("Par défaut 1") stands in for a missing
+  -- param it requires; page links get filtre=1 with their criteria
+  local conditional = plan.conditional
+  for i = 1, #conditional do
+    local spec = conditional[i]
+    if spec.default ~= nil and fields[spec.name] == nil and required_because(spec, fields, mode) then
+      fields[spec.name] = spec.default
+    end
+  end
   local checked, related = plan.checked, plan.related
   for i = 1, #checked do
     local spec = checked[i]
     if fields[spec.name] == nil then
-      if spec.required and spec.type ~= "contact_fields" then return nil, spec.name, "is required" end
+      if spec.required and spec.type ~= "contact_fields" then
+        if spec.default == nil then return nil, spec.name, "is required" end
+        fields[spec.name] = spec.default
+      end
     elseif related[i] then
       for _, other in ipairs(spec.needs or NONE) do
         if fields[other] == nil then
@@ -276,6 +481,13 @@ function params.prepare(service, given, credential_names, strict)
       end
       local bad = out_of_order(spec, fields)
       if bad then return nil, spec.name, bad end
+    end
+  end
+  for i = 1, #conditional do
+    local spec = conditional[i]
+    if fields[spec.name] == nil then
+      local why = required_because(spec, fields, mode)
+      if why then return nil, spec.name, why end
     end
   end
   return fields, own

@@ -18,6 +18,12 @@ local M = { methods = {} }
 function M.open(client)
   local msg, statut = client:call("ws_idsession")
   if not msg then return nil, statut end
+  -- the token is 32 hex digits (2.2.1.3); anything else is a broken answer
+  local jeton = type(msg) == "table" and msg.jeton
+  if type(jeton) ~= "string" or not jeton:match("^%x+$") or #jeton ~= 32 then
+    return nil, errors.new{ kind = "decode", ws = "ws_idsession", retryable = false,
+                            message = "the answer has no session token (jeton, 32 hex digits)" }
+  end
   local now = client.clock()
   return setmetatable({
     client = client,
@@ -41,6 +47,7 @@ end
 
 -- s:call("ws_name", params): the service with this session's token.
 function Session:call(name, params, opts)
+  if getmetatable(self) ~= Session then error("use s:call(name, params), with a colon", 2) end
   if self:remaining() <= 0 then
     return nil, errors.new{
       kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
@@ -64,6 +71,7 @@ end
 
 -- ws_login with the web identifier and password of a contact.
 function Session:login(ident, password)
+  if getmetatable(self) ~= Session then error("use s:login(ident, password), with a colon", 2) end
   if type(ident) ~= "string" or type(password) ~= "string" then
     error("session:login needs the identifier and the password as strings", 2)
   end
@@ -93,7 +101,10 @@ for name, service in pairs(catalogue.services) do
   if TOKEN_MODES[service.auth] then
     local method = name:gsub("^ws_", "")
     if not Session[method] then
-      Session[method] = function(self, params, opts) return self:call(name, params, opts) end
+      Session[method] = function(self, params, opts)
+        if getmetatable(self) ~= Session then error("use s:" .. method .. "{...}, with a colon", 2) end
+        return self:call(name, params, opts)
+      end
     end
     M.methods[#M.methods + 1] = { method = method, ws = name }
   end

@@ -148,15 +148,17 @@ function M:request(req)
     return 0, nil, nil, "setup", msg
   end
   local status = res.status or 0
+  -- messages name the address without its query: a GET carries credentials there
+  local where = url and url:match("^[^?#]*") or "?"
   if (status == 502 or status == 504) and unanswered(res) then
     if status == 504 then
-      return 0, nil, nil, "timeout", "timed out reaching " .. url .. " (nginx answered 504)"
+      return 0, nil, nil, "timeout", "timed out reaching " .. where .. " (nginx answered 504)"
     end
-    return 0, nil, nil, "network", "could not reach " .. url .. " (nginx answered 502)"
+    return 0, nil, nil, "network", "could not reach " .. where .. " (nginx answered 502)"
   end
   local request_id = header(res.header, "X-Request-Id")
   if res.truncated then
-    return status, nil, nil, "network", "the answer from " .. url .. " was cut short", request_id
+    return status, nil, nil, "network", "the answer from " .. where .. " was cut short", request_id
   end
   local data = res.body or ""
   if max_size and #data > max_size then

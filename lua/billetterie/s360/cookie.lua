@@ -3,6 +3,8 @@
 -- read back.
 --
 --   cookie.build(auth, pos, opts) -> "Set-Cookie" value, name, value | nil, err
+--     (err: a billetterie error of kind invalid_param; a wrong option type
+--     is a programmer's mistake and raises)
 --     auth  the authenticate result: identification, uniqueToken
 --     pos   a point of sales: a listAuthorizedPOS entry { id, saleChannelCode }
 --           or { id = 12, sale_channel = "B2C" } or just its id (then
@@ -26,7 +28,14 @@
 -- header (RFC 6265 cookie-octets; nginx refuses CR/LF), so by default that
 -- exact text is percent-encoded: decoding the value gives the seed's layout
 -- byte for byte. HttpOnly and Secure are always set.
+local errors = require "billetterie.error"
+
 local cookie = {}
+
+-- An expected failure: what was given cannot make (or is not) a cookie.
+local function invalid(message)
+  return nil, errors.new{ kind = "invalid_param", ws = "remember-me cookie", retryable = false, message = message }
+end
 
 local KEYS = { "pointOfSalesId", "rememberUniqueId", "token", "virtualOperator" }
 local DEFAULT_MAX_AGE = 30 * 24 * 3600   -- remember-me tokens live at most one month
@@ -89,23 +98,23 @@ function cookie.build(auth, pos, opts)
     channel = channel or pos.saleChannelCode or pos.sale_channel
   end
   local institution, err = code(opts.institution, "institution")
-  if not institution then return nil, err end
+  if not institution then return invalid(err) end
   channel, err = code(channel, "the sale channel code")
-  if not channel then return nil, err end
+  if not channel then return invalid(err) end
   local fields = { virtualOperator = institution:upper() .. "_" .. channel }
   fields.pointOfSalesId, err = quoted_value(pos_id, "the point of sales id")
-  if not fields.pointOfSalesId then return nil, err end
+  if not fields.pointOfSalesId then return invalid(err) end
   fields.rememberUniqueId, err = quoted_value(auth.identification, "identification (authenticate with rememberMe = true)")
-  if not fields.rememberUniqueId then return nil, err end
+  if not fields.rememberUniqueId then return invalid(err) end
   fields.token, err = quoted_value(auth.uniqueToken, "uniqueToken (authenticate with rememberMe = true)")
-  if not fields.token then return nil, err end
+  if not fields.token then return invalid(err) end
 
   local content = cookie.content(fields, layout)
   local value = content
   if encode == "url" then
     value = url_encode(content)
   elseif value:find("[%s;\\]") then
-    return nil, "a value holds characters a raw cookie cannot carry: use encode = \"url\""
+    return invalid("a value holds characters a raw cookie cannot carry: use encode = \"url\"")
   end
   local name = cookie.name(institution, channel)
   local parts = { name .. "=" .. value, "Path=" .. (opts.path or "/") }
@@ -161,12 +170,12 @@ function cookie.parse(text)
   value = value:gsub("^%s+", ""):gsub("%s+$", "")
   if value:find("%%%x%x") then value = url_decode(value) end
   local fields, err = read_content(value)
-  if not fields then return nil, err end
+  if not fields then return invalid(err) end
   local institution, channel = fields.virtualOperator:match("^([^_]+)_(.+)$")
   if name then
     local ni, nc = name:match("^stx_rememberMe_([^_]+)_(.+)$")
     if ni and (ni ~= institution or nc ~= channel) then
-      return nil, "the cookie name " .. name .. " does not match virtualOperator " .. fields.virtualOperator
+      return invalid("the cookie name " .. name .. " does not match virtualOperator " .. fields.virtualOperator)
     end
   end
   fields.name = name or (institution and cookie.name(institution, channel))

@@ -179,8 +179,10 @@ end
 -- HTTP statuses that mean "too many calls": back off and retry.
 local RATE_LIMITED = { [429] = true, [509] = true }
 
--- Turns a transport answer into result | nil, err fields.
-function S360:_answer(method, status, body, errkind, errmsg, request_id)
+-- Turns a transport answer into result | nil, err fields. secrets() gives
+-- the call's secret values: a body excerpt or a fault text is scrubbed
+-- before it is shortened.
+function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets)
   if errkind then
     local e = errors.from_transport(errkind, errmsg, status)
     e.request_id = request_id
@@ -190,7 +192,8 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id)
   local function http_error()
     return nil, { kind = "http", http_status = status, request_id = request_id,
                   retryable = RATE_LIMITED[status] or nil,
-                  message = ("HTTP %d%s"):format(status, body:match("%S") and (": " .. errors.excerpt(body)) or "") }
+                  message = ("HTTP %d%s"):format(status,
+                    body:match("%S") and (": " .. errors.excerpt(body, secrets())) or "") }
   end
   if not body:match("%S") then
     if status >= 400 then return http_error() end
@@ -207,15 +210,22 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id)
   end
   if not result then
     err.http_status, err.request_id = status, request_id
+    if err.fault then err.message = errors.excerpt(err.message, secrets()) end   -- may echo the request
     err.fault = nil
     return nil, err
   end
   local lf = catalogue.methods[method].list_field
   if lf and result[lf] == nil then result[lf] = {} end
-  if result.statusCode ~= catalogue.success then
-    return nil, { kind = "vendor", code = result.statusCode, http_status = status, request_id = request_id,
-                  message = result.statusDetail or ("status " .. tostring(result.statusCode)),
-                  payload = result, retryable = false }
+  local code = result.statusCode
+  if type(code) ~= "string" or code == "" then   -- [], {}, statusCode null: not an answer
+    return nil, { kind = "decode", http_status = status, request_id = request_id,
+                  message = "the answer has no statusCode" }
+  end
+  if code ~= catalogue.success then
+    local detail = result.statusDetail
+    return nil, { kind = "vendor", code = code, http_status = status, request_id = request_id,
+                  message = type(detail) == "string" and detail ~= "" and detail or ("status " .. code),
+                  payload = errors.mask(result, catalogue.secrets), retryable = false }
   end
   return result
 end
@@ -245,10 +255,29 @@ function S360:_jwt()
                    secret = secrets_of[self].password, now = self.now() }
 end
 
+-- The options of one call; a mistake there is a programmer's: it raises.
+local CALL_OPTIONS = {
+  idempotent = { "a boolean", function(v) return type(v) == "boolean" end },
+  retries = { "a whole number >= 0", function(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end },
+  refresh = { "a boolean", function(v) return type(v) == "boolean" end },
+}
+
+local function check_call_options(opts)
+  if opts == nil then return end
+  if type(opts) ~= "table" then error("call options must be a table (idempotent, retries, refresh)", 3) end
+  for k, v in pairs(opts) do
+    local o = CALL_OPTIONS[k]
+    if not o then error("unknown call option '" .. tostring(k) .. "' (idempotent, retries, refresh)", 3) end
+    if not o[2](v) then error("call option " .. k .. " must be " .. o[1], 3) end
+  end
+end
+
 -- c:call(method, params [, { idempotent = false|true, retries = n, refresh = true }])
 --   -> result | nil, err
 function S360:call(method, given, opts)
+  if getmetatable(self) ~= S360 then error("use c:call(method, params), with a colon", 2) end
   if type(method) ~= "string" then error("call needs a method name", 2) end
+  check_call_options(opts)
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
   local m = catalogue.methods[method]
   if not m then
@@ -305,7 +334,8 @@ function S360:_send(method, m, values, opts)
     -- the body holds the operator password, the headers the JWT: not to be
     -- left in the client's table
     request.body, request.headers = nil, nil
-    local result, e = self:_answer(method, status, rbody, errkind, errmsg, request_id)
+    local result, e = self:_answer(method, status, rbody, errkind, errmsg, request_id,
+      function() return secret_list(self, values, token) end)
     if result then return result end
     e.ws, e.attempts = method, attempt + 1
     e = errors.new(e, secret_list(self, values, token))
@@ -320,6 +350,7 @@ end
 -- c:remember_me_cookie(auth_result, pos [, opts]) -> Set-Cookie value, name, value | nil, err
 -- (institution from the client; pos as cookie.build takes it)
 function S360:remember_me_cookie(auth, pos, opts)
+  if getmetatable(self) ~= S360 then error("use c:remember_me_cookie(auth, pos), with a colon", 2) end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.institution = o.institution or self.institution
@@ -330,7 +361,10 @@ end
 -- A method per catalogue method, under its wire name and its alias.
 M.methods = {}
 for name, m in pairs(catalogue.methods) do
-  local fn = function(self, params, opts) return self:call(name, params, opts) end
+  local fn = function(self, params, opts)
+    if getmetatable(self) ~= S360 then error("use c:" .. name .. "{...}, with a colon", 2) end
+    return self:call(name, params, opts)
+  end
   assert(S360[name] == nil and S360[m.alias] == nil or m.alias == name, "method name clash: " .. name)
   S360[name] = fn
   if m.alias and m.alias ~= name then S360[m.alias] = fn end

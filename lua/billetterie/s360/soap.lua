@@ -42,6 +42,11 @@ local CLIENT_FAULTS = { Client = true, VersionMismatch = true, MustUnderstand = 
 -- soap.read(method, body) -> result table | nil, error fields (no kind
 -- "vendor" status check here: the caller compares statusCode).
 function soap.read(method, body)
+  -- an error page is seldom well-formed XML (<hr>): told apart first
+  local head = body:sub(1, 256):lower()
+  if head:match("^%s*<!doctype html") or head:match("^%s*<html[%s>]") then
+    return nil, { kind = "decode", message = "expected a SOAP envelope, got an HTML page" }
+  end
   local doc, err = core.xml_decode(body, { elements = true, max_depth = 128 })
   if not doc then return nil, { kind = "decode", message = "malformed XML: " .. tostring(err) } end
   if doc.name:lower() == "html" then
