@@ -404,7 +404,7 @@ end
 function Client:call(name, given, opts)
   if getmetatable(self) ~= Client then error("use c:call(name, params), with a colon", 2) end
   if type(name) ~= "string" then error("call needs a web service name", 2) end
-  check_call_options(opts)
+  if opts ~= nil then check_call_options(opts) end
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
   local service = catalogue.services[name]
   if not service then

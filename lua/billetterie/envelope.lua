@@ -14,7 +14,6 @@ local function lower(s)
 end
 
 local null = json.null
-local NULLABLE = { "code", "message", "traitement" }
 
 -- A detail is text: a string as it came, an object or list as a short JSON
 -- text, anything else (null, false, a number...) as nothing, or tostring.
@@ -58,11 +57,13 @@ function envelope.open(doc, ws)
   if type(st) == "table" then
     -- The decoded statut object is ours: it becomes the statut as it is.
     local statut = st
-    for _, k in ipairs(NULLABLE) do if statut[k] == null then statut[k] = nil end end
-    -- a code is a number ("7" is read as 7); anything else is no code
-    local code = statut.code
-    if code ~= nil and type(code) ~= "number" then statut.code = tonumber(code) end
-    statut.detail = detail_of(statut.detail)
+    -- null fields are no fields; a code is a number ("7" is read as 7),
+    -- anything else is no code (every answer comes here: checks kept cheap)
+    local code, message, traitement = statut.code, statut.message, statut.traitement
+    if message == null then statut.message = nil end
+    if traitement == null then statut.traitement = nil end
+    if code ~= nil and type(code) ~= "number" then statut.code = code ~= null and tonumber(code) or nil end
+    if statut.detail ~= nil then statut.detail = detail_of(statut.detail) end
     if type(r.detail) == "string" then statut.detail = r.detail end      -- retour_detail
     if type(r.erreur) == "table" then                                    -- retour_erreur
       local d = r.erreur["détail"]
