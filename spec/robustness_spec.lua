@@ -176,6 +176,24 @@ describe("programmer mistakes", function()
     end
   end)
 
+  it("refuse at new() number options out of their range, NaN included", function()
+    local nan = 0 / 0
+    local bad = {
+      { "timeout", nan, "between 0.001 and 86400 seconds" }, { "timeout", 0, "between 0.001 and 86400 seconds" },
+      { "connect_timeout", -1, "between 0.001 and 86400 seconds" },
+      { "retries", -1, "a whole number between 0 and 100" }, { "retries", 1.5, "a whole number between 0 and 100" },
+      { "max_in_flight", 0, "a whole number >= 1" }, { "rate", 0, "a number of calls a second > 0" },
+      { "max_size", 0, "a whole number of bytes >= 1" }, { "client_id", -677, "a whole number >= 0" },
+    }
+    for _, case in ipairs(bad) do
+      assert.has_error(function() billetterie.new{ url = "http://h/", [case[1]] = case[2] } end,
+        ("billetterie.new: option %s must be %s"):format(case[1], case[3]))
+    end
+    assert.is_table(billetterie.new{ url = "http://h/", timeout = 0.5, retries = 0, max_in_flight = 1, rate = 0.5 })
+    assert.has_error(function() require("billetterie.s360").new{ institution = "demo", operator = "DEMO_B2C",
+      password = "abc" } end, "s360.new: password is too short to be real (4 characters at least)")
+  end)
+
   it("with strict off, refuse a table or function value as invalid_param, sending nothing", function()
     local loose = client("nowhere", { url = "http://127.0.0.1:1/", strict = false })
     for _, v in ipairs{ { a = { b = 1 } }, print } do

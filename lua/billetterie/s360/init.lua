@@ -91,7 +91,8 @@ function M.new(opts)
     base = pattern:format(institution:lower())
   end
   if not opts.operator then error("s360.new: operator (the virtual operator login) is required", 2) end
-  if not opts.password or #opts.password < 4 then error("s360.new: password is required", 2) end
+  if not opts.password then error("s360.new: password is required", 2) end
+  if #opts.password < 4 then error("s360.new: password is too short to be real (4 characters at least)", 2) end
   if protocol == "rest" and not institution then error("s360.new: REST needs institution (the JWT subject)", 2) end
 
   local clock = opts.clock
