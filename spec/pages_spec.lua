@@ -11,7 +11,7 @@ describe("page links", function()
     assert.equal(BASE .. "home?lng=1", pages.url(BASE, "home", { lng = 1 }))
     assert.equal(BASE .. "3web_mailing_cherche?template=11783&email=assistance%40ressources-si.fr",
       pages.url(BASE, "3web_mailing_cherche", { template = 11783, email = "assistance@ressources-si.fr" }))
-    assert.equal(BASE .. "catalogue_spectacle?filtre=1&date_debut=04%2F09%2F2015&date_fin=04%2F09%2F2015&categ=chanson",
+    assert.equal(BASE .. "catalogue_spectacle?filtre=1&date_debut=04/09/2015&date_fin=04/09/2015&categ=chanson",
       pages.url(BASE, "catalogue_spectacle", { filtre = 1, date_debut = "04/09/2015", date_fin = "04/09/2015", categ = "chanson" }))
     assert.equal(BASE .. "basket?x_rsi_token=41C9D2F85AF54E618F52E5C43441A967",
       pages.url(BASE, "basket", { x_rsi_token = "41C9D2F85AF54E618F52E5C43441A967" }))

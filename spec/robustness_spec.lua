@@ -96,6 +96,22 @@ describe("odd answers", function()
     assert.is_true(err.retryable)   -- 7: site in maintenance
   end)
 
+  it("normalise the status of every envelope shape: flat and statut/data too", function()
+    local envelope = require "billetterie.envelope"
+    local _, st = envelope.open(json.decode('{"retour":{"code":"102","traitement":"ok","message":"m","l":[1]}}'))
+    assert.equal(102, st.code)
+    assert.is_true(envelope.ok(st))
+    _, st = envelope.open(json.decode('{"retour":{"code":null,"traitement":"ko","message":null}}'))
+    assert.is_nil(st.code)
+    assert.is_nil(st.message)
+    assert.is_false(envelope.ok(st))
+    local data
+    data, st = envelope.open(json.decode('{"statut":{"code":"2","traitement":null,"message":"ok"},"data":[]}'))
+    assert.equal(2, st.code)
+    assert.is_nil(st.traitement)
+    assert.is_table(data)
+  end)
+
   it("read ws_login's answer as the spec prints it (a bare contact) as a success", function()
     local msg, statut = client("barelogin"):call("ws_login", { x_rsi_token = ("A1"):rep(16),
       web_ident = "anais@example.fr", web_passe = "Secret123" })
@@ -145,14 +161,14 @@ describe("programmer mistakes", function()
     assert.has_error(function() c:call("ws_cat_listes", nil, { idempotant = true }) end,
       "unknown call option 'idempotant' (idempotent, retries, cache, cache_ttl)")
     assert.has_error(function() c:call("ws_cat_listes", nil, { retries = "2" }) end,
-      "call option retries must be a whole number >= 0")
+      "call option retries must be a whole number between 0 and 100")
     assert.has_error(function() c:call("ws_cat_listes", nil, "x") end)
     assert.has_error(function() c:cat_listes(nil, { idempotent = 1 }) end)
     local _, err = c:call("ws_cat_listes", nil, { idempotent = true, retries = 0, cache = false, cache_ttl = 5 })
     assert.equal("network", err.kind)   -- valid options: the call is made
     local s = rest("s_null")
     assert.has_error(function() s:getContactData({ contactNumber = "1" }, { retries = "x" }) end,
-      "call option retries must be a whole number >= 0")
+      "call option retries must be a whole number between 0 and 100")
     assert.has_error(function() s:getContactData({ contactNumber = "1" }, { refresh = true, foo = 1 }) end)
   end)
 
@@ -165,6 +181,15 @@ describe("programmer mistakes", function()
     assert.has_error(function() s.login("a@b.c", "Secret123") end, "use s:login(ident, password), with a colon")
     assert.has_error(function() rest("s_null").getContactData{ contactNumber = "1" } end,
       "use c:getContactData{...}, with a colon")
+  end)
+
+  it("let a proxy of a client through the colon check", function()
+    local proxy = setmetatable({}, { __index = c })
+    assert.equal("http://127.0.0.1:1/spectacle?id_spectacle=1", proxy:page("spectacle", { id_spectacle = 1 }))
+    assert.has_error(function() c.page("spectacle", { id_spectacle = 1 }) end, "use c:page(name, params), with a colon")
+    local s = assert(sb:client():session())
+    assert.has_error(function() s.page("basket") end, "use s:page(name, params), with a colon")
+    assert.has_error(function() s.logout() end, "use s:logout(), with a colon")
   end)
 
   it("refuse at new() an address holding spaces or control characters", function()

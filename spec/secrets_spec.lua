@@ -67,6 +67,8 @@ setup(function()
   srv = echo.start{ bodies = {
     modcontactko = { body = '{"retour":{"message":{"contact":{"name":"X","web_identifiant":"a@b.c",'
       .. '"web_passe":"Clear-Pass-99"}},"statut":{"code":505,"traitement":"ko","message":"champ vide"}}}' },
+    echoedko = { body = '{"retour":{"message":{"contact":{"note":"typed Echo-Pass-77 here"}},'
+      .. '"statut":{"code":505,"traitement":"ko","message":"champ vide"}}}' },
   } }
   sb = sandbox.start()
 end)
@@ -130,6 +132,15 @@ describe("secrets in errors", function()
     assert.equal("***", err.payload.contact.web_passe)
     assert.equal("a@b.c", err.payload.contact.web_identifiant)
     assert_clean(err, { "Clear-Pass-99" }, "payload")
+  end)
+
+  it("scrub the call's secrets from a kept payload, whatever the key holding them", function()
+    local c = billetterie.new{ url = srv.url .. "echoedko/", login = "xrsitest", password = "ws-password",
+                               client_id = 677, retries = 0 }
+    local r, err = c:modification_contact{ id_contact = 1, v_passe = "Echo-Pass-77" }
+    assert.is_nil(r)
+    assert.equal("typed *** here", err.payload.contact.note)
+    assert_clean(err, { "Echo-Pass-77" }, "payload")
   end)
 end)
 

@@ -789,7 +789,8 @@ build_pages = function()
       for k, v in pairs(param) do q[k] = v end
       if q.depends_on then q.needs, q.depends_on = q.depends_on, nil end
       parse_required_when(q, criteria)
-      if q.name == "filtre" and q.required_with_any then
+      if q.name == "filtre" and (q.required_with_any or q.required) then
+        -- also where the page always needs it (3.5 catalogue_bc?filtre=1&famille=...)
         assert(q.enum and #q.enum == 1, "page filtre with more than one value")
         q.default = q.enum[1]
       end

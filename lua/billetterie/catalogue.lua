@@ -2734,6 +2734,7 @@ return {
           required = true,
           type = "boolean",
           enum = { 1 },
+          default = 1,
           example = "1",
           description = "Activates the filter; part of the page URL itself (catalogue_bc?filtre=1&famille=Bon%20cadeaux).",
         },

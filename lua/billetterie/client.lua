@@ -14,6 +14,12 @@ local limits = require "billetterie.limits"
 local Client = {}
 Client.__index = Client
 
+-- A method called with "." gets its first argument as self: a clear error
+-- then, rather than a failure deep inside. Proxies of an object pass.
+local function not_mine(self)
+  return type(self) ~= "table" or self.call ~= Client.call
+end
+
 local byte = string.byte
 
 -- Secret option values live here, not in the client table, so printing or
@@ -219,7 +225,7 @@ end
 -- A payload kept on an error has its secret fields masked (a vendor may
 -- echo a contact's password, web_passe, in clear).
 local function fail(self, fields, err)
-  if err.payload ~= nil then err.payload = errors.mask(err.payload, catalogue.secrets) end
+  if err.payload ~= nil then err.payload = errors.mask(err.payload, catalogue.secrets, call_secrets(self, fields)) end
   return nil, errors.new(err, call_secrets(self, fields))
 end
 
@@ -396,11 +402,11 @@ end
 -- reads cache and cache_ttl). A mistake there is a programmer's: it raises.
 local CALL_OPTIONS = {
   idempotent = function(v) return type(v) == "boolean" end,
-  retries = function(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end,
+  retries = function(v) return type(v) == "number" and v >= 0 and v <= 100 and v == math.floor(v) end,
   cache = function(v) return type(v) == "boolean" end,
   cache_ttl = function(v) return type(v) == "number" and v > 0 end,
 }
-local CALL_OPTION_TYPES = { idempotent = "a boolean", retries = "a whole number >= 0", cache = "a boolean",
+local CALL_OPTION_TYPES = { idempotent = "a boolean", retries = "a whole number between 0 and 100", cache = "a boolean",
                             cache_ttl = "a positive number of seconds" }
 
 local function check_call_options(opts)
@@ -422,7 +428,7 @@ end
 -- the caller's to keep out of logs. The payload kept on an error has its
 -- secret fields (catalogue.secrets) masked as "***".
 function Client:call(name, given, opts)
-  if getmetatable(self) ~= Client then error("use c:call(name, params), with a colon", 2) end
+  if not_mine(self) then error("use c:call(name, params), with a colon", 2) end
   if type(name) ~= "string" then error("call needs a web service name", 2) end
   if opts ~= nil then check_call_options(opts) end
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
@@ -526,13 +532,13 @@ end
 
 -- c:page(name, params) -> URL of a shop page on this client's site.
 function Client:page(name, given)
-  if getmetatable(self) ~= Client then error("use c:page(name, params), with a colon", 2) end
+  if not_mine(self) then error("use c:page(name, params), with a colon", 2) end
   return require("billetterie.pages").url(self.url, name, given)
 end
 
 -- c:session() -> session | nil, err (see billetterie.session)
 function Client:session()
-  if getmetatable(self) ~= Client then error("use c:session(), with a colon", 2) end
+  if not_mine(self) then error("use c:session(), with a colon", 2) end
   return require("billetterie.session").open(self)
 end
 
@@ -546,7 +552,7 @@ for name, service in pairs(catalogue.services) do
     local method = name:gsub("^ws_", "")
     assert(Client[method] == nil and OPTIONS[method] == nil, "method name clash: " .. method)
     Client[method] = function(self, params, opts)
-      if getmetatable(self) ~= Client then error("use c:" .. method .. "{...}, with a colon", 2) end
+      if not_mine(self) then error("use c:" .. method .. "{...}, with a colon", 2) end
       return self:call(name, params, opts)
     end
     Client.methods[#Client.methods + 1] = { method = method, ws = name }

@@ -33,6 +33,18 @@ end
 -- is a success; for any other service it is a broken answer.
 local BARE = { ws_login = "contact" }
 
+-- Makes a statut's fields what their names say, in place: null fields are
+-- no fields, a code is a number ("7" is read as 7; anything else is no
+-- code), a message or traitement is text. Every answer comes here: the
+-- checks are kept plain.
+local function normalise(statut)
+  local code, message, traitement = statut.code, statut.message, statut.traitement
+  if message ~= nil and type(message) ~= "string" then statut.message = nil end
+  if traitement ~= nil and type(traitement) ~= "string" then statut.traitement = nil end
+  if code ~= nil and type(code) ~= "number" then statut.code = code ~= null and tonumber(code) or nil end
+  return statut
+end
+
 -- Builds the statut of a decoded JSON document (the answer of service `ws`),
 -- and the payload. Returns payload, statut, or nil, reason when the document
 -- has no status.
@@ -45,7 +57,7 @@ function envelope.open(doc, ws)
       local st = doc.statut
       local data = doc.data
       if data == nil or data == null then data = {} end   -- null data: nothing changed
-      return data, { code = st.code, traitement = st.traitement, message = st.message }
+      return data, normalise{ code = st.code, traitement = st.traitement, message = st.message }
     end
     local bare = BARE[ws]
     if bare and type(doc[bare]) == "table" then return doc, { traitement = "ok" } end
@@ -57,12 +69,7 @@ function envelope.open(doc, ws)
   if type(st) == "table" then
     -- The decoded statut object is ours: it becomes the statut as it is.
     local statut = st
-    -- null fields are no fields; a code is a number ("7" is read as 7),
-    -- anything else is no code (every answer comes here: checks kept cheap)
-    local code, message, traitement = statut.code, statut.message, statut.traitement
-    if message == null then statut.message = nil end
-    if traitement == null then statut.traitement = nil end
-    if code ~= nil and type(code) ~= "number" then statut.code = code ~= null and tonumber(code) or nil end
+    normalise(statut)
     if statut.detail ~= nil then statut.detail = detail_of(statut.detail) end
     if type(r.detail) == "string" then statut.detail = r.detail end      -- retour_detail
     if type(r.erreur) == "table" then                                    -- retour_erreur
@@ -85,20 +92,18 @@ function envelope.open(doc, ws)
     return payload, statut
   end
 
-  if r.code ~= nil or r.traitement ~= nil then
+  if (r.code ~= nil and r.code ~= null) or (r.traitement ~= nil and r.traitement ~= null) then
     -- retour_flat (code, traitement, message string, lists beside them) and
     -- retour_historique (historique, traitement, message string, no code).
-    local statut = { code = r.code, traitement = r.traitement,
-                     message = type(r.message) == "string" and r.message or nil }
+    local statut = normalise{ code = r.code, traitement = r.traitement, message = r.message }
     local payload = {}
     for k, v in pairs(r) do
-      if k ~= "code" and k ~= "traitement" and not (k == "message" and statut.message) then
+      if k ~= "code" and k ~= "traitement" and not (k == "message" and statut.message) and v ~= null then
         payload[k] = v
       end
     end
     return payload, statut
   end
-  -- ws_login as printed ({"contact": {...}} with no status at all).
   return nil, "answer has no status"
 end
 

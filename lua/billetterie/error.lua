@@ -96,14 +96,11 @@ local function forms(s)
   return list
 end
 
+-- Every occurrence of f (plain text) in text replaced by ***, in one pass
+-- (a large echoed body must not cost a copy per occurrence).
 local function replace_all(text, f)
-  local from = 1
-  while true do
-    local a, b = text:find(f, from, true)
-    if not a then return text end
-    text = text:sub(1, a - 1) .. "***" .. text:sub(b + 1)
-    from = a + 3
-  end
+  if not text:find(f, 1, true) then return text end
+  return (text:gsub(f:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"), "***"))
 end
 
 -- Removes every known secret value, in each of its encoded forms, from a
@@ -184,15 +181,18 @@ function M.excerpt(text, secrets)
 end
 
 -- A copy of a payload kept on an error with the values of secret fields
--- (names: a set, as catalogue.secrets) masked: a vendor may echo a contact's
--- password in clear. Depth-bounded; other values are shared.
-function M.mask(value, names, depth)
+-- (names: a set, as catalogue.secrets) masked, and the call's secret values
+-- (`secrets`, a list) scrubbed from every other text: a vendor may echo a
+-- contact's password in clear, under any key. Depth-bounded; other values
+-- are shared.
+function M.mask(value, names, secrets, depth)
   depth = depth or 0
+  if type(value) == "string" then return scrub(value, secrets) end
   if type(value) ~= "table" or depth > 16 then return value end
   local copy = {}
   for k, v in pairs(value) do
     if names[k] and v ~= nil and type(v) ~= "table" and type(v) ~= "userdata" then copy[k] = "***"
-    else copy[k] = M.mask(v, names, depth + 1) end
+    else copy[k] = M.mask(v, names, secrets, depth + 1) end
   end
   return setmetatable(copy, getmetatable(value))
 end

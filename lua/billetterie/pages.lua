@@ -37,9 +37,10 @@ end
 
 -- RFC 3986 percent-encoding, as the spec's links write it: a space is %20
 -- (3.5 famille=Bon%20cadeaux, 3.3 code_regroup=Super%20r), unreserved
--- characters (letters, digits, - . _ ~) stay as they are.
+-- characters (letters, digits, - . _ ~) and "/", which a query may hold
+-- (3.2 date_debut=04/09/2015), stay as they are.
 local function escape(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+  return (s:gsub("[^%w%-%._~/]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
 -- url(base, name, given) -> absolute URL | nil, err

@@ -20,6 +20,8 @@ local function is_integer(v)
   return type(v) == "string" and v:match("^%-?%d+$") ~= nil
 end
 
+local NONE = {}   -- an empty list, shared (never written)
+
 local function is_scalar(v)
   local t = type(v)
   return t == "string" or t == "number" or t == "boolean"
@@ -74,10 +76,26 @@ local function enum_reason(enum)
   return "must be one of " .. table.concat(shown, ", ")
 end
 
--- Annex 4.1 "Numérique": a number, or its text with a dot or a comma.
+-- Annex 4.1 "Numérique": a number, or its text (a dot or a comma, an
+-- exponent), or "" which clears the field.
 local function is_number(v)
   if type(v) == "number" then return v == v and v ~= 1 / 0 and v ~= -1 / 0 end
-  return type(v) == "string" and (v:match("^%-?%d+$") ~= nil or v:match("^%-?%d+[.,]%d+$") ~= nil)
+  if type(v) ~= "string" then return false end
+  if v == "" then return true end
+  local mantissa, exponent = v:match("^[-+]?([%d.,]+)(.*)$")
+  return mantissa ~= nil and (mantissa:match("^%d+$") or mantissa:match("^%d*[.,]%d+$") or mantissa:match("^%d+[.,]$"))
+    ~= nil and (exponent == "" or exponent:match("^[eE][-+]?%d+$") ~= nil)
+end
+
+-- A table form_encode writes as brackets: scalar values under integer or
+-- string keys, nothing nested.
+local function flat_table(t)
+  if type(t) ~= "table" then return false end
+  for k, v in pairs(t) do
+    local kt = type(k)
+    if (kt ~= "string" and kt ~= "number") or not is_scalar(v) then return false end
+  end
+  return true
 end
 
 local function is_list(t)
@@ -119,7 +137,7 @@ local function required_because(spec, present, mode)
   if spec.required_in_mode and spec.required_in_mode == mode then
     return "is required in " .. mode .. " mode"
   end
-  for _, other in ipairs(spec.required_with_any or {}) do
+  for _, other in ipairs(spec.required_with_any or NONE) do
     if present[other] ~= nil then return "is required with " .. other end
   end
   local unless = spec.required_unless
@@ -132,36 +150,77 @@ local function required_because(spec, present, mode)
 end
 params.required_because = required_because
 
--- Checks a Lua table against an object of annex 4.3-4.6 (or the 2.6.4.2
--- contact item): -> true | nil, reason, path below the param (".intitule").
--- Attributes the object does not describe are left to the vendor.
-local function check_object(fields, t, path)
-  if type(t) ~= "table" or (next(t) ~= nil and is_list(t)) then
-    return nil, "must be an object (a table of attributes)", path
-  end
-  for _, f in ipairs(fields) do
-    local v, sub = t[f.name], path .. "." .. f.name
-    if v == nil or v == json.null or (v == "" and f.type == "date") then
-      -- an empty date means none ("vide si pas de début", 4.3)
-      local why = required_because(f, t)
-      if why then return nil, why, sub end
-    elseif v == "" and f.required then
-      -- "doivent être renseignés et présents" (2.6.3.3)
-      return nil, "must not be empty", sub
-    else
-      local ok, reason, deeper = check(f, v)
-      if ok == nil then return nil, reason, sub .. (deeper or "") end
-    end
+-- One attribute against its field: -> true | nil, reason, deeper path.
+local function check_attribute_value(f, v, t)
+  if v == nil or v == json.null or (v == "" and f.type == "date") then
+    -- an empty date means none ("vide si pas de début", 4.3)
+    local why = required_because(f, t)
+    if why then return nil, why end
+  elseif v == "" and f.required then
+    return nil, "must not be empty"   -- "doivent être renseignés et présents" (2.6.3.3)
+  else
+    local ok, reason, deeper = check(f, v)
+    if ok == nil then return nil, reason, deeper end
   end
   return true
 end
 
--- A JSON array of objects: -> true | nil, reason, path ("[2].ville").
--- One object alone stands for a list of one ("un ou plusieurs contacts",
--- 2.6.4.2), as the vendor reads it.
+-- Per object (its field list): fields by name, and those with a rule on
+-- their absence. Worked out once.
+local object_plans = setmetatable({}, { __mode = "k" })
+local function object_plan(fields)
+  local plan = object_plans[fields]
+  if not plan then
+    plan = { by_name = {}, ruled = {} }
+    for _, f in ipairs(fields) do
+      plan.by_name[f.name] = f
+      if f.required or f.required_with_any or f.required_unless then plan.ruled[#plan.ruled + 1] = f end
+    end
+    object_plans[fields] = plan
+  end
+  return plan
+end
+
+-- Checks a Lua table against an object of annex 4.3-4.6 (or the 2.6.4.2
+-- contact item): -> true | nil, reason, path below the param (".intitule").
+-- Attributes the object does not describe are left to the vendor. The
+-- attributes given and the rules on absent ones are checked first (an
+-- object has 31 fields, a call sets a few); on a failure the fields are
+-- read in the annex's order, so the one reported is always the first.
+local function check_object(fields, t, path)
+  if type(t) ~= "table" or (next(t) ~= nil and is_list(t)) then
+    return nil, "must be an object (a table of attributes)", path
+  end
+  local plan, bad = object_plan(fields), false
+  for k, v in pairs(t) do
+    local f = plan.by_name[k]
+    if f and not check_attribute_value(f, v, t) then bad = true; break end
+  end
+  if not bad then
+    for _, f in ipairs(plan.ruled) do
+      if not check_attribute_value(f, t[f.name], t) then bad = true; break end
+    end
+    if not bad then return true end
+  end
+  for _, f in ipairs(fields) do
+    local ok, reason, deeper = check_attribute_value(f, t[f.name], t)
+    if not ok then return nil, reason, path .. "." .. f.name .. (deeper or "") end
+  end
+  return true
+end
+
+-- Objects a param may carry alone instead of in a list: ws_organisme_contacts'
+-- contacts is "un ou plusieurs contacts" (2.6.4.2), sent as given.
+local ONE_OR_MANY = { organisme_contact = true }
+
+-- A JSON array of objects (1..n, no gaps): -> true | nil, reason, path
+-- ("[2].ville"); one object alone only where ONE_OR_MANY says so.
 local function check_list(fields, t, what)
   if type(t) ~= "table" then return nil, "must be a list of " .. what .. " objects" end
-  if not is_list(t) then return check_object(fields, t, "") end
+  if not is_list(t) then
+    if ONE_OR_MANY[what] then return check_object(fields, t, "") end
+    return nil, "must be a list (1..n) of " .. what .. " objects"
+  end
   for i = 1, #t do
     local ok, reason, path = check_object(fields, t[i], "[" .. i .. "]")
     if not ok then return nil, reason, path end
@@ -183,7 +242,7 @@ local function check_attribute(spec, v)
       if not shaped and (type(v) == "table") == (alt.type:match("^array") ~= nil) then shaped = { reason, path } end
     end
     local why = shaped or first
-    return nil, "must be a " .. t:gsub("|", " or ") .. " (" .. why[1] .. ")", why[2]
+    return nil, "must be one of " .. t:gsub("|", ", ") .. " (" .. why[1] .. ")", why[2]
   end
   local of = t and t:match("^array<(.+)>$")
   if of and objects[of] then return check_list(objects[of].fields, v, of) end
@@ -330,12 +389,12 @@ end
 -- password that breaks the rules, 524 when the confirmation differs.
 local RULES = catalogue.password_rules
 local PASSWORD_FIELDS = RULES.applies_to or {}
--- Letters of each case: ASCII, and the Latin-1 letters in UTF-8
--- (U+00C0-U+00DE but U+00D7 upper; U+00DF-U+00FF but U+00F7 lower), so
--- "ÉCOLEéé1" has both cases.
+-- Letters of each case: ASCII, and the French letters beyond it in UTF-8:
+-- Latin-1 (U+00C0-U+00DE but U+00D7 upper; U+00DF-U+00FF but U+00F7 lower)
+-- and Œ œ Ÿ, so "ÉCOLEéé1" has both cases. The sandbox applies the same.
 local CASES = {
-  upper = { "%u", "\195[\128-\150\152-\158]" },
-  lower = { "%l", "\195[\159-\182\184-\191]" },
+  upper = { "%u", "\195[\128-\150\152-\158]", "\197[\146\184]" },
+  lower = { "%l", "\195[\159-\182\184-\191]", "\197\147" },
 }
 local function has_case(v, which)
   for _, pattern in ipairs(CASES[which]) do
@@ -343,6 +402,7 @@ local function has_case(v, which)
   end
   return false
 end
+params.has_case = has_case
 
 local function password_problem(v)
   if (utf8_len(v) or #v) < RULES.min_length then   -- characters, not bytes
@@ -356,7 +416,6 @@ local function password_problem(v)
   end
 end
 
-local NONE = {}
 
 -- A date param before the one it must follow (both already checked as dates
 -- of their format): -> the reason, or nil.
@@ -438,8 +497,9 @@ function params.prepare(service, given, credential_names, strict, mode)
       own = true
     elseif strict then
       return nil, name, "is not a parameter of " .. service.name
-    elseif not is_scalar(v) then   -- strict off: still one form field, never a table
-      return nil, name, "must be a string, a number or a boolean"
+    elseif not is_scalar(v) and not flat_table(v) then
+      -- strict off: a value, or a list / map of values (name[]=, name[k]=)
+      return nil, name, "must be a string, a number, a boolean, or a flat list or map of them"
     else
       fields[name] = v
     end

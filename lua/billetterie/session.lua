@@ -12,6 +12,12 @@ local errors = require "billetterie.error"
 local Session = {}
 Session.__index = Session
 
+-- A method called with "." gets its first argument as self: a clear error
+-- then, rather than a failure deep inside. Proxies of an object pass.
+local function not_mine(self)
+  return type(self) ~= "table" or self.call ~= Session.call
+end
+
 local M = { methods = {} }
 
 -- Opens a session for `client`. -> session | nil, err
@@ -41,13 +47,14 @@ end
 
 -- Seconds left as far as this side knows (refreshed by status()).
 function Session:remaining()
+  if not_mine(self) then error("use s:remaining(), with a colon", 2) end
   if self.closed then return 0 end
   return math.max(0, self.expires_at - self.client.clock())
 end
 
 -- s:call("ws_name", params): the service with this session's token.
 function Session:call(name, params, opts)
-  if getmetatable(self) ~= Session then error("use s:call(name, params), with a colon", 2) end
+  if not_mine(self) then error("use s:call(name, params), with a colon", 2) end
   if self:remaining() <= 0 then
     return nil, errors.new{
       kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
@@ -63,6 +70,7 @@ end
 
 -- s:page(name, params): a shop page opened already logged in (3.15.2).
 function Session:page(name, given)
+  if not_mine(self) then error("use s:page(name, params), with a colon", 2) end
   local p = {}
   for k, v in pairs(given or {}) do p[k] = v end
   p.x_rsi_token = self.token
@@ -71,7 +79,7 @@ end
 
 -- ws_login with the web identifier and password of a contact.
 function Session:login(ident, password)
-  if getmetatable(self) ~= Session then error("use s:login(ident, password), with a colon", 2) end
+  if not_mine(self) then error("use s:login(ident, password), with a colon", 2) end
   if type(ident) ~= "string" or type(password) ~= "string" then
     error("session:login needs the identifier and the password as strings", 2)
   end
@@ -80,6 +88,7 @@ end
 
 -- ws_status_session; also refreshes the expiry from temps_restant.
 function Session:status()
+  if not_mine(self) then error("use s:status(), with a colon", 2) end
   local msg, statut = self:call("ws_status_session")
   if msg and tonumber(msg.temps_restant) then
     self.expires_at = self.client.clock() + tonumber(msg.temps_restant)
@@ -89,6 +98,7 @@ end
 
 -- ws_deconnexion_session; the session is closed afterwards, whatever the answer.
 function Session:logout()
+  if not_mine(self) then error("use s:logout(), with a colon", 2) end
   local msg, statut = self:call("ws_deconnexion_session")
   if msg then self.closed = true end
   return msg, statut
@@ -102,7 +112,7 @@ for name, service in pairs(catalogue.services) do
     local method = name:gsub("^ws_", "")
     if not Session[method] then
       Session[method] = function(self, params, opts)
-        if getmetatable(self) ~= Session then error("use s:" .. method .. "{...}, with a colon", 2) end
+        if not_mine(self) then error("use s:" .. method .. "{...}, with a colon", 2) end
         return self:call(name, params, opts)
       end
     end

@@ -26,6 +26,12 @@ local limits = require "billetterie.limits"
 local S360 = {}
 S360.__index = S360
 
+-- A method called with "." gets its first argument as self: a clear error
+-- then, rather than a failure deep inside. Proxies of an object pass.
+local function not_mine(self)
+  return type(self) ~= "table" or self.call ~= S360.call
+end
+
 local M = { catalogue = catalogue, cookie = cookie }
 
 local secrets_of = setmetatable({}, { __mode = "k" })
@@ -226,7 +232,7 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets
     local detail = result.statusDetail
     return nil, { kind = "vendor", code = code, http_status = status, request_id = request_id,
                   message = type(detail) == "string" and detail ~= "" and detail or ("status " .. code),
-                  payload = errors.mask(result, catalogue.secrets), retryable = false }
+                  payload = errors.mask(result, catalogue.secrets, secrets()), retryable = false }
   end
   return result
 end
@@ -259,7 +265,8 @@ end
 -- The options of one call; a mistake there is a programmer's: it raises.
 local CALL_OPTIONS = {
   idempotent = { "a boolean", function(v) return type(v) == "boolean" end },
-  retries = { "a whole number >= 0", function(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end },
+  retries = { "a whole number between 0 and 100",
+              function(v) return type(v) == "number" and v >= 0 and v <= 100 and v == math.floor(v) end },
   refresh = { "a boolean", function(v) return type(v) == "boolean" end },
 }
 
@@ -276,7 +283,7 @@ end
 -- c:call(method, params [, { idempotent = false|true, retries = n, refresh = true }])
 --   -> result | nil, err
 function S360:call(method, given, opts)
-  if getmetatable(self) ~= S360 then error("use c:call(method, params), with a colon", 2) end
+  if not_mine(self) then error("use c:call(method, params), with a colon", 2) end
   if type(method) ~= "string" then error("call needs a method name", 2) end
   check_call_options(opts)
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
@@ -351,7 +358,7 @@ end
 -- c:remember_me_cookie(auth_result, pos [, opts]) -> Set-Cookie value, name, value | nil, err
 -- (institution from the client; pos as cookie.build takes it)
 function S360:remember_me_cookie(auth, pos, opts)
-  if getmetatable(self) ~= S360 then error("use c:remember_me_cookie(auth, pos), with a colon", 2) end
+  if not_mine(self) then error("use c:remember_me_cookie(auth, pos), with a colon", 2) end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.institution = o.institution or self.institution
@@ -363,7 +370,7 @@ end
 M.methods = {}
 for name, m in pairs(catalogue.methods) do
   local fn = function(self, params, opts)
-    if getmetatable(self) ~= S360 then error("use c:" .. name .. "{...}, with a colon", 2) end
+    if not_mine(self) then error("use c:" .. name .. "{...}, with a colon", 2) end
     return self:call(name, params, opts)
   end
   assert(S360[name] == nil and S360[m.alias] == nil or m.alias == name, "method name clash: " .. name)

@@ -19,6 +19,7 @@
 
 local catalogue = require "billetterie.catalogue"
 local codes = require "billetterie.codes"
+local params = require "billetterie.params"
 local codec = require "billetterie.sandbox.codec"
 local lists = require "billetterie.sandbox.lists"
 local services = require "billetterie.sandbox.services"
@@ -51,7 +52,7 @@ SCALARS[#SCALARS + 1] = TEL_PERSO
 local DEFAULT = { string = "", date = "", number = 0, boolean = false }
 local KINDS = { code_envoi = true, interet = true } -- ticked back-office options
 
-local valid_date = require("billetterie.params").DATE_FORMATS["AAAA-MM-JJ"]
+local valid_date = params.DATE_FORMATS["AAAA-MM-JJ"]
 
 local BOOLEAN = { ["1"] = true, ["true"] = true, on = true, oui = true,
   ["0"] = false, ["false"] = false, off = false, non = false, [""] = false }
@@ -527,8 +528,9 @@ local RULES = catalogue.password_rules
 local function password_problem(pw)
   local n = utf8.len(pw)
   if not n or n < RULES.min_length then return ("au moins %d caractères"):format(RULES.min_length) end
-  if RULES.require_uppercase and not pw:find("%u") then return "une majuscule attendue" end
-  if RULES.require_lowercase and not pw:find("%l") then return "une minuscule attendue" end
+  -- letter cases as the client counts them (accented capitals are capitals)
+  if RULES.require_uppercase and not params.has_case(pw, "upper") then return "une majuscule attendue" end
+  if RULES.require_lowercase and not params.has_case(pw, "lower") then return "une minuscule attendue" end
   if RULES.require_digit and not pw:find("%d") then return "un chiffre attendu" end
   for _, c in ipairs(RULES.forbidden_chars) do
     if pw:find(c, 1, true) then return ("caractère %s interdit"):format(c) end
