@@ -136,8 +136,8 @@ static int scalar_text(lua_State *L, int idx, char *buf, size_t size, const char
             w = format_integer(buf, size, (long long)lua_tointeger(L, idx));
         else if (n == 0)
             w = snprintf(buf, size, "0"); /* -0 too */
-        else if (n == floor(n) && fabs(n) < 9007199254740992.0)
-            w = snprintf(buf, size, "%.0f", (double)n);
+        else if (n == floor(n) && fabs(n) <= 9223372036854775808.0)
+            w = snprintf(buf, size, "%.0f", (double)n); /* exact, no exponent, up to 2^63 */
         else if (isfinite(n))
             w = shortest_double(buf, size, (double)n);
         else

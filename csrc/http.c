@@ -87,8 +87,21 @@ typedef struct {
 /* The methods are closures sharing these upvalues: the two metatables and
  * the keys of a request, so that start and result, which run once per call,
  * check their userdata and read the request with rawequal and rawget
- * instead of looking names up (luaL_checkudata, lua_getfield) every time. */
-enum { UV_ENGINE_MT = 1, UV_CONFIG_MT, UV_URL, UV_METHOD, UV_BODY, UV_FILE, UV_CONFIG, UV_HEADERS, UV_COUNT };
+ * instead of looking names up (luaL_checkudata, lua_getfield) every time;
+ * and the bodies that call_busy runs protected (no closure made per call). */
+enum {
+    UV_ENGINE_MT = 1,
+    UV_CONFIG_MT,
+    UV_URL,
+    UV_METHOD,
+    UV_BODY,
+    UV_FILE,
+    UV_CONFIG,
+    UV_HEADERS,
+    UV_RESULT_BODY,
+    UV_POLL_BODY,
+    UV_COUNT
+};
 static const char *const request_keys[] = { "url", "method", "body", "file", "config", "headers" };
 
 /* The userdata at idx if its metatable is the one in upvalue uv, else NULL. */
@@ -211,12 +224,26 @@ static int free_slot_index(lua_State *L, engine *e)
     return (int)e->nslots++;
 }
 
+/* Pushes t[key] for the table at absolute index idx: a raw read for a
+ * request (a plain table: no __index may run in start, where one closing
+ * the engine would leave start working on a released engine), lua_getfield
+ * for the options of http_engine{} and http_config{}. */
+static void get_key(lua_State *L, int idx, const char *key, int raw)
+{
+    if (raw) {
+        lua_pushstring(L, key);
+        lua_rawget(L, idx);
+    } else {
+        lua_getfield(L, idx, key);
+    }
+}
+
 /* Pushes t[key] and returns it as a string, or def when nil. Only real
  * strings: converting a number would make a string only the stack holds,
  * so the caller pops it once the text is copied. */
-static const char *opt_string(lua_State *L, int idx, const char *key, const char *def)
+static const char *opt_string(lua_State *L, int idx, const char *key, const char *def, int raw)
 {
-    lua_getfield(L, idx, key);
+    get_key(L, idx, key, raw);
     if (lua_isnil(L, -1))
         return def;
     if (lua_type(L, -1) != LUA_TSTRING)
@@ -224,10 +251,10 @@ static const char *opt_string(lua_State *L, int idx, const char *key, const char
     return lua_tostring(L, -1);
 }
 
-static double opt_number(lua_State *L, int idx, const char *key, double def)
+static double opt_number(lua_State *L, int idx, const char *key, double def, int raw)
 {
     double v = def;
-    lua_getfield(L, idx, key);
+    get_key(L, idx, key, raw);
     if (lua_isnil(L, -1))
         v = def;
     else if (lua_type(L, -1) == LUA_TNUMBER)
@@ -245,9 +272,9 @@ static double opt_number(lua_State *L, int idx, const char *key, double def)
 /* A timeout in seconds as libcurl's milliseconds. The comparisons are
  * written so that NaN fails them; sub-millisecond values round up to 1 ms
  * because 0 ms would mean no timeout at all. */
-static long timeout_ms(lua_State *L, int idx, const char *key, double def)
+static long timeout_ms(lua_State *L, int idx, const char *key, double def, int raw)
 {
-    double s = opt_number(L, idx, key, def), ms;
+    double s = opt_number(L, idx, key, def, raw), ms;
     if (!(s > 0 && s <= MAX_TIMEOUT_S))
         luaL_error(L, "%s must be a number of seconds in (0, %d]", key, (int)MAX_TIMEOUT_S);
     ms = ceil(s * 1000);
@@ -256,18 +283,18 @@ static long timeout_ms(lua_State *L, int idx, const char *key, double def)
 
 /* A count or size that must be a whole number in [lo, hi] (NaN fails). */
 static double whole_number(lua_State *L, int idx, const char *key, double def, double lo, double hi,
-                           const char *range)
+                           const char *range, int raw)
 {
-    double v = opt_number(L, idx, key, def);
+    double v = opt_number(L, idx, key, def, raw);
     if (!(v >= lo && v <= hi && v == floor(v)))
         luaL_error(L, "%s must be a whole number in %s", key, range);
     return v;
 }
 
-static int opt_bool(lua_State *L, int idx, const char *key, int def)
+static int opt_bool(lua_State *L, int idx, const char *key, int def, int raw)
 {
     int v;
-    lua_getfield(L, idx, key);
+    get_key(L, idx, key, raw);
     v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -303,9 +330,9 @@ static void configure(engine *e, transfer *t, const handle_config *want)
 }
 
 /* Copies t[key] (a string or nil) into dst. */
-static void copy_path(lua_State *L, int idx, const char *key, char *dst, size_t size)
+static void copy_path(lua_State *L, int idx, const char *key, char *dst, size_t size, int raw)
 {
-    const char *src = opt_string(L, idx, key, NULL);
+    const char *src = opt_string(L, idx, key, NULL, raw);
     dst[0] = '\0';
     if (src && strlen(src) >= size)
         luaL_error(L, "%s path is too long", key);
@@ -374,18 +401,19 @@ static void build_headers(lua_State *L, engine *e, transfer *t, int list, size_t
     }
 }
 
-/* Reads the per-request settings of a table (a request or a config). */
-static void read_config(lua_State *L, int idx, handle_config *c)
+/* Reads the per-request settings of a table (a request: raw, or the
+ * options of http_config{}). */
+static void read_config(lua_State *L, int idx, handle_config *c, int raw)
 {
     memset(c, 0, sizeof *c);
-    c->timeout_ms = timeout_ms(L, idx, "timeout", 30);
-    c->connect_timeout_ms = timeout_ms(L, idx, "connect_timeout", 10);
+    c->timeout_ms = timeout_ms(L, idx, "timeout", 30, raw);
+    c->connect_timeout_ms = timeout_ms(L, idx, "connect_timeout", 10, raw);
     c->max_size = (curl_off_t)whole_number(L, idx, "max_size", 64.0 * 1024 * 1024, 1,
-                                           MAX_SIZE_BYTES, "[1, 2^53]");
-    c->verify = opt_bool(L, idx, "verify", 1);
-    c->gzip = opt_bool(L, idx, "gzip", 1);
-    copy_path(L, idx, "cainfo", c->cainfo, sizeof c->cainfo);
-    copy_path(L, idx, "capath", c->capath, sizeof c->capath);
+                                           MAX_SIZE_BYTES, "[1, 2^53]", raw);
+    c->verify = opt_bool(L, idx, "verify", 1, raw);
+    c->gzip = opt_bool(L, idx, "gzip", 1, raw);
+    copy_path(L, idx, "cainfo", c->cainfo, sizeof c->cainfo, raw);
+    copy_path(L, idx, "capath", c->capath, sizeof c->capath, raw);
 }
 
 /* core.http_config{ timeout=, connect_timeout=, max_size=, verify=, gzip=,
@@ -396,7 +424,7 @@ static int l_config(lua_State *L)
     handle_config *c;
     luaL_checktype(L, 1, LUA_TTABLE);
     c = lua_newuserdata(L, sizeof *c);
-    read_config(L, 1, c);
+    read_config(L, 1, c, 0);
     luaL_getmetatable(L, CONFIG_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -462,7 +490,7 @@ static int l_start(lua_State *L)
     if (config) {
         want = *config;
     } else {
-        read_config(L, 2, &want);
+        read_config(L, 2, &want, 1);
     }
     nheaders = 0;
     switch (request_field(L, 2, UV_HEADERS)) {
@@ -474,8 +502,11 @@ static int l_start(lua_State *L)
     default:
         return luaL_argerror(L, 2, "headers must be a table");
     }
-    /* From here to the end nothing allocates Lua memory before the slot is
-     * queued (errors aside), so no finalizer can close the engine. */
+    /* Reading the request allocated (key strings), so a finalizer may have
+     * closed the engine meanwhile. From here to the end nothing allocates
+     * Lua memory before the slot is queued (errors aside), so none can. */
+    if (e->closed)
+        return luaL_error(L, "http engine is closed");
     idx = free_slot_index(L, e);
     t = e->slots[idx];
     h = t->easy;
@@ -571,27 +602,36 @@ static void push_error(lua_State *L, const transfer *t)
 
 static void engine_release(engine *e);
 
-/* Marks the start of a method that pushes values; see engine.busy. */
-static void enter(engine *e)
+/* Runs the C function in upvalue uv on the nargs values on top of the
+ * stack, under lua_pcall, with the engine busy: pushing Lua values may run
+ * the GC, hence any finalizer, hence engine:close(), which then only marks
+ * the engine and leaves the releasing to us. Protected, so an error (out of
+ * memory; a finalizer raising on LuaJIT) cannot skip the end of busy, which
+ * would defer every later close() to __gc. Returns the body's results. */
+static int call_busy(lua_State *L, engine *e, int uv, int nargs)
 {
+    int base = lua_gettop(L) - nargs, status;
+    lua_pushvalue(L, lua_upvalueindex(uv));
+    lua_insert(L, base + 1);
     e->busy++;
-}
-
-/* Ends it; runs a close a finalizer asked for meanwhile. */
-static void leave(engine *e)
-{
+    status = lua_pcall(L, nargs, LUA_MULTRET, 0);
     if (--e->busy == 0 && e->close_deferred)
         engine_release(e);
+    if (status != 0)
+        return lua_error(L);
+    return lua_gettop(L) - base;
 }
 
-/* Pushes the outcome of a finished transfer and frees its slot:
+/* result_body(engine, slot index from 0): pushes the outcome of a finished
+ * transfer and frees its slot (under call_busy):
  * status, body, content_type, errkind, errmsg, request_id */
-static int push_result(lua_State *L, engine *e, transfer *t)
+static int result_body(lua_State *L)
 {
+    engine *e = lua_touserdata(L, 1);
+    transfer *t = e->slots[lua_tointeger(L, 2)];
     long status = 0;
     char *ctype = NULL;
     struct curl_header *hdr = NULL;
-    enter(e); /* t stays allocated until leave() */
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
     lua_pushinteger(L, status);
@@ -618,8 +658,16 @@ static int push_result(lua_State *L, engine *e, transfer *t)
         t->cap = 0;
     }
     t->len = 0;
-    leave(e);
     return 6;
+}
+
+/* The outcome of the finished transfer whose id (checked) is at 2. */
+static int push_result(lua_State *L, engine *e)
+{
+    lua_Integer i = lua_tointeger(L, 2) - 1;
+    lua_settop(L, 1);
+    lua_pushinteger(L, i);
+    return call_busy(L, e, UV_RESULT_BODY, 2);
 }
 
 /* One round of work: run what is ready, wait up to timeout_ms for more. */
@@ -644,26 +692,20 @@ static int l_wait(lua_State *L)
     transfer *t = slot_of(L, e, 2);
     while (t->state == SLOT_RUNNING)
         drive(e, 1000);
-    return push_result(L, e, t);
+    return push_result(L, e);
 }
 
-/* poll(timeout_ms [, ids]) -> ids: the finished transfers, in a new table
- * or in `ids` (cleared first), which a loop can reuse for every round. */
-static int l_poll(lua_State *L)
+/* poll_body(engine, ids or nil): the table of finished transfers (under
+ * call_busy: e->slots stays allocated while the table grows). */
+static int poll_body(lua_State *L)
 {
-    engine *e = check_engine(L);
-    lua_Integer timeout_ms = luaL_optinteger(L, 2, 0);
-    size_t i, old;
+    engine *e = lua_touserdata(L, 1);
+    size_t i, old = 0;
     int n = 0;
-    drive(e, (int)(timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : timeout_ms));
-    enter(e); /* e->slots stays allocated until leave() */
-    if (lua_istable(L, 3)) {
-        lua_settop(L, 3);
-        old = bt_rawlen(L, 3);
-    } else {
+    if (lua_istable(L, 2))
+        old = bt_rawlen(L, 2);
+    else
         lua_newtable(L);
-        old = 0;
-    }
     for (i = 0; i < e->nslots; i++) {
         if (e->slots[i]->state == SLOT_DONE) {
             lua_pushinteger(L, (lua_Integer)i + 1);
@@ -674,8 +716,19 @@ static int l_poll(lua_State *L)
         lua_pushnil(L);
         lua_rawseti(L, -2, (int)i);
     }
-    leave(e);
     return 1;
+}
+
+/* poll(timeout_ms [, ids]) -> ids: the finished transfers, in a new table
+ * or in `ids` (cleared first), which a loop can reuse for every round. */
+static int l_poll(lua_State *L)
+{
+    engine *e = check_engine(L);
+    lua_Integer timeout_ms = luaL_optinteger(L, 2, 0);
+    drive(e, (int)(timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : timeout_ms));
+    lua_settop(L, 3);
+    lua_remove(L, 2);
+    return call_busy(L, e, UV_POLL_BODY, 2);
 }
 
 static int l_result(lua_State *L)
@@ -684,7 +737,7 @@ static int l_result(lua_State *L)
     transfer *t = slot_of(L, e, 2);
     if (t->state != SLOT_DONE)
         return luaL_argerror(L, 2, "transfer still running");
-    return push_result(L, e, t);
+    return push_result(L, e);
 }
 
 static int l_cancel(lua_State *L)
@@ -759,8 +812,7 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* __gc: the engine is unreachable, so no method is running on it (a busy
- * count left by an error unwinding is stale): release. */
+/* __gc: the engine is unreachable, so no method is running on it: release. */
 static int l_gc(lua_State *L)
 {
     engine *e = luaL_checkudata(L, 1, ENGINE_MT);
@@ -799,9 +851,9 @@ static int l_new(lua_State *L)
         lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    max_host =
-        (long)whole_number(L, 1, "max_host_connections", 0, 0, MAX_HOST_CONNECTIONS, "[0, 65536]");
-    ua = opt_string(L, 1, "user_agent", "billetterie/" BT_VERSION); /* 2: keeps it alive */
+    max_host = (long)whole_number(L, 1, "max_host_connections", 0, 0, MAX_HOST_CONNECTIONS,
+                                  "[0, 65536]", 0);
+    ua = opt_string(L, 1, "user_agent", "billetterie/" BT_VERSION, 0); /* 2: keeps it alive */
     lua_settop(L, 2);
     e = lua_newuserdata(L, sizeof *e); /* 3 */
     memset(e, 0, sizeof *e);
@@ -860,6 +912,8 @@ void bt_http_register(lua_State *L)
     lua_pushvalue(L, -3);
     for (i = 0; i < sizeof request_keys / sizeof *request_keys; i++)
         lua_pushstring(L, request_keys[i]);
+    lua_pushcfunction(L, result_body);
+    lua_pushcfunction(L, poll_body);
     luaL_setfuncs(L, methods, UV_COUNT - 1);         /* pops the upvalues */
     lua_pop(L, 3);
     lua_pushcfunction(L, l_new);

@@ -683,9 +683,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             req->drained += n;
             return req->drained > BT_DRAIN_MAX ? MHD_NO : MHD_YES;
         }
+        /* counted in every state: a malformed body is cut at max_body too */
+        req->received += n;
         if (req->oom || req->bad_form)
             return MHD_YES;
-        req->received += n;
         if (req->pp) {
             if (MHD_post_process(req->pp, upload_data, n) != MHD_YES)
                 req->bad_form = 1;

@@ -4,7 +4,9 @@
  *   core.xml_reader(source, tag [, opts]) -> reader | nil, message
  *   reader:next()  -> next element named `tag` (any depth) | nil at the end |
  *                     nil, message on malformed input (then nil forever;
- *                     every item completed before the error comes first) |
+ *                     every item completed before the error comes first,
+ *                     but for a root element named `tag`: libxml2 reads
+ *                     past its end before it reports the end) |
  *                     nil, "reader closed" after close
  *   reader:close() == __gc == __close (idempotent)
  *   source: { string = "<xml/>" } or { file = "path" }
@@ -91,6 +93,8 @@ typedef struct {
     FILE *fp; /* closed by libxml2 through io_close */
     char *fbuf;
     int eof;
+    int intag;  /* the last piece ended inside a tag named `tag` */
+    char quote; /* ... and inside a value quoted with this (or 0) */
 } xreader;
 
 /* ---- libxml2 side: no Lua calls in here ---- */
@@ -118,20 +122,66 @@ static void on_error(void *arg, xmlErrorPtr e)
             x->err[n] = ' ';
 }
 
-/* Where the first occurrence of name (n bytes) starts in s (len bytes), or
- * NULL. */
-static const char *find_name(const char *s, size_t len, const char *name, size_t n)
+/* End of a name after '<' or '</' (XML names hold none of these). */
+static int name_stop(char c)
 {
-    const char *end = s + len, *p = s;
-    while (n > 0 && (size_t)(end - p) >= n && (p = memchr(p, name[0], (size_t)(end - p - n + 1)))) {
-        if (memcmp(p, name, n) == 0)
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' || c == '/' || c == '<';
+}
+
+/* The first tag in [p, end) whose local name is `tag` (n bytes): <tag ...>,
+ * </tag>, <p:tag/>...; returns its '<', or NULL. *partial is set when the
+ * name of the returned tag runs to `end` (it may go on past the window).
+ * Text never holds '<', so only comments and CDATA can fake a match, which
+ * costs nothing but a useless cut. */
+static const char *find_tag(const char *p, const char *end, const char *tag, size_t n, int *partial)
+{
+    *partial = 0;
+    while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+        const char *s = p + 1, *q;
+        if (s < end && *s == '/')
+            s++;
+        for (q = s; q < end && !name_stop(*q); q++)
+            if (*q == ':')
+                s = q + 1; /* the local name follows the last ':' */
+        if (q == end) {
+            *partial = 1;
             return p;
-        p++;
+        }
+        if ((size_t)(q - s) == n && memcmp(s, tag, n) == 0)
+            return p;
+        p = q;
     }
     return NULL;
 }
 
+/* Just past the '>' that ends a tag, scanning from p inside it, with
+ * quoted attribute values skipped ('>' is allowed in them); NULL if that
+ * '>' is not in [p, end). *quote carries an open quote across windows. */
+static const char *tag_end(const char *p, const char *end, char *quote)
+{
+    char q = *quote;
+    while (p < end) {
+        if (q != 0) {
+            const char *c = memchr(p, q, (size_t)(end - p));
+            if (c == NULL)
+                break;
+            p = c + 1;
+            q = 0;
+        } else if (*p == '>') {
+            *quote = 0;
+            return p + 1;
+        } else {
+            if (*p == '"' || *p == '\'')
+                q = *p;
+            p++;
+        }
+    }
+    *quote = q;
+    return NULL;
+}
+
 #define XR_FILE_BUF 65536 /* > 2 x the 4096 bytes libxml2 asks for */
+#define XR_PIECE 511      /* < libxml2's 512-byte parse block: io_read_source */
 
 /* Tops the file buffer up to at least `want` bytes unless the file ends;
  * -1 on a read error. */
@@ -152,40 +202,54 @@ static int refill(xreader *x, size_t want)
     return 0;
 }
 
-/* A source (string or file) as libxml2 reads it. The reader gives up every
- * node parsed from a chunk that holds an error, so with its 512-byte chunks
- * items complete before a malformation were lost or not depending on where
- * the chunks fell. Here a chunk ends at the '>' that
- * follows the reader's tag name (<tag ...>, </tag>, <tag/>), else at the
- * window's last '>', so next() yields every item completed before the
- * error. (Ending chunks only at an item's end is not enough: the reader
- * then still asks for the chunk after the last item.) */
+/* A source (string or file) as libxml2 reads it.
+ *
+ * The reader gives up every node parsed in the same xmlTextReaderPushData
+ * as an error, so items completed before a malformation would be lost or
+ * not depending on where its reads fell. Two rules make next() yield every
+ * item completed before the error:
+ *   - a piece ends just after the '>' of any tag named like the reader's
+ *     (<tag ...>, </tag>, <tag/>, prefixed or not), so the end of an item
+ *     and what follows it never share a piece;
+ *   - a piece is at most XR_PIECE bytes: libxml2 2.9 parses 512-byte
+ *     blocks and reads again before parsing a shorter leftover, so a
+ *     shorter piece is parsed whole, alone, in the push that read it.
+ * A tag longer than a piece is followed across reads (x->intag). */
 static int io_read_source(void *ctx, char *buf, int len)
 {
     xreader *x = ctx;
-    const char *w, *t, *gt;
-    size_t n, taglen = strlen(x->tag);
-    int more;
-    if (refill(x, (size_t)len) != 0)
+    const char *w, *end, *t, *g;
+    size_t n, avail;
+    int partial, last;
+    if (refill(x, XR_PIECE) != 0)
         return -1;
     w = x->src + x->srcpos;
-    n = x->srclen - x->srcpos;
-    more = !x->eof && x->fp != NULL; /* bytes may follow what is buffered */
-    if (n > (size_t)len)
-        n = (size_t)len;
-    if ((t = find_name(w, n, x->tag, taglen)) != NULL) {
-        gt = memchr(t + taglen, '>', n - (size_t)(t + taglen - w));
-        if (gt != NULL)
-            n = (size_t)(gt - w) + 1;
-        else if (t > w)
-            n = (size_t)(t - w); /* the tag's '>' comes in the next window */
+    avail = x->srclen - x->srcpos;
+    n = avail < (size_t)len ? avail : (size_t)len;
+    if (n > XR_PIECE)
+        n = XR_PIECE;
+    end = w + n;
+    last = n == avail && (x->fp == NULL || x->eof); /* nothing after this */
+    if (x->intag) {
+        if ((g = tag_end(w, end, &x->quote)) != NULL) {
+            end = g;
+            x->intag = 0;
+        }
+    } else if ((t = find_tag(w, end, x->tag, strlen(x->tag), &partial)) != NULL) {
+        char q = 0;
+        if (partial) {
+            if (t > w && !last)
+                end = t; /* read the name whole next time */
+        } else if ((g = tag_end(t + 1, end, &q)) != NULL) {
+            end = g;
+        } else if (t > w) {
+            end = t;
+        } else { /* a tag longer than a piece */
+            x->intag = 1;
+            x->quote = q;
+        }
     }
-    if (t == NULL && (more || n < x->srclen - x->srcpos)) {
-        for (gt = w + n; gt > w && gt[-1] != '>'; gt--)
-            ;
-        if (gt > w)
-            n = (size_t)(gt - w); /* "</ta" | "g>" may straddle windows */
-    }
+    n = (size_t)(end - w);
     memcpy(buf, w, n);
     x->srcpos += n;
     return (int)n;
@@ -775,6 +839,16 @@ static int l_reader(lua_State *L)
             return 2;
         }
         x->src = x->fbuf;
+        if (refill(x, 1) != 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno));
+            return 2;
+        }
+        if (x->srclen == 0) { /* as for an empty string: next() says so */
+            xr_fail(x, "empty XML document");
+            lua_settop(L, 7);
+            return 1;
+        }
         /* fp belongs to libxml2 from here on, even if this fails */
         x->r = xmlReaderForIO(io_read_source, io_close, x, NULL, NULL, XR_OPTS);
     }
@@ -831,7 +905,7 @@ static int l_reader_next(lua_State *L)
         return 1;
     }
     if (x->r == NULL)
-        return push_fail(L, x); /* empty string source */
+        return push_fail(L, x); /* empty source */
     if (x->busy) {
         lua_pushnil(L);
         lua_pushliteral(L, "XML reader busy");

@@ -87,13 +87,6 @@ static int l_writer_gc(lua_State *L)
     return 0;
 }
 
-static int fail(xwriter *x, const char *what, const char *detail)
-{
-    if (!x->err[0])
-        snprintf(x->err, sizeof x->err, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
-    return 0;
-}
-
 /* Text must be strict UTF-8 (no overlong form, no surrogate, nothing past
  * U+10FFFF: xmlCheckUTF8 lets all three through) and hold only characters
  * XML 1.0 allows: no NUL or other C0 control but tab, newline and carriage
@@ -140,6 +133,40 @@ static int valid_text(const char *text, size_t len)
         i += n + 1;
     }
     return 1;
+}
+
+/* Records the first error. The detail (a name from the caller's data) is
+ * shown as is where it is valid text, and byte by byte as \xHH where it is
+ * not UTF-8 or is a control character: a message never carries invalid
+ * bytes on to a log or a terminal. */
+static int fail(xwriter *x, const char *what, const char *detail)
+{
+    char safe[96];
+    size_t i = 0, w = 0, len = detail ? strlen(detail) : 0;
+    if (x->err[0])
+        return 0;
+    while (i < len && w + 8 < sizeof safe) {
+        unsigned char c = (unsigned char)detail[i];
+        size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (c >= 0x80 && n <= len - i && valid_text(detail + i, n)) {
+            if (w + n >= sizeof safe)
+                break;
+            memcpy(safe + w, detail + i, n);
+            w += n;
+            i += n;
+        } else if (c < 0x20 || c >= 0x7F) {
+            w += (size_t)snprintf(safe + w, sizeof safe - w, "\\x%02X", c);
+            i++;
+        } else {
+            safe[w++] = (char)c;
+            i++;
+        }
+    }
+    if (i < len) /* too long to show whole */
+        w += (size_t)snprintf(safe + w, sizeof safe - w, "...");
+    safe[w] = '\0';
+    snprintf(x->err, sizeof x->err, "%s%s%s", what, detail ? ": " : "", detail ? safe : "");
+    return 0;
 }
 
 /* t[key] if it is a string (kept alive by the element table), else NULL;
@@ -273,6 +300,11 @@ static int write_attrs(lua_State *L, xwriter *x, int a)
             lua_pop(L, 3);
             return fail(x, "NUL byte in attribute name", k);
         }
+        if (!valid_text(names[n], len)) { /* before libxml2 sees it */
+            const char *k = names[n];
+            lua_pop(L, 3);
+            return fail(x, "not an XML attribute name", k);
+        }
         n++;
         lua_pop(L, 1);
     }
@@ -318,14 +350,16 @@ static int write_element(lua_State *L, xwriter *x, int t, int depth)
         return fail(x, "NUL byte in the name, ns or prefix of element", name);
     if (bad || name == NULL)
         return fail(x, "an element needs a string name (and string ns, prefix)", name);
-    if (xmlValidateNCName((const xmlChar *)name, 0) != 0)
+    /* strict UTF-8 first: libxml2's name check prints to stderr otherwise */
+    if (!valid_text(name, strlen(name)) || xmlValidateNCName((const xmlChar *)name, 0) != 0)
         return fail(x, "not an XML element name", name);
     if (ns != NULL) {
         size_t len = strlen(ns);
         if (len == 0 || !valid_text(ns, len))
             return fail(x, "invalid namespace URI on element", name);
         if (prefix != NULL) {
-            if (xmlValidateNCName((const xmlChar *)prefix, 0) != 0 ||
+            if (!valid_text(prefix, strlen(prefix)) ||
+                xmlValidateNCName((const xmlChar *)prefix, 0) != 0 ||
                 strncmp(prefix, "xml", 3) == 0)
                 return fail(x, "not a usable namespace prefix", prefix);
             use = prefix;

@@ -67,11 +67,18 @@ describe("core.form_encode", function()
       assert.is_true(#text <= 24)
     end
     assert.equal("x=0.30000000000000004", core.form_encode{ x = 0.1 + 0.2 })
+    -- whole-number floats up to 2^63 in full, the same on both runtimes
+    assert.equal("a=100000000000000000&b=-100000000000000000&c=9007199254740994&d=9223372036854775808",
+      core.form_encode{ a = 1e17, b = -1e17, c = 2 ^ 53 + 2, d = 2 ^ 63 })
+    assert.equal("x=1.8446744073709552e%2B19", core.form_encode{ x = 2 ^ 64 })
+    assert.equal("x=1e%2B300", core.form_encode{ x = 1e300 })
     assert.equal("m[]=0&z=0", core.form_encode{ z = -0.0, m = { -0.0 } })
   end)
 
   it("writes integer map keys exactly and refuses non-integer number keys", function()
     assert.equal("m[-3]=b&m[7]=a", core.form_encode{ m = { [7] = "a", [-3] = "b" } })
+    assert.equal("m[-100000000000000000]=c&m[2]=b&m[100000000000000000]=a",
+      core.form_encode{ m = { [1e17] = "a", [2] = "b", [-1e17] = "c" } })
     if math.type then   -- Lua 5.4 keys above 2^53 do not go through a double
       assert.equal("m[1152921504606846977]=1&m[9223372036854775807]=2",
         core.form_encode{ m = { [1152921504606846977] = 1, [math.maxinteger] = 2 } })
@@ -491,6 +498,51 @@ describe("core http engine", function()
       e:close()
       assert.has_error(function() e:pending() end)
     end
+  end)
+
+  -- Sockets this process has open (Linux /proc), or nil without /proc.
+  local function sockets()
+    local f = io.open("/proc/self/stat")
+    if not f then return nil end
+    local pid = f:read("*l"):match("^(%d+)")
+    f:close()
+    local p = io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null")
+    local n = 0
+    for line in p:lines() do if line:find("socket:", 1, true) then n = n + 1 end end
+    p:close()
+    return n
+  end
+
+  it("reads a request raw: its __index cannot close the engine under start", function()
+    collectgarbage()
+    collectgarbage()
+    local before = sockets()
+    local e = engine()
+    local req = setmetatable({ url = nginx.url .. "echo", method = "GET" }, { __index = function(_, k)
+      if k == "timeout" then e:close() end
+    end })
+    local id = e:start(req)      -- timeout comes from the default: __index never ran
+    local status = e:wait(id)
+    assert.equal(200, status)
+    -- a finalizer closing the engine while start reads the request
+    local e2 = engine()
+    local ok, err
+    for _ = 1, 50 do
+      collectgarbage("stop")
+      for _ = 1, 20 do setmetatable({}, { __gc = function() e2:close() end }) end
+      collectgarbage("setpause", 0)
+      collectgarbage("restart")
+      ok, err = pcall(e2.start, e2, { url = nginx.url .. "echo", method = "GET", timeout = 5, gzip = false,
+        verify = true, cainfo = nil, max_size = 100000, connect_timeout = 5 })
+      collectgarbage("setpause", 200)
+      if not ok then break end
+      e2:wait(err)
+    end
+    collectgarbage()
+    if not ok then assert.matches("closed", err) end
+    e:close()
+    e2:close()
+    if before then assert.equal(before, sockets()) end
   end)
 
   it("is collected with its transfers (no leak through __gc)", function()

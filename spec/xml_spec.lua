@@ -328,6 +328,11 @@ describe("xml.reader", function()
     local r = assert(xml.reader({ string = "" }, "a"))
     assert.are.same({ nil, "empty XML document" }, { r:next() })
     assert.is_nil(r:next())
+    -- an empty file says the same as an empty string
+    r = assert(xml.reader({ file = write_tmp("") }, "a"))
+    assert.are.same({ nil, "empty XML document" }, { r:next() })
+    assert.is_nil(r:next())
+    r:close()
   end)
 
   it("yields every item completed before a malformation, wherever it falls (string or file)", function()
@@ -361,6 +366,69 @@ describe("xml.reader", function()
           end
         end
       end
+    end
+  end)
+
+  it("yields the item before a malformation past libxml2's 512-byte blocks or after a quoted '>'", function()
+    local y = ("y"):rep(600)
+    local cases = {
+      { "<r><it>" .. y .. "</it>&bogus;</r>", 1, "Entity 'bogus' not defined" },
+      { "<r><it><id>1</id><c>" .. y .. "</c></it>\n<bad></r>", 1, "mismatch" },
+      { '<r><it a="x>y">1</it>&bogus;</r>', 1, "Entity 'bogus' not defined" },
+      { "<r><it a='x>y' b=\"'>\">1</it><it/>&bogus;</r>", 2, "Entity 'bogus' not defined" },
+      { '<r><it a="' .. ("q>"):rep(400) .. '">1</it><it b="' .. y .. '"/>&bogus;</r>', 2, "bogus" },
+      { "<r><it>1</it><it>" .. ("y"):rep(5000) .. "</it><it>3</oops></r>", 2, "mismatch" },
+    }
+    for i, c in ipairs(cases) do
+      for _, source in ipairs({ { string = c[1] }, { file = write_tmp(c[1]) } }) do
+        local items, err = collect_all(source, "it")
+        assert.are.equal(c[2], #items, ("case %d (%s)"):format(i, next(source)))
+        assert.matches(c[3], err, 1, true)
+      end
+    end
+  end)
+
+  it("yields every item before a malformation: random items with long texts and quoted '>'", function()
+    local seed = os.time()
+    math.randomseed(seed)
+    local function text(n)
+      local pieces = { "é", "x", "&gt;", "it", "a b", "\n", "€", "'", '"' }
+      local t = {}
+      for i = 1, n do t[i] = pieces[math.random(#pieces)] end
+      return table.concat(t)
+    end
+    local function item(i)
+      local kind = math.random(6)
+      local body
+      if kind == 1 then body = "<v>" .. text(math.random(0, 1500)) .. "</v>"
+      elseif kind == 2 then body = "<![CDATA[ <it> > ]]>" .. text(math.random(0, 40))
+      elseif kind == 3 then body = "<!-- it > <it> -->" .. text(math.random(0, 20))
+      elseif kind == 4 then body = ('<w a="x>it>y" b=\'%s>\'/>'):format(("z"):rep(math.random(0, 700)))
+      elseif kind == 5 then body = "<p:v xmlns:p='u'>" .. text(3) .. "</p:v>"
+      else body = text(math.random(0, 10)) end
+      local attr = ("q>"):rep(math.random(0, 3) == 0 and math.random(0, 400) or 1)
+      if math.random(4) == 1 then return ('<it n="%d" q="%s"/>'):format(i, attr) end
+      return ('<it n="%d" q="%s">'):format(i, attr) .. body .. "</it>"
+    end
+    local bads = { "<<x", "&bogus;", "</nope>", "<it a=1>", "<it>\1", "<v></w>" }
+    for round = 1, 60 do
+      local parts, n = {}, math.random(1, 12)
+      for i = 1, n do parts[i] = item(i) .. (math.random(3) == 1 and "\n  " or "") end
+      local m = math.random(0, n - 1)
+      local doc = '<?xml version="1.0"?>\n<r>' .. table.concat(parts, "", 1, m) .. bads[math.random(#bads)]
+        .. table.concat(parts, "", m + 1) .. "</r>"
+      local good = '<?xml version="1.0"?>\n<r>' .. table.concat(parts) .. "</r>"
+      local sources = { { string = doc } }
+      if round % 5 == 0 then sources[2] = { file = write_tmp(doc) } end
+      for _, source in ipairs(sources) do
+        local items, err = collect_all(source, "it")
+        assert.are.equal(m, #items, ("seed %d round %d"):format(seed, round))
+        assert.is_string(err)
+      end
+      local items, err = collect_all({ string = good }, "it")
+      assert.is_nil(err, ("seed %d round %d"):format(seed, round))
+      assert.are.equal(n, #items)
+      for i = 1, n do assert.are.equal(tostring(i), items[i].n) end
     end
   end)
 

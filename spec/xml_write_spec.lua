@@ -119,6 +119,45 @@ describe("core.xml_encode refuses what would not read back", function()
     refused({ name = "a", attrs = { ["b\0c"] = "1" } }, "NUL byte in attribute name: b")
   end)
 
+  it("refuses names that are not UTF-8 before libxml2 sees them, showing the bytes escaped", function()
+    local cases = {
+      { { name = "a\237\160\128" }, "not an XML element name: a\\xED\\xA0\\x80" },
+      { { name = "\192\161" }, "not an XML element name: \\xC0\\xA1" },
+      { { name = "a", ns = "urn:x", prefix = "p\255" }, "not a usable namespace prefix: p\\xFF" },
+      { { name = "a", attrs = { ["b\237\160\128"] = "1" } }, "not an XML attribute name: b\\xED\\xA0\\x80" },
+      { { name = "a", attrs = { ["\233t\233"] = "1" } }, "not an XML attribute name: \\xE9t\\xE9" },
+      { { name = "a", attrs = { ["b\1"] = "1" } }, "not an XML attribute name: b\\x01" },
+    }
+    for _, c in ipairs(cases) do
+      local out, err = core.xml_encode(c[1])
+      assert.is_nil(out)
+      assert.equal(c[2], err)
+      assert.is_nil(err:find("[\128-\255]"))   -- no raw byte of the bad name
+    end
+    -- valid UTF-8 names are still written and shown as they are
+    assert.equal("<\195\169t\195\169 \195\169=\"1\"/>", core.xml_encode({ name = "\195\169t\195\169", attrs = { ["\195\169"] = "1" } }))
+    refused({ name = "a\195\169 b" }, "not an XML element name: a\195\169 b")
+    -- and libxml2 printed nothing (its name checks write to stderr on bad bytes)
+    local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write([[
+local core = require "billetterie.core"
+for _, n in ipairs { "a\237\160\128", "\192\161", "\255" } do
+  core.xml_encode({ name = n })
+  core.xml_encode({ name = "a", attrs = { [n] = "1" } })
+  core.xml_encode({ name = "a", ns = "urn:x", prefix = n })
+end
+io.write("done")
+]])
+    f:close()
+    local p = io.popen(interp .. " " .. script .. " 2>&1")
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    assert.equal("done", out)
+  end)
+
   it("refuses an attribute prefix no xmlns declares, accepts a declared one and xml:", function()
     refused({ name = "a", attrs = { ["p:x"] = "1" } },
       "undeclared attribute prefix (no xmlns:prefix here or above): p:x")
