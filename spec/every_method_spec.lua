@@ -2,7 +2,6 @@
 -- the real sandbox: a validation failure sends nothing, and the vendor's
 -- refusal comes back as a vendor error with its code.
 local catalogue = require "billetterie.catalogue"
-local transport = require "billetterie.transport"
 local sandbox = require "spec.support.sandbox"
 
 local sb
@@ -10,11 +9,7 @@ setup(function() sb = sandbox.start() end)
 teardown(function() if sb then sb:stop() end end)
 
 -- The real libcurl transport, counting the requests that leave the machine.
-local counting = { n = 0 }
-function counting:request(req)
-  self.n = self.n + 1
-  return transport.curl:request(req)
-end
+local counting = require("spec.support.counting").new()
 
 local UNKNOWN_TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 

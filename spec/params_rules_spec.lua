@@ -7,7 +7,6 @@
 local catalogue = require "billetterie.catalogue"
 local params = require "billetterie.params"
 local pages = require "billetterie.pages"
-local transport = require "billetterie.transport"
 local json = require "billetterie.json"
 local core = require "billetterie.core"
 local sandbox = require "spec.support.sandbox"
@@ -32,11 +31,7 @@ setup(function() sb = sandbox.start() end)
 teardown(function() if sb then sb:stop() end end)
 
 -- The real libcurl transport, counting the requests that leave the machine.
-local counting = { n = 0 }
-function counting:request(req)
-  self.n = self.n + 1
-  return transport.curl:request(req)
-end
+local counting = require("spec.support.counting").new()
 local function client() return sb:client{ transport = counting } end
 
 -- a local invalid_param error naming `param`, with nothing sent
