@@ -21,12 +21,15 @@ describe("billetterie.json", function()
     assert.is_string(err)
   end)
 
-  it("refuses a number it cannot write exactly rather than send it changed", function()
-    assert.equal('{"id":12345678901234}', json.encode{ id = 12345678901234 })   -- 14 digits: exact
-    local text, err = json.encode{ organisme = { id = 123456789012345 } }      -- 15: cjson would write 1.2345678901234e+14
+  it("writes whole numbers up to 2^53 exactly, refuses a number it cannot write exactly", function()
+    assert.equal('{"id":12345678901234}', json.encode{ id = 12345678901234 })   -- 14 digits: cjson's own
+    -- 15 and 16 digits: cjson would write 1.2345678901234e+14
+    assert.equal('{"organisme":{"id":123456789012345}}', json.encode{ organisme = { id = 123456789012345 } })
+    assert.equal('[9007199254740992,-1234567890123456,[]]', json.encode(json.array{ 2 ^ 53, -1234567890123456, json.array() }))
+    local text, err = json.encode{ x = 0.12345678901234567 }
     assert.is_nil(text)
-    assert.matches("123456789012345", err, 1, true)
-    assert.matches("as a string", err, 1, true)
+    assert.matches("0.1234567890123456", err, 1, true)
+    assert.is_nil((json.encode{ x = 2 ^ 54 }))
     assert.is_nil((json.encode{ l = json.array(), x = 1 / 3 }))
     assert.equal('{"x":0.1}', json.encode{ x = 0.1 })
   end)

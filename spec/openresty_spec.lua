@@ -52,6 +52,12 @@ local HTTP_EXTRA = [[
   map $arg_autofill $billetterie_autofill { default ""; "1" "<script src=/_test/fill.js></script>"; }
   # counts the libcurl engines made in the workers: a request handler must make none
   lua_shared_dict billetterie_test 64k;
+  # libcurl in the master (init_by_lua): refused, the workers would inherit its connections
+  init_by_lua_block {
+    local _, _, _, errkind, errmsg = require("billetterie.transport").curl:request{ url = "@SANDBOX@ws_idsession",
+      method = "POST", body = "a=1", timeout = 2, connect_timeout = 1 }
+    ngx.shared.billetterie_test:set("init", tostring(errkind) .. " " .. tostring(errmsg))
+  }
   init_worker_by_lua_block {
     -- a background job in a worker's timer: refused, libcurl would block the worker
     ngx.timer.at(0, function()
@@ -77,6 +83,7 @@ local SERVER_EXTRA = [[
     location = /_billetterie_upstream_short {
       internal;
       set $billetterie_target $billetterie_target;
+      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
       proxy_pass $billetterie_target;
       proxy_pass_request_headers off;
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
@@ -85,6 +92,7 @@ local SERVER_EXTRA = [[
     location = /_billetterie_upstream_tls_right {
       internal;
       set $billetterie_target $billetterie_target;
+      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
       proxy_pass $billetterie_target;
       proxy_pass_request_headers off;
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
@@ -96,6 +104,7 @@ local SERVER_EXTRA = [[
     location = /_billetterie_upstream_tls_wrongca {
       internal;
       set $billetterie_target $billetterie_target;
+      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
       proxy_pass $billetterie_target;
       proxy_pass_request_headers off;
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
@@ -107,6 +116,7 @@ local SERVER_EXTRA = [[
     location = /_billetterie_upstream_tls_wrongname {
       internal;
       set $billetterie_target $billetterie_target;
+      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
       proxy_pass $billetterie_target;
       proxy_pass_request_headers off;
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
@@ -115,6 +125,79 @@ local SERVER_EXTRA = [[
       proxy_ssl_server_name on;
       proxy_ssl_name billetterie.example;
     }
+    # the site's own app behind a location that is not the upstream one:
+    # records any body it receives (the credentials must never arrive)
+    location = /_test/app {
+      content_by_lua_block {
+        ngx.req.read_body()
+        local b = ngx.req.get_body_data() or ""
+        if b ~= "" then ngx.shared.billetterie_test:set("app_got", b) end
+        ngx.say("app page")
+      }
+    }
+    location = /_test/no_upstream {
+      content_by_lua_block {
+        local c = require("billetterie").new{ url = ngx.var.billetterie_url, login = "xrsitest", password = "xrsimdp",
+          client_id = 677, retries = 0, transport = require("billetterie.transport_ngx").new{ location = "/_test/app" } }
+        local msg, err = c:call("ws_idsession")
+        ngx.say(msg and "ok" or (err.kind .. " " .. err.message), " | app got: ",
+          tostring(ngx.shared.billetterie_test:get("app_got")))
+      }
+    }
+    # transport_ngx on its own: ?case=nobody (a POST without a body from a
+    # page the visitor posted to), crlf (a URL with a line break), accel (the
+    # vendor answers X-Accel-Redirect to an internal location)
+    location = /_test/transport {
+      content_by_lua_block {
+        ngx.req.read_body()
+        local t = require("billetterie.transport_ngx").new()
+        local case = ngx.var.arg_case
+        local req
+        if case == "nobody" then
+          req = { url = "http://billetterie-echo/echo", method = "POST" }
+        elseif case == "crlf" then
+          req = { url = "http://billetterie-echo/echo?a=1 HTTP/1.1\r\nX-Injected: yes\r\nX-Pad: x", method = "POST",
+                  body = "q=1" }
+        else
+          req = { url = "http://127.0.0.1:" .. ngx.var.server_port .. "/_test/accel_vendor", method = "POST", body = "q=1" }
+        end
+        local status, body, _, errkind, errmsg = t:request(req)
+        ngx.say(require("cjson").encode{ status = status, body = body or "", errkind = errkind or "", errmsg = errmsg or "" })
+      }
+    }
+    location = /_test/accel_vendor {
+      content_by_lua_block { ngx.header["X-Accel-Redirect"] = "/_test/internal_secret"; ngx.print("vendor answer") }
+    }
+    location = /_test/internal_secret { internal; return 200 "internal secret"; }
+    # TTLs a shared dict would read as "never expires": each refused
+    location = /_test/bad_ttls {
+      content_by_lua_block {
+        local cache = require "billetterie.cache"
+        local ngx_session = require "billetterie.ngx_session"
+        local d = ngx.shared.billetterie_cache
+        local store = cache.new{ dict = d }
+        local out = {}
+        for i, ttl in ipairs { 0.0005, 0/0, math.huge, 1e300, 1e16, -1, 0 } do
+          out[#out + 1] = pcall(store.set, store, "bad_ttl" .. i, "v", ttl) and ("stored:" .. tostring(d:ttl("bad_ttl" .. i)))
+            or "refused"
+          out[#out + 1] = pcall(cache.new, { dict = d, ttl = ttl }) and "made" or "refused"
+          out[#out + 1] = pcall(ngx_session.new, { dict = ngx.shared.billetterie_sessions, ttl = ttl }) and "made" or "refused"
+          local c = require("billetterie").new{ url = ngx.var.billetterie_url, login = "xrsitest", password = "xrsimdp",
+                                                client_id = 677, retries = 0, cache = store }
+          out[#out + 1] = pcall(c.call, c, "ws_cat_article", nil, { cache_ttl = ttl }) and "called" or "refused"
+        end
+        assert(store:set("good_ttl", "v", 0.5))
+        local ttl = d:ttl("good_ttl")
+        ngx.say(table.concat(out, " "), " | ", ttl > 0 and ttl <= 0.5 and "good" or tostring(ttl))
+      }
+    }
+    # the account page with the vendor unreachable (its session check fails)
+    location = /_test/account_down {
+      set $billetterie_url "http://127.0.0.1:1/";
+      error_log @PREFIX@/error.log crit;
+      content_by_lua_block { require("account").handle() }
+    }
+    location = /_test/init { content_by_lua_block { ngx.say(ngx.shared.billetterie_test:get("init")) } }
     # /probe?url=...[&location=...]: ws_idsession against any URL with the
     # sandbox's account, through the default transport (picked by itself) or
     # transport_ngx on another location: "ok CODE" or the error kind and
@@ -234,7 +317,7 @@ local SERVER_EXTRA = [[
         local store = require("billetterie.cache").new{ dict = ngx.shared.billetterie_cache }
         local counts = {}
         for i = 1, 2 do
-          local c = s360.new{ url = "http://billetterie-vendor/demo", institution = "DEMO", operator = "DEMO_B2C",
+          local c = s360.new{ url = ngx.var.billetterie_url .. "demo", institution = "DEMO", operator = "DEMO_B2C",
             password = "s360-sandbox-secret", protocol = "rest", retries = 0, cache = store }
           local r, err = c:getAvailableAutorizations()
           counts[i] = r and #r.authorizations or tostring(err)
@@ -268,7 +351,7 @@ document.querySelector('button[type=submit]').click();";
       content_by_lua_block {
         local s360 = require "billetterie.s360"
         local function client(password)
-          return s360.new{ url = "http://billetterie-vendor/demo", institution = "DEMO", operator = "DEMO_B2C",
+          return s360.new{ url = ngx.var.billetterie_url .. "demo", institution = "DEMO", operator = "DEMO_B2C",
             password = password, protocol = ngx.var.arg_protocol, retries = 0, cache = false }
         end
         local function failure(r, e)
@@ -360,6 +443,8 @@ local function start_nginx(sandbox_url, support, dir)
     local port = math.random(20000, 45000)
     local conf = template:gsub("@PREFIX@", dir):gsub("@PORT@", tostring(port))
       :gsub("@VENDOR_ADDR@", (sandbox_url:match("^http://([^/]+)"))):gsub("@SHOP@", sandbox_url)
+      :gsub("@VENDOR_HOST@", (sandbox_url:match("^http://([^:/]+)")))
+      :gsub("@VENDOR_URL@", (sandbox_url:gsub("^(http://[^:/]+):%d+", "%1")))
       :gsub("@REPO@", ROOT):gsub("@BUILD@", BUILD):gsub("@CA@", support.cert)
       :gsub("  server {\n", function(x) return http_extra .. x end, 1)
       :gsub("    # %(the tests add their own locations here%)\n", function()
@@ -752,8 +837,9 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
       assert.are.equal("10001", out.found, body)                       -- camille.martin@example.org
       assert.are.same({ "vendor", "invalid", 200, false },
         { out.failure.kind, out.failure.code, out.failure.http_status, out.failure.retryable }, body)
-      if protocol == "soap" then                                      -- a WS-Security fault
-        assert.are.same({ "vendor", "Client", 500 }, { out.refused.kind, out.refused.code, out.refused.http_status }, body)
+      if protocol == "soap" then                    -- a WS-Security fault: refused credentials, as REST's 401
+        assert.are.same({ "http", "FailedAuthentication", 401 },
+          { out.refused.kind, out.refused.code, out.refused.http_status }, body)
         assert.truthy(out.refused.text:find("FailedAuthentication", 1, true), body)
       else                                                            -- the JWT refused
         assert.are.same({ "http", 401 }, { out.refused.kind, out.refused.http_status }, body)
@@ -965,6 +1051,19 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.equal(303, code)
   end)
 
+  it("account: an unreachable vendor keeps the visitor signed in and shows an error", function()
+    local ajar = server.dir .. "/down-cookies"
+    local code, _, _, acurl = account_login(ajar, "Garrigues-2024!")
+    assert.are.equal(303, code)
+    local body
+    code, _, body = acurl(q(server.url .. "/_test/account_down"))
+    assert.are.equal(502, code, body)
+    assert.truthy(body:find("not answering", 1, true), body)
+    code, _, body = acurl(q(server.url .. "/account"))
+    assert.are.equal(200, code)
+    assert.truthy(body:find("Hello", 1, true), body)              -- still signed in
+  end)
+
   it("over https the CSRF and session cookies are Secure", function()
     local headers = run(("curl -sk -D - -o /dev/null %s"):format(q(server.tls_url .. "/newsletter"))):lower()
     local csrf = headers:match("set%-cookie: csrf=[^\n]*")
@@ -996,6 +1095,92 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.truthy(body:find("^network false libcurl would block this nginx worker %(phase timer%)"), body)
   end)
 
+  it("refuses libcurl in the init phase: the master's connections would be inherited by every worker", function()
+    local code, body = curl(q(server.url .. "/_test/init"))
+    assert.are.equal(200, code)
+    assert.truthy(body:find("setup libcurl is refused in nginx's init phase", 1, true) == 1, body)
+  end)
+
+  it("refuses a location that is not the upstream one before sending anything (no credentials to the app)", function()
+    local code, body = curl(q(server.url .. "/_test/no_upstream"))
+    assert.are.equal(200, code)
+    assert.truthy(body:find("^network the location /_test/app is not billetterie's upstream location"), body)
+    assert.truthy(body:find("| app got: nil", 1, true), body)
+    assert.falsy(body:find("xrsimdp", 1, true), body)
+    -- the example's location answers the probe: the pages work (above), and /probe too
+    code, body = curl(q(server.url .. "/probe?url=" .. sb.url:gsub(":", "%%3A"):gsub("/", "%%2F")))
+    assert.are.equal("ok 603", (body:gsub("%s+$", "")))
+  end)
+
+  it("transport_ngx: a POST without a body sends an empty one, never the visitor's", function()
+    local code, body = curl("--data-binary visitor=secret " .. q(server.url .. "/_test/transport?case=nobody"))
+    assert.are.equal(200, code)
+    local r = cjson.decode(body)
+    assert.are.equal(200, r.status, body)
+    local echo = cjson.decode(r.body)
+    assert.are.same({ "POST", "" }, { echo.method, echo.body })
+  end)
+
+  it("transport_ngx: a URL with a line break is refused (setup), nothing is sent", function()
+    local code, body = curl(q(server.url .. "/_test/transport?case=crlf"))
+    assert.are.equal(200, code)
+    local r = cjson.decode(body)
+    assert.are.same({ 0, "setup", "" }, { r.status, r.errkind, r.body })
+  end)
+
+  it("the upstream location ignores the vendor's X-Accel-Redirect", function()
+    local code, body = curl(q(server.url .. "/_test/transport?case=accel"))
+    assert.are.equal(200, code)
+    local r = cjson.decode(body)
+    assert.are.same({ 200, "vendor answer" }, { r.status, r.body })
+  end)
+
+  it("refuses TTLs a shared dict would keep forever (< 1 ms, NaN, inf, huge, <= 0)", function()
+    local code, body = curl(q(server.url .. "/_test/bad_ttls"))
+    assert.are.equal(200, code)
+    assert.are.equal(string.rep("refused ", 28):gsub(" $", "") .. " | good", (body:gsub("%s+$", "")))
+  end)
+
+  it("run.sh: an https vendor is called over https by its own name (Host, SNI, certificate)", function()
+    local vport = support.port + 1
+    local port = math.random(20000, 45000)
+    local conf = run(("CA=%s BUILD=%s sh %s --config %s %d"):format(q(support.cert), q(BUILD),
+      q(ROOT .. "/examples/openresty/run.sh"), q("https://localhost:" .. vport .. "/echo/"), port))
+    assert.truthy(conf:find('set $billetterie_url "https://localhost/echo/";', 1, true), conf)
+    assert.truthy(conf:find("upstream localhost {\n    server localhost:" .. vport .. ";"), conf)
+    local old = conf:match("pid (%S+)/nginx%.pid;")
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p " .. q(dir)))
+    conf = conf:gsub(old:gsub("%p", "%%%0"), dir)
+      :gsub("    # %(the tests add their own locations here%)\n", function()
+        return [[
+    location = /_test/vendor_echo {
+      content_by_lua_block {
+        local status, body, _, errkind, errmsg = require("billetterie.transport_ngx").new():request{
+          url = ngx.var.billetterie_url .. "ws_idsession", method = "POST", body = "a=1" }
+        ngx.print(errkind and (errkind .. " " .. errmsg) or body)
+      }
+    }
+]]
+      end)
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    local started = sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(q(dir), q(dir), q(dir)))
+    finally(function() sh(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(q(dir), q(dir))) end)
+    assert.is_true(started, read(dir .. "/start.log"))
+    for _ = 1, 50 do
+      if sh("test -s " .. q(dir .. "/nginx.pid")) then break end
+      sh("sleep 0.1")
+    end
+    local out = run(("curl -s http://127.0.0.1:%d/_test/vendor_echo"):format(port))
+    local ok, echo = pcall(cjson.decode, out)
+    assert.is_true(ok and type(echo) == "table", out)
+    assert.are.same({ "POST", "/echo/ws_idsession", "a=1", "localhost" },
+      { echo.method, echo.uri, echo.body, echo.headers.host })
+  end)
+
   it("never made a libcurl engine in the worker: every call went through nginx", function()
     local code, body = curl(q(server.url .. "/_test/curl_engines"))
     assert.are.equal(200, code)
@@ -1025,7 +1210,15 @@ describe("transport_ngx with a fake ngx", function()
     _G.ngx = {
       HTTP_GET = 2, HTTP_POST = 8, HTTP_PUT = 16, HTTP_DELETE = 32, HTTP_HEAD = 4,
       get_phase = function() return phase end,
-      location = { capture = function(uri, options) seen = { uri = uri, options = options }; return answer end },
+      location = { capture = function(uri, options)
+        -- the upstream location answers transport_ngx's probe itself
+        if options.vars.billetterie_target == transport_ngx.PROBE then
+          if uri == "/_catch_all" then return answer end
+          return { status = 200, body = transport_ngx.PROBE_ANSWER, header = {} }
+        end
+        seen = { uri = uri, options = options }
+        return answer
+      end },
     }
   end)
   after_each(function() _G.ngx = nil end)
@@ -1070,8 +1263,41 @@ describe("transport_ngx with a fake ngx", function()
     end
   end)
 
+  it("sends no body with a GET and an empty one with a body-less POST (never the visitor's)", function()
+    answer = { status = 200, body = "ok", header = {} }
+    local t = transport_ngx.new()
+    t:request{ url = "http://127.0.0.1:9/x", method = "GET" }
+    assert.is_nil(seen.options.body)
+    t:request{ url = "http://127.0.0.1:9/x", method = "POST" }
+    assert.are.equal("", seen.options.body)
+  end)
+
+  it("refuses a URL with spaces or control characters before sending anything", function()
+    answer = { status = 200, body = "ok", header = {} }
+    local t = transport_ngx.new()
+    for _, bad in ipairs { "http://h/x y", "http://h/x\r\nX-Injected: 1", "http://h/\0", "http://h/\t", "ftp://h/", "" } do
+      seen = nil
+      local status, _, _, errkind = request(t, { url = bad })
+      assert.are.same({ 0, "setup" }, { status, errkind }, bad)
+      assert.is_nil(seen)
+    end
+  end)
+
+  it("refuses a location that does not answer the probe: nothing sent there", function()
+    answer = { status = 200, body = "app page", header = {} }
+    seen = nil
+    local status, _, _, errkind, errmsg = request(transport_ngx.new{ location = "/_catch_all" })
+    assert.are.same({ 0, "setup" }, { status, errkind })
+    assert.truthy(errmsg:find("/_catch_all is not billetterie's upstream location", 1, true), errmsg)
+    assert.is_nil(seen)
+  end)
+
   it("points at the header variables when nginx refuses them (an older configuration)", function()
-    ngx.location.capture = function() error("failed to adjust the subrequest: -1") end
+    local capture = ngx.location.capture
+    ngx.location.capture = function(uri, options)
+      if options.vars.billetterie_authorization then error("failed to adjust the subrequest: -1") end
+      return capture(uri, options)
+    end
     local status, _, _, errkind, errmsg = request(transport_ngx.new(), { headers = { "Authorization: Bearer x.y.z" } })
     assert.are.same({ 0, "setup" }, { status, errkind })
     assert.truthy(errmsg:find("declare $billetterie_content_type", 1, true), errmsg)
@@ -1126,6 +1352,13 @@ describe("transport_ngx with a fake ngx", function()
     assert.truthy(errmsg:find("phase timer", 1, true), errmsg)
     assert.are.equal("setup", (kind_in("log")))
     assert.are.equal("network", (kind_in("init_worker")))
+    -- init runs in the master: the workers would inherit libcurl's connections
+    errkind, errmsg = kind_in("init")
+    assert.are.equal("setup", errkind)
+    assert.truthy(errmsg:find("init phase", 1, true), errmsg)
+    assert.are.equal("setup", (kind_in("init", transport.blocking)))
+    assert.has_error(function() transport.engine() end)
+    phase = "init_worker"
     assert.are.equal("network", (kind_in("timer", transport.blocking)))
     ptype = "privileged agent"
     assert.are.equal("network", (kind_in("timer")))

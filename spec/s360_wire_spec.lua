@@ -424,7 +424,7 @@ describe("S-360 answers", function()
                                         random = function() return 1 end, retry_base = 0.5 })
         assert(c:getStructureTypes())
         assert.equal(3, #t.sent)
-        assert.same({ 0.5, 1 }, slept)
+        assert.same({ 60, 1 }, slept)   -- a rate-limit refusal waits a whole window (60 s)
         t.queue = { { 503, "" } }
         local r, err = c:changePassword{ contactNumber = "1", currentPassword = "old-pass", newPassword = "new-pass" }
         assert.is_nil(r)
@@ -567,13 +567,24 @@ describe("S-360 answers", function()
         .. '</S:Fault></S:Body></S:Envelope>'):format(SOAP_ENV, code, text)
     end
 
-    it("an authentication fault is the vendor's refusal", function()
+    it("an authentication fault is REST's 401: kind http, http_status 401, the wsse code", function()
       local t = recorder{ 500, fault("wsse:FailedAuthentication", "The security token could not be authenticated") }
       local r, err = client("soap", t):getStructureTypes()
       assert.is_nil(r)
-      assert.equal("vendor", err.kind)
+      assert.equal("http", err.kind)
+      assert.equal(401, err.http_status)
       assert.equal("FailedAuthentication", err.code)
       assert.equal("The security token could not be authenticated", err.message)
+      assert.is_false(err.retryable)
+      -- the same code carried in <detail> under a generic S:Client
+      local detailed = ('<S:Envelope xmlns:S="%s"><S:Body><S:Fault><faultcode>S:Client</faultcode>'
+        .. '<faultstring>refused</faultstring><detail><wsse:InvalidSecurity xmlns:wsse="%s"/></detail>'
+        .. '</S:Fault></S:Body></S:Envelope>'):format(SOAP_ENV, WSSE)
+      r, err = client("soap", recorder{ 500, detailed }):getStructureTypes()
+      assert.is_nil(r)
+      assert.equal("http", err.kind)
+      assert.equal(401, err.http_status)
+      assert.equal("InvalidSecurity", err.code)
       assert.is_false(err.retryable)
     end)
 

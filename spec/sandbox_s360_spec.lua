@@ -661,7 +661,10 @@ describe("sandbox S-360", function()
       assert.is_string(b.uniqueToken)
       local c = rest_ok(sb, "getContactData", { contactNumber = b.contactNumber })
       assert.are.equal("Gaël", c.individualContact.firstname)
-      rest_fails(sb, "createUser", { signUpData = {}, provider = "GOOGLE", providerUserReference = "g-42" }, "conflict")
+      rest_fails(sb, "createUser", { signUpData = { email = "other@example.org" }, provider = "GOOGLE",
+        providerUserReference = "g-42" }, "conflict")
+      -- an empty object is an absent one, as SOAP's empty element
+      rest_fails(sb, "createUser", { signUpData = {}, provider = "GOOGLE", providerUserReference = "g-42" }, "invalid")
     end)
 
     it("adds and removes links", function()

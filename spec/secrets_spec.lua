@@ -170,7 +170,14 @@ describe("transport_ngx messages", function()
     }
     local i = 0
     _G.ngx = { HTTP_GET = 1, HTTP_POST = 2, HTTP_PUT = 3, HTTP_DELETE = 4, HTTP_HEAD = 5,
-      location = { capture = function() i = i + 1; return answers[i] end } }
+      location = { capture = function(_, opts)
+        -- the transport's probe of its location first: answered as the documented location does
+        for _, v in pairs(opts and opts.vars or {}) do
+          if v == "billetterie:probe" then return { status = 200, body = "billetterie-upstream", header = {} } end
+        end
+        i = i + 1
+        return answers[i]
+      end } }
     local ok, why = pcall(function()
       local t = require("billetterie.transport_ngx").new()
       for _ = 1, #answers do

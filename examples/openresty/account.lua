@@ -50,6 +50,12 @@ local function signed_in(data)
   })
 end
 
+-- The statut codes of a session the vendor no longer knows (codes.lua):
+-- 601 not initialised, 602 not identified (signed out), 605 invalid
+-- (expired, closed, unknown); the client also answers 605 locally past
+-- the session's remaining time.
+local SESSION_GONE = { [601] = true, [602] = true, [605] = true }
+
 local function show()
   local data = store():get()
   if not data then return login_form() end
@@ -57,9 +63,13 @@ local function show()
   local alive, err = web.client():call("ws_status_session", { x_rsi_token = data.token })
   if not alive then
     ngx.log(ngx.WARN, "account: the stored session failed: ", tostring(err))
-    store():destroy()
-    if err.kind == "vendor" then return login_form("Your session has ended; please sign in again.") end
-    return login_form("The box office is not answering; please try again.", 502)
+    -- only the vendor saying the session is gone signs the visitor out; a
+    -- timeout, a network error or another vendor failure keeps it
+    if err.kind == "vendor" and SESSION_GONE[err.code] then
+      store():destroy()
+      return login_form("Your session has ended; please sign in again.")
+    end
+    return web.page("My account", "<p class=\"error\">The box office is not answering; please try again.</p>", 502)
   end
   signed_in(data)
 end

@@ -27,7 +27,7 @@ local function s360_client()
   if not client then
     local institution = env("S360_INSTITUTION", "DEMO")
     client = s360.new{
-      url = env("S360_URL", "http://billetterie-vendor/" .. institution:lower()),
+      url = env("S360_URL", ngx.var.billetterie_url .. institution:lower()),
       institution = institution, operator = env("S360_OPERATOR", institution:upper() .. "_B2C"),
       password = env("S360_PASSWORD", "s360-sandbox-secret"), protocol = env("S360_PROTOCOL", "soap"),
       retries = 0,   -- a page answers now

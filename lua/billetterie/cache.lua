@@ -70,11 +70,22 @@ local function encode(value)
   return text
 end
 
+-- A lua_shared_dict reads a TTL under 1 ms, NaN, inf or one too large for
+-- its clock as 0, "never expires": TTLs are checked against these bounds.
+local MIN_TTL, MAX_TTL = 0.001, 366 * 86400
+cache.MIN_TTL, cache.MAX_TTL = MIN_TTL, MAX_TTL
+
+-- True when ttl is a number of seconds every store honours.
+function cache.valid_ttl(ttl)
+  return type(ttl) == "number" and ttl >= MIN_TTL and ttl <= MAX_TTL
+end
+local valid_ttl = cache.valid_ttl
+local TTL_RULE = ("a number of seconds from %g to %d (a year)"):format(MIN_TTL, MAX_TTL)
+cache.TTL_RULE = TTL_RULE
+
 local function check_ttl(ttl, default)
   if ttl == nil then return default end
-  if type(ttl) ~= "number" or ttl <= 0 or ttl ~= ttl then
-    error("cache: ttl must be a positive number of seconds", 3)
-  end
+  if not valid_ttl(ttl) then error("cache: ttl must be " .. TTL_RULE, 3) end
   return ttl
 end
 
@@ -218,7 +229,7 @@ function cache.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("cache.new needs a table of options", 2) end
   local ttl = opts.ttl
-  if ttl ~= nil and (type(ttl) ~= "number" or ttl <= 0) then error("cache.new: ttl must be a positive number", 2) end
+  if ttl ~= nil and not valid_ttl(ttl) then error("cache.new: ttl must be " .. TTL_RULE, 2) end
   ttl = ttl or DEFAULT_TTL
   if opts.dict ~= nil then
     local d = opts.dict

@@ -374,6 +374,16 @@ local WRITES = {
   ws_organisme_creation = true, ws_organisme_modification = true, ws_organisme_contacts = true,
 }
 
+-- One attempt: the transport's answer as payload, statut | nil, err.
+local function exchange(self, service, fields, url, body)
+  local request = self._request
+  request.url, request.method, request.body = url, service.method, body
+  local status, answer, ctype, errkind, errmsg, request_id = self.transport:request(request)
+  -- body and URL (a GET's query) hold the credentials: not to be left in the client's table
+  request.url, request.body = nil, nil
+  return self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id)
+end
+
 -- Sends a prepared request, pacing it and retrying what may be retried.
 function Client:_send(service, fields, url, body, opts)
   local request = self._request
@@ -382,13 +392,22 @@ function Client:_send(service, fields, url, body, opts)
   local attempt = 0
   while true do
     if self._rate then self._rate:take() end
-    if self._in_flight then self._in_flight:acquire() end
-    request.url, request.method, request.body = url, service.method, body
-    local status, answer, ctype, errkind, errmsg, request_id = self.transport:request(request)
-    -- body and URL (a GET's query) hold the credentials: not to be left in the client's table
-    request.url, request.body = nil, nil
-    local payload, statut = self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id)
-    if self._in_flight then self._in_flight:release() end
+    local payload, statut
+    local in_flight = self._in_flight
+    if in_flight then
+      -- the slot is given back whatever happens: a raising transport (a
+      -- programmer's mistake) must not leave the client unusable
+      in_flight:acquire()
+      local ok
+      ok, payload, statut = pcall(exchange, self, service, fields, url, body)
+      in_flight:release()
+      if not ok then
+        request.url, request.body = nil, nil
+        error(payload, 0)
+      end
+    else
+      payload, statut = exchange(self, service, fields, url, body)
+    end
     if payload ~= nil or not statut.retryable or attempt >= retries then
       if payload == nil then statut.attempts = attempt + 1 end
       return payload, statut
@@ -404,10 +423,11 @@ local CALL_OPTIONS = {
   idempotent = function(v) return type(v) == "boolean" end,
   retries = function(v) return type(v) == "number" and v >= 0 and v <= 100 and v == math.floor(v) end,
   cache = function(v) return type(v) == "boolean" end,
-  cache_ttl = function(v) return type(v) == "number" and v > 0 end,
+  -- a shared dict reads NaN, inf, < 1 ms or huge TTLs as "never expires"
+  cache_ttl = function(v) return require("billetterie.cache").valid_ttl(v) end,
 }
 local CALL_OPTION_TYPES = { idempotent = "a boolean", retries = "a whole number between 0 and 100", cache = "a boolean",
-                            cache_ttl = "a positive number of seconds" }
+                            cache_ttl = "a number of seconds from 0.001 to a year" }
 
 local function check_call_options(opts)
   if opts == nil then return end

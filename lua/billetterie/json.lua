@@ -26,58 +26,75 @@ end
 json.decode = core.json_decoder(decode_raw)
 
 -- lua-cjson 2.1.0 writes numbers with 14 significant digits at most: an id
--- of 15 or more digits would go out changed (1.2345678901234e+14).
+-- of 15 or more digits would go out changed (1.2345678901234e+14). Whole
+-- numbers up to 2^53 (every integer a double holds exactly) are written by
+-- us instead ("%d"), through a placeholder string cjson encodes as is.
+local MAX_EXACT = 2 ^ 53
+local INT_MARK = "__billetterie_int_5f0c2a_"
+
 local function exact(n)
   return n ~= n or n == math.huge or n == -math.huge or tonumber(("%.14g"):format(n)) == n
 end
 
--- One walk: whether v holds an empty table marked as an array, or the first
--- number cjson cannot write exactly.
+local function whole(n)
+  return n == math.floor(n) and n >= -MAX_EXACT and n <= MAX_EXACT
+end
+
+-- One walk: whether v holds an empty table marked as an array, whether it
+-- holds a whole number cjson would shorten, and the first number that
+-- cannot be written exactly at all.
 local function inspect(v, depth)
   local t = type(v)
   if t == "number" then
-    if not exact(v) then return false, v end
-    return false
+    if exact(v) then return false, false end
+    if whole(v) then return false, true end
+    return false, false, v
   end
-  if t ~= "table" or depth > 100 then return false end
-  if next(v) == nil then return getmetatable(v) == array_mt end
-  local empty = false
+  if t ~= "table" or depth > 100 then return false, false end
+  if next(v) == nil then return getmetatable(v) == array_mt, false end
+  local empty, big = false, false
   for _, x in pairs(v) do
-    local e, bad = inspect(x, depth + 1)
-    if bad then return false, bad end
-    empty = empty or e
+    local e, b, bad = inspect(x, depth + 1)
+    if bad then return false, false, bad end
+    empty, big = empty or e, big or b
   end
-  return empty
+  return empty, big
 end
 
 -- encode(value) -> minified JSON text | nil, message.
 function json.encode(value)
-  local empty, bad = inspect(value, 0)
+  local empty, big, bad = inspect(value, 0)
   if bad then
-    return nil, ("the number %.17g has more than 14 significant digits, which JSON here cannot carry exactly: "
-      .. "send it as a string"):format(bad)
+    return nil, ("the number %.17g has more than 14 significant digits and is not a whole number up to 2^53, "
+      .. "which JSON here cannot carry exactly: round it"):format(bad)
   end
   local ok, text = pcall(encode_raw, value)
   if not ok then
     return nil, (tostring(text):gsub("^.-: ", ""))
   end
-  if empty then
-    -- cjson wrote {} for lists marked with json.array; rewrite those only.
+  if empty or big then
+    -- cjson wrote {} for lists marked with json.array and shortened the big
+    -- whole numbers; rewrite those only.
     ok, text = pcall(encode_raw, json._mark_empty(value))
     if not ok then return nil, text end
-    text = text:gsub('"' .. EMPTY_ARRAY .. '"', "[]")
+    text = text:gsub('"' .. EMPTY_ARRAY .. '"', "[]"):gsub('"' .. INT_MARK .. '(%-?%d+)"', "%1")
   end
   return text
 end
 
--- Replaces empty tables marked as arrays with a sentinel string (copying
--- only the path to them) so cjson can encode the rest unchanged.
+-- Replaces empty tables marked as arrays with a sentinel string, and whole
+-- numbers cjson would shorten with a placeholder holding their digits
+-- (copying only the path to them) so cjson can encode the rest unchanged.
 function json._mark_empty(v)
+  if type(v) == "number" then
+    if not exact(v) and whole(v) then return INT_MARK .. ("%d"):format(v) end
+    return v
+  end
   if type(v) ~= "table" then return v end
   if next(v) == nil and getmetatable(v) == array_mt then return EMPTY_ARRAY end
   local copy = {}
   for k, x in pairs(v) do copy[k] = json._mark_empty(x) end
-  return copy
+  return setmetatable(copy, getmetatable(v) == array_mt and array_mt or nil)
 end
 
 return json

@@ -1,7 +1,10 @@
 -- Pacing for many calls at once: a rate limit (token bucket) and a cap on
 -- calls in flight (semaphore). Inside billetterie.run a task that must wait
 -- sleeps or parks and the others go on; outside run, calls come one at a
--- time, so only the rate limit can make one wait (the thread sleeps).
+-- time, so only the rate limit can make one wait (the thread sleeps). In an
+-- nginx request handler the worker's requests share a client's semaphore:
+-- a call over the cap waits on an ngx.semaphore (that worker's), the
+-- others go on.
 local core = require "billetterie.core"
 local runner = require "billetterie.runner"
 
@@ -35,23 +38,35 @@ Semaphore.__index = Semaphore
 -- limits.semaphore(n): at most n holders at once.
 function limits.semaphore(n)
   assert(type(n) == "number" and n >= 1, "a semaphore needs a count of at least 1")
-  return setmetatable({ free = n, waiting = {} }, Semaphore)
+  return setmetatable({ free = n, waiting = {}, ngx_waiting = 0 }, Semaphore)
 end
 
+-- A woken waiter checks `free` again: another may have taken the slot first.
 function Semaphore:acquire()
   while self.free <= 0 do
-    local task = runner.current()
-    if not task then error("more calls in flight than max_in_flight outside billetterie.run", 2) end
-    self.waiting[#self.waiting + 1] = task
-    runner.park()
+    if runner.in_ngx_request() then
+      self.ngx_sem = self.ngx_sem or require("ngx.semaphore").new(0)
+      self.ngx_waiting = self.ngx_waiting + 1
+      self.ngx_sem:wait(60)
+      self.ngx_waiting = self.ngx_waiting - 1
+    else
+      local task = runner.current()
+      if not task then error("more calls in flight than max_in_flight outside billetterie.run", 2) end
+      self.waiting[#self.waiting + 1] = task
+      runner.park()
+    end
   end
   self.free = self.free - 1
 end
 
 function Semaphore:release()
   self.free = self.free + 1
-  local task = table.remove(self.waiting, 1)
-  if task then runner.wake(task) end
+  -- wake one live waiter: a task whose run ended with an error is gone
+  while self.waiting[1] do
+    local task = table.remove(self.waiting, 1)
+    if runner.alive(task) then return runner.wake(task) end
+  end
+  if self.ngx_waiting > 0 then self.ngx_sem:post(1) end
 end
 
 -- The wait before retry number `attempt` (1, 2...): exponential from base

@@ -16,6 +16,7 @@
 --   ngx_session.no_store()                             -- Cache-Control: no-store
 local json = require "billetterie.json"
 local errors = require "billetterie.error"
+local cache = require "billetterie.cache"
 
 local M = {}
 M.__index = M
@@ -64,7 +65,11 @@ function M.new(opts)
     error("ngx_session.new needs { dict = ngx.shared.NAME }", 2)
   end
   local ttl = opts.ttl or 1800
-  if type(ttl) ~= "number" or ttl <= 0 then error("ngx_session.new: ttl must be a positive number", 2) end
+  -- whole seconds (cookies' Max-Age, the dict's expire): a dict reads a TTL
+  -- of 0, NaN, inf or one too large as "never expires"
+  if not cache.valid_ttl(ttl) or ttl < 1 then
+    error("ngx_session.new: ttl must be a number of seconds from 1 to a year", 2)
+  end
   local cookie = opts.cookie or "billetterie_sid"
   if not cookie:match("^[%w_]+$") then error("ngx_session.new: cookie must be a plain name", 2) end
   return setmetatable({ dict = opts.dict, cookie = cookie, ttl = ttl, secure = opts.secure,
@@ -115,6 +120,9 @@ end
 -- billetterie error: invalid_param for no time left or data JSON cannot
 -- hold; http 503, retryable, when the shared dict is full)
 function M:start(data, vendor_remaining)
+  if vendor_remaining ~= nil and (type(vendor_remaining) ~= "number" or vendor_remaining ~= vendor_remaining) then
+    error("ngx_session:start: vendor_remaining must be a number of seconds", 2)
+  end
   local ttl = math.floor(math.min(vendor_remaining or self.ttl, self.ttl))
   if ttl <= 0 then
     return nil, errors.new{ kind = "invalid_param", ws = "ngx_session", retryable = false,

@@ -6,6 +6,13 @@
 -- Inside run a call yields its task while its transfer is in flight and the
 -- others proceed; outside run the same call blocks. C never calls back into
 -- Lua: the engine returns what finished and this loop resumes the waiters.
+--
+-- In an nginx request handler (rewrite, access, content: where
+-- transport_ngx carries the calls) there is no loop of ours: the worker's
+-- Lua state serves many requests at once and a module-level loop would mix
+-- them, and a loop waiting with core.sleep would freeze the worker. There
+-- run calls fn, spawn makes an ngx.thread, sleep is ngx.sleep: every task
+-- is its request's own and nothing is kept at module level.
 local core = require "billetterie.core"
 
 local runner = {}
@@ -15,7 +22,16 @@ local pack = function(...) return { n = select("#", ...), ... } end
 local co_create, co_resume, co_running, co_yield =
   coroutine.create, coroutine.resume, coroutine.running, coroutine.yield
 
-local loop            -- the running loop, or nil outside run
+local loop            -- the running loop, or nil outside run (always nil in an nginx request)
+
+local transport_ngx
+local function in_ngx_request()
+  if rawget(_G, "ngx") == nil then return false end
+  transport_ngx = transport_ngx or require "billetterie.transport_ngx"
+  return transport_ngx.available()
+end
+runner.in_ngx_request = in_ngx_request
+
 local task_mt = {}
 task_mt.__index = task_mt
 
@@ -62,8 +78,52 @@ local function body_of(fn, args)
   return function() return DONE, fn(unpack(args, 1, args.n)) end
 end
 
+-- Tasks in an nginx request: light threads of that request. The body
+-- catches its error (kept for the waiters, with its traceback) so nginx
+-- does not log it as an aborted thread; the parent waits with
+-- ngx.thread.wait, another task of the request on a semaphore.
+local ngx_task_mt = {}
+ngx_task_mt.__index = ngx_task_mt
+
+local function ngx_finish(task, ok, ...)
+  task.done, task.ok = true, ok
+  task.results = ok and pack(...) or { n = 1, (...) }
+  if task.sem then task.sem:post(task.waiting) end
+end
+
+local function ngx_spawn(fn, args)
+  local task = setmetatable({ parent = co_running(), waiting = 0 }, ngx_task_mt)
+  local traceback = debug.traceback
+  task.thread = ngx.thread.spawn(function()
+    ngx_finish(task, xpcall(fn, function(e) return traceback(tostring(e), 2) end, unpack(args, 1, args.n)))
+  end)
+  return task
+end
+
+function ngx_task_mt:wait()
+  if not self.done then
+    local me = co_running()
+    if me == self.thread then error("a task cannot wait for itself", 2) end
+    if me == self.parent then
+      ngx.thread.wait(self.thread)
+    else
+      self.sem = self.sem or require("ngx.semaphore").new(0)
+      self.waiting = self.waiting + 1
+      while not self.done do self.sem:wait(60) end
+      self.waiting = self.waiting - 1
+    end
+  end
+  if not self.ok then error(self.results[1], 0) end
+  return unpack(self.results, 1, self.results.n)
+end
+
+function ngx_task_mt:done_yet()
+  return self.done == true
+end
+
 function runner.spawn(fn, ...)
   assert(type(fn) == "function", "billetterie.spawn needs a function")
+  if in_ngx_request() then return ngx_spawn(fn, pack(...)) end
   if not loop then error("billetterie.spawn must be called inside billetterie.run", 2) end
   local task = setmetatable({ waiters = {} }, task_mt)
   task.co = co_create(body_of(fn, pack(...)))
@@ -126,6 +186,7 @@ end
 local NGX_SLEEP_PHASES = { rewrite = true, access = true, content = true, timer = true }
 
 function runner.sleep(seconds)
+  if in_ngx_request() then return ngx.sleep(seconds) end
   local task = current_task()
   if not task then
     -- In an nginx request, a blocking sleep would freeze the whole worker.
@@ -148,6 +209,10 @@ function runner.park()
   co_yield()
 end
 function runner.wake(task) wake(task) end
+-- Whether a parked task can still be woken (its loop is the running one).
+function runner.alive(task)
+  return loop ~= nil and loop.tasks[task.co] == task
+end
 
 -- How long the loop may wait for the network: up to the next timer.
 local function poll_timeout()
@@ -158,8 +223,9 @@ local function poll_timeout()
 end
 
 function runner.run(fn, ...)
-  if loop then
-    -- Already inside run (a workflow calling another): just call it.
+  if loop or in_ngx_request() then
+    -- Already inside run (a workflow calling another), or in an nginx
+    -- request (its own light threads): just call it.
     return fn(...)
   end
   loop = { tasks = setmetatable({}, { __mode = "k" }), ready = {}, transfers = {}, live = 0, ids = {},
@@ -244,11 +310,17 @@ end
 -- at most `rate` calls a second if given, with `progress` on stderr if
 -- true. results[i] is fn's first value; errors[i] is its second when the
 -- first is nil, or the Lua error it raised: one failing item never stops
--- the others. Outside run, map runs its own loop.
+-- the others. Outside run, map runs its own loop (in an nginx request,
+-- its workers are the request's light threads).
 function runner.map(items, fn, opts)
   opts = opts or {}
   assert(type(items) == "table" and type(fn) == "function", "map(items, fn [, opts])")
-  if not loop then return runner.run(runner.map, items, fn, opts) end
+  local concurrency = opts.concurrency or 8
+  if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= math.floor(concurrency)
+      or concurrency == math.huge then
+    error("map: concurrency must be a whole number >= 1, got " .. tostring(opts.concurrency), 2)
+  end
+  if not loop and not in_ngx_request() then return runner.run(runner.map, items, fn, opts) end
   local limits = require "billetterie.limits"
   local n, results, errors = #items, {}, {}
   local next_index, done = 0, 0
@@ -272,14 +344,14 @@ function runner.map(items, fn, opts)
     end
   end
   local workers = {}
-  for k = 1, math.min(opts.concurrency or 8, n) do workers[k] = runner.spawn(worker) end
+  for k = 1, math.min(concurrency, n) do workers[k] = runner.spawn(worker) end
   for k = 1, #workers do workers[k]:wait() end
   if progress then progress(done, true) end
   return results, errors
 end
 
 function runner.running()
-  return loop ~= nil
+  return loop ~= nil or in_ngx_request()
 end
 
 return runner

@@ -34,8 +34,21 @@ local runner = require "billetterie.runner"
 
 local transport = {}
 
+-- nginx's init phase (init_by_lua) runs in the master: an engine made there
+-- would be inherited by every forked worker with the same keep-alive
+-- sockets, and answers would reach the wrong worker. libcurl is refused
+-- there; init_worker (one state per worker) may use it.
+local function in_master()
+  if ngx == nil or type(ngx.get_phase) ~= "function" then return false end
+  local ok, phase = pcall(ngx.get_phase)
+  return ok and phase == "init"
+end
+local MASTER = "libcurl is refused in nginx's init phase (init_by_lua runs in the master: every worker would "
+  .. "inherit its connections); call from init_worker_by_lua or a request handler (docs/openresty.md)"
+
 local engine
 local function get_engine()
+  if in_master() then error("transport.engine: " .. MASTER, 2) end
   if not engine then
     local lua_version = jit and jit.version or _VERSION
     engine = core.http_engine{
@@ -54,6 +67,7 @@ transport.engine = get_engine
 local await_transfer = runner.await_transfer
 local blocking = {}
 function blocking:request(req)
+  if in_master() then return 0, nil, nil, "setup", MASTER end
   local e = engine or get_engine()
   local id, err = e:start(req)
   if not id then return 0, nil, nil, "network", err end
@@ -67,9 +81,9 @@ local curl = {}
 -- location /_billetterie_upstream, see docs/openresty.md) so a worker is
 -- never blocked by libcurl. Elsewhere in a worker that serves requests (a
 -- timer, a log or filter phase) libcurl would block it and there is no
--- subrequest: the call is refused (errkind "setup"). Start-up phases (init,
--- init_worker) and OpenResty's privileged agent, which serves no request,
--- use libcurl; so does plain Lua (no global ngx).
+-- subrequest: the call is refused (errkind "setup"). So is the init phase
+-- (the master: see in_master). init_worker and OpenResty's privileged agent,
+-- which serves no request, use libcurl; so does plain Lua (no global ngx).
 local ngx_transport
 local function in_ngx_request()
   ngx_transport = ngx_transport or require "billetterie.transport_ngx"
@@ -93,6 +107,7 @@ function curl:request(req)
       ngx_default = ngx_default or ngx_transport.new()
       return ngx_default:request(req)
     end
+    if in_master() then return 0, nil, nil, "setup", MASTER end
     local phase = blocked_phase()
     if phase then
       return 0, nil, nil, "setup", "libcurl would block this nginx worker (phase " .. phase .. "): call from a "

@@ -17,7 +17,11 @@
 --   location = /_billetterie_upstream {
 --     internal;
 --     set $billetterie_target $billetterie_target;
+--     # the probe: this location answers it itself (see probe below)
+--     if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
 --     proxy_pass $billetterie_target;        # the full URL, set by this transport
+--     # the vendor's answer never redirects into this server's locations
+--     proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;
 --     proxy_http_version 1.1;                # with the upstream block named after
 --     proxy_set_header Connection "";        # the URL's host: a keep-alive pool
 --     proxy_pass_request_headers off;        # never the visitor's headers or cookies
@@ -51,6 +55,11 @@
 --   * a body longer than req.max_size -> "too_large";
 --   * any other status, 502/504 included when the vendor itself sent them,
 --     comes back as is (the client turns >= 400 into an "http" error).
+-- Refused before anything is sent (errkind "setup"): a URL that is not
+-- http(s) or holds a space or control character (nginx would write it into
+-- the request line), a location that does not answer the probe (below). A
+-- POST without a body sends an empty one (given none, a subrequest forwards
+-- the visitor's own body); a GET or HEAD sends none.
 -- Timeouts are nginx's: proxy_connect_timeout and proxy_read_timeout in the
 -- location (the per-client timeout option cannot change them per request).
 local M = {}
@@ -120,12 +129,53 @@ local function unanswered(res)
   return res.truncated == true and (res.body == nil or res.body == "")
 end
 
+-- The probe: without the upstream location, the subrequest would land in
+-- the site's own catch-all location and hand it the credentials. Before the
+-- first call through a location, each worker sends it this target with no
+-- body, and the location must answer PROBE_ANSWER itself (docs/openresty.md):
+--   if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
+-- An application or proxy behind another location does not answer that.
+local PROBE, PROBE_ANSWER = "billetterie:probe", "billetterie-upstream"
+M.PROBE, M.PROBE_ANSWER = PROBE, PROBE_ANSWER
+local probed = {}   -- location .. " " .. variable -> true once it answered
+
+local function capture_error(res, with_headers)
+  local msg = "ngx.location.capture failed: " .. tostring(res)
+  -- a configuration from before the header variables (nginx's error log
+  -- names the one missing: "cannot be assigned a value")
+  if with_headers and msg:find("failed to adjust the subrequest", 1, true) then
+    msg = msg .. " (does the nginx configuration declare $billetterie_content_type, $billetterie_accept, "
+      .. "$billetterie_authorization and $billetterie_soapaction? see docs/openresty.md)"
+  end
+  return msg
+end
+
+-- -> true | nil, message
+local function probe(self)
+  local key = self.location .. " " .. self.variable
+  if probed[key] then return true end
+  local ok, res = pcall(ngx.location.capture, self.location,
+    { method = ngx.HTTP_GET, vars = { [self.variable] = PROBE } })
+  if not ok then return nil, capture_error(res) end
+  if res.status ~= 200 or res.body ~= PROBE_ANSWER then
+    return nil, "the location " .. self.location .. " is not billetterie's upstream location (it did not answer "
+      .. "the probe: is it missing? nothing was sent; see docs/openresty.md)"
+  end
+  probed[key] = true
+  return true
+end
+
 function M:request(req)
   -- read everything from req before yielding: the client reuses it
   local url, method, body, max_size, file = req.url, req.method or "POST", req.body, req.max_size, req.file
   local headers = req.headers
   local m = methods()[method:upper()]
   if not m then return 0, nil, nil, "setup", "unsupported method " .. tostring(method) end
+  -- nginx would write a space or line break of the URL into the request
+  -- line: a header injection
+  if type(url) ~= "string" or not url:match("^https?://") or url:find("[%s%c]") then
+    return 0, nil, nil, "setup", "the URL must be http(s):// without spaces or control characters"
+  end
   local vars = { [self.variable] = url }
   local with_headers = headers ~= nil and headers[1] ~= nil
   if with_headers then
@@ -133,18 +183,15 @@ function M:request(req)
     if not ok then return 0, nil, nil, "setup", err end
   end
   local options = { method = m, vars = vars }
-  if body ~= nil and m ~= ngx.HTTP_GET and m ~= ngx.HTTP_HEAD then
-    options.body = body
+  if m ~= ngx.HTTP_GET and m ~= ngx.HTTP_HEAD then
+    -- never nil: the subrequest would forward the visitor's own body
+    options.body = body or ""
   end
+  local probed_ok, why = probe(self)
+  if not probed_ok then return 0, nil, nil, "setup", why end
   local ok, res = pcall(ngx.location.capture, self.location, options)
   if not ok then
-    local msg = "ngx.location.capture failed: " .. tostring(res)
-    -- a configuration from before the header variables (nginx's error log
-    -- names the one missing: "cannot be assigned a value")
-    if with_headers and msg:find("failed to adjust the subrequest", 1, true) then
-      msg = msg .. " (does the nginx configuration declare $billetterie_content_type, $billetterie_accept, "
-        .. "$billetterie_authorization and $billetterie_soapaction? see docs/openresty.md)"
-    end
+    local msg = capture_error(res, with_headers)
     return 0, nil, nil, "setup", msg
   end
   local status = res.status or 0

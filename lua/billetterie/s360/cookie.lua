@@ -99,6 +99,11 @@ function cookie.build(auth, pos, opts)
   end
   local institution, err = code(opts.institution, "institution")
   if not institution then return invalid(err) end
+  -- virtualOperator is <InstitutionCode>_<saleChannelCode>: read back, it
+  -- splits at its first "_" (an institution code is a DNS label: no "_")
+  if institution:find("_", 1, true) then
+    return invalid("institution must be a code of letters, digits or - (no _)")
+  end
   channel, err = code(channel, "the sale channel code")
   if not channel then return invalid(err) end
   local fields = { virtualOperator = institution:upper() .. "_" .. channel }
@@ -117,7 +122,11 @@ function cookie.build(auth, pos, opts)
     return invalid("a value holds characters a raw cookie cannot carry: use encode = \"url\"")
   end
   local name = cookie.name(institution, channel)
-  local parts = { name .. "=" .. value, "Path=" .. (opts.path or "/") }
+  local path = opts.path or "/"
+  if type(path) ~= "string" or not path:match("^/[^%c;]*$") then
+    error("cookie.build: path must start with / and hold no ; or control character", 2)
+  end
+  local parts = { name .. "=" .. value, "Path=" .. path }
   if opts.domain then
     if type(opts.domain) ~= "string" or not opts.domain:match("^%.?[%w%-%.]+$") then
       error("cookie.build: domain must be a host name", 2)
@@ -127,7 +136,9 @@ function cookie.build(auth, pos, opts)
   local max_age = opts.max_age
   if max_age == nil then max_age = DEFAULT_MAX_AGE end
   if max_age then
-    if type(max_age) ~= "number" or max_age < 0 then error("cookie.build: max_age must be seconds or false", 2) end
+    if type(max_age) ~= "number" or max_age < 0 or max_age ~= math.floor(max_age) or max_age == math.huge then
+      error("cookie.build: max_age must be a whole number of seconds (0 or more) or false", 2)
+    end
     parts[#parts + 1] = ("Max-Age=%d"):format(max_age)
   end
   if opts.same_site then
@@ -154,8 +165,13 @@ local function read_content(content)
   return out
 end
 
+-- The attributes a Set-Cookie value may carry after its pair (RFC 6265 §4.1).
+local ATTRIBUTES = { path = true, domain = true, ["max-age"] = true, expires = true, secure = true,
+                     httponly = true, samesite = true }
+
 function cookie.parse(text)
   if type(text) ~= "string" then error("cookie.parse needs a string", 2) end
+  local request = text:match("^%s*[Cc]ookie:") ~= nil
   text = text:gsub("^%s*[Ss]et%-[Cc]ookie:%s*", ""):gsub("^%s*[Cc]ookie:%s*", "")
   local name, value, attrs
   -- the stx_rememberMe_ pair among other cookies, or the bare value
@@ -164,11 +180,15 @@ function cookie.parse(text)
     name = n
     local rest = text:sub(e + 1)
     value, attrs = rest:match("^([^;]*)(.*)$")
+    -- other cookies before it: a Cookie request header, which has no attributes
+    if text:sub(1, s - 1):find("%S") then request = true end
   else
     value, attrs = text, ""
   end
+  if request then attrs = "" end
   value = value:gsub("^%s+", ""):gsub("%s+$", "")
-  if value:find("%%%x%x") then value = url_decode(value) end
+  -- only the encoded form is decoded: a raw value (quotes, =) is kept as is
+  if value:find("%%%x%x") and value:match("^[%w%-%._~%%]+$") then value = url_decode(value) end
   local fields, err = read_content(value)
   if not fields then return invalid(err) end
   local institution, channel = fields.virtualOperator:match("^([^_]+)_(.+)$")
@@ -183,7 +203,9 @@ function cookie.parse(text)
   fields.attributes = {}
   for a in attrs:gmatch(";%s*([^;]+)") do
     local k, v = a:match("^([^=]-)%s*=%s*(.-)%s*$")
-    if k then fields.attributes[k] = v else fields.attributes[(a:gsub("%s+$", ""))] = true end
+    if not k then k, v = a:gsub("%s+$", ""), true end
+    -- another cookie (name=value) is not an attribute of this one
+    if ATTRIBUTES[k:lower()] then fields.attributes[k] = v end
   end
   return fields
 end

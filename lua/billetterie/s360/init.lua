@@ -89,6 +89,8 @@ function M.new(opts)
   local base = opts.url
   if base then
     if not base:match("^https?://[^/]") then error("s360.new: url must be an http:// or https:// address", 2) end
+    -- a space or CR/LF would split the request line (as billetterie.new)
+    if base:find("[%s%c]") then error("s360.new: url must not contain spaces or control characters", 2) end
     base = base:gsub("/+$", "")
   else
     if not institution then error("s360.new: give institution (and environment) or url", 2) end
@@ -118,6 +120,7 @@ function M.new(opts)
     retry_max = opts.retry_max or 8,
     sleep = opts.sleep or runner.sleep,
     random = opts.random or math.random,
+    rate_window = catalogue.rate_limit.per,   -- the vendor's window (seconds)
   }, S360)
   self._services = {}
   for key in pairs(catalogue.services) do
@@ -145,6 +148,7 @@ function M.new(opts)
     local per = rl.per or catalogue.rate_limit.per
     local burst = rl.burst or math.max(1, math.min(10, math.floor(calls / 10)))
     if not (calls > burst and per > 0) then error("s360.new: rate_limit.calls must exceed its burst", 2) end
+    self.rate_window = per
     local key = base
     if clock or opts.sleep or opts.rate_limit then
       self._rate = limits.rate((calls - burst) / per, burst, clock or core.now, opts.sleep)
@@ -185,6 +189,7 @@ end
 
 -- HTTP statuses that mean "too many calls": back off and retry.
 local RATE_LIMITED = { [429] = true, [509] = true }
+local MAX_RATE_WAIT = 120   -- seconds: the longest wait after a rate-limit refusal
 
 -- Turns a transport answer into result | nil, err fields. secrets() gives
 -- the call's secret values: a body excerpt or a fault text is scrubbed
@@ -216,7 +221,7 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets
     result, err = rest.read(method, body)
   end
   if not result then
-    err.http_status, err.request_id = status, request_id
+    err.http_status, err.request_id = err.http_status or status, request_id
     if err.fault then err.message = errors.excerpt(err.message, secrets()) end   -- may echo the request
     err.fault = nil
     return nil, err
@@ -306,7 +311,11 @@ function S360:call(method, given, opts)
     key = require("billetterie.cache").key("s360", self.url, self._services[m.service].namespace, method, copy)
     if not (opts and opts.refresh) then
       local hit = self._cache:get(key)
-      if hit ~= nil then return hit end
+      if hit ~= nil then
+        -- the answer echoes this call's requestId, not the one that filled the cache
+        if type(hit) == "table" then hit.requestId = values.requestId end
+        return hit
+      end
     end
   end
 
@@ -331,12 +340,13 @@ function S360:_send(method, m, values, opts)
   local attempt = 0
   local request = self._request
   while true do
+    -- paced first: take() may sleep, and the JWT lives only 30 s
+    if self._rate then self._rate:take() end
     local token
     if self.protocol == "rest" then
       token = self:_jwt()
       headers[3] = "Authorization: Bearer " .. token
     end
-    if self._rate then self._rate:take() end
     request.url, request.method, request.body, request.headers = url, "POST", body, headers
     local status, rbody, _, errkind, errmsg, request_id = self.transport:request(request)
     -- the body holds the operator password, the headers the JWT: not to be
@@ -351,7 +361,14 @@ function S360:_send(method, m, values, opts)
       return nil, e
     end
     attempt = attempt + 1
-    self.sleep(limits.backoff(attempt, self.retry_base, self.retry_max, self.random))
+    local wait = limits.backoff(attempt, self.retry_base, self.retry_max, self.random)
+    if RATE_LIMITED[e.http_status] then
+      -- The transport does not hand back Retry-After (libcurl's engine keeps
+      -- only X-Request-Id): wait one whole rate window instead, so the retry
+      -- falls in the vendor's next minute whatever its phase.
+      wait = math.max(wait, math.min(self.rate_window, MAX_RATE_WAIT))
+    end
+    self.sleep(wait)
   end
 end
 

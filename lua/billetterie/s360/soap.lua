@@ -39,6 +39,15 @@ local child, text = schema.child, schema.text
 -- failure, reported like an HTTP error.
 local CLIENT_FAULTS = { Client = true, VersionMismatch = true, MustUnderstand = true }
 
+-- The WS-Security fault codes (OASIS WSS 1.0 SOAP Message Security §12)
+-- that say the operator's credentials were refused or missing: reported as
+-- REST reports a refused JWT, kind "http" with http_status 401.
+local AUTH_FAULTS = {
+  FailedAuthentication = true, InvalidSecurityToken = true, InvalidSecurity = true,
+  UnsupportedSecurityToken = true, SecurityTokenUnavailable = true, MessageExpired = true,
+  FailedCheck = true, UnsupportedAlgorithm = true,
+}
+
 -- soap.read(method, body) -> result table | nil, error fields (no kind
 -- "vendor" status check here: the caller compares statusCode).
 function soap.read(method, body)
@@ -63,6 +72,19 @@ function soap.read(method, body)
     local short = code:match(":(.*)$") or code
     local message = text(child(fault, "faultstring"))
     if message == nil or message == "" then message = "SOAP fault " .. code end
+    -- WS-Security's code, in the faultcode (wsse:FailedAuthentication) or
+    -- as an element of <detail> under a generic S:Client
+    local wsse = code:match("^wsse:(.+)$")
+    local detail = child(fault, "detail")
+    if not wsse and detail then
+      local w = child(detail, nil, WSSE)
+      wsse = w and w.name
+    end
+    if wsse and AUTH_FAULTS[wsse] then
+      -- refused credentials: the same error as REST's 401
+      return nil, { kind = "http", http_status = 401, code = wsse, message = message, retryable = false,
+                    fault = true }
+    end
     local kind = (CLIENT_FAULTS[short] or code:match("^wsse:") or short:match("Authentication")
                   or short:match("Security") or short:match("Token")) and "vendor" or "http"
     return nil, { kind = kind, code = short ~= "" and short or nil, message = message,

@@ -101,16 +101,42 @@ local function fingerprint(name, p)
   return (mac:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
--- The method itself, or the remembered result of an identical creation.
+-- Whether what a remembered creation made is still there: a member
+-- deleted (deleteStructureMember) or a link removed (removeLink) since, an
+-- identical request creates again instead of answering from memory.
+local function contact_exists(_, res, env)
+  return res.contactNumber == nil or env.db:one(
+    "SELECT 1 AS x FROM s360_contacts WHERE instit = ? AND number = ?", env.instit, tostring(res.contactNumber))
+end
+local STILL_THERE = {
+  saveIndividualContactData = contact_exists,
+  saveStructureContactData = contact_exists,
+  saveStructureMember = function(p, res, env)
+    return res.contactNumber ~= nil and env.db:one([[SELECT 1 AS x FROM s360_members m
+        JOIN s360_contacts s ON s.id = m.structure_id JOIN s360_contacts c ON c.id = m.member_id
+        WHERE s.instit = ? AND s.number = ? AND c.number = ?]],
+      env.instit, tostring(p.structureContactNumber), tostring(res.contactNumber))
+  end,
+  createUser = function(p, _, env)
+    return env.db:one("SELECT 1 AS x FROM s360_social WHERE instit = ? AND provider = ? AND reference = ?",
+      env.instit, p.provider, p.providerUserReference)
+  end,
+}
+
+-- The method itself, or the remembered result of an identical creation
+-- whose work is still in place.
 local function perform(name, p, env)
   local fp = CREATES[name] and CREATES[name](p) and fingerprint(name, p)
   if fp then
     local seen = env.db:one("SELECT result FROM s360_repeats WHERE instit = ? AND fingerprint = ?", env.instit, fp)
-    if seen then return codec.decode(seen.result) end
+    if seen then
+      local res = codec.decode(seen.result)
+      if STILL_THERE[name](p, res, env) then return res end
+    end
   end
   local res = METHODS[name](p, env)
   if fp then
-    env.db:exec("INSERT INTO s360_repeats (instit, fingerprint, result, at) VALUES (?, ?, ?, ?)",
+    env.db:exec("INSERT OR REPLACE INTO s360_repeats (instit, fingerprint, result, at) VALUES (?, ?, ?, ?)",
       env.instit, fp, codec.encode(res), env.now)
   end
   return res
@@ -329,7 +355,8 @@ local function serve_rest(svc, c, req, env, entry, name, rid)
   local raw = {}
   if (req.body or ""):find("%S") then
     raw = codec.decode(req.body)
-    if type(raw) ~= "table" or (raw[1] ~= nil) then
+    -- cjson decodes [] as {}: the text tells an array from an object
+    if type(raw) ~= "table" or (raw[1] ~= nil) or not req.body:match("^%s*{") then
       return svc.http_error(400, rid, "the body must be a JSON object")
     end
   end

@@ -1,7 +1,7 @@
 -- billetterie.sandbox.s360_jwt: checks the self-forged HS256 bearer token of
 -- S-360's REST_RPC (reference 1.3): header alg HS256, signature with the
 -- operator's secret, sub = the institution, aud = the operator, iat/exp in
--- seconds or milliseconds (values above 10^12), exp - iat <= 30 s, exp not
+-- seconds or milliseconds (values above 10^12), 0 <= exp - iat <= 30 s, exp not
 -- passed, iat not in the future, both with a small clock skew.
 --
 -- verify(token, { institution, operator, secret, now, skew, lifetime })
@@ -65,6 +65,7 @@ function M.verify(token, o)
   local iat, exp = seconds(claims.iat), seconds(claims.exp)
   if not iat or not exp then return nil, "iat and exp are required" end
   local skew = o.skew or 5
+  if exp < iat then return nil, "exp is before iat" end
   if exp - iat > (o.lifetime or 30) then return nil, "exp is more than 30 s after iat" end
   if iat > o.now + skew then return nil, "iat is in the future" end
   if exp < o.now - skew then return nil, "token expired" end

@@ -83,6 +83,8 @@ end
 function M.object(v, name)
   if v == nil or v == "" or v == codec.null then return nil end
   if type(v) ~= "table" or (v[1] ~= nil) then M.fail("invalid", name .. ": an object expected") end
+  -- REST's {} is SOAP's empty element: absent, so both answer "is required"
+  if next(v) == nil then return nil end
   return v
 end
 

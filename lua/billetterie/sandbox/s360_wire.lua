@@ -64,7 +64,12 @@ end
 local function decode_one(f, v, path)
   local ty = f.type
   if ty == "string" then return V.text(v, path, f.max)
-  elseif ty == "long" or ty == "int" then return V.int(v, path)
+  elseif ty == "long" then return V.int(v, path)
+  elseif ty == "int" then
+    -- xs:int: 32 bits (requestId); the vendor's Java refuses more
+    local n = V.int(v, path)
+    if n and (n < -2147483648 or n > 2147483647) then V.fail("invalid", path .. ": out of the int range") end
+    return n
   elseif ty == "boolean" then return V.bool(v, path)
   elseif ty == "date" then return V.date(v, path)
   elseif ty == "double" then
