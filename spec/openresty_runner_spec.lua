@@ -6,38 +6,9 @@
 local sandbox = require "spec.support.sandbox"
 local billetterie = require "billetterie"
 
--- The core built for LuaJIT that nginx loads (see spec/openresty_spec.lua).
-local BUILD = os.getenv("BILLETTERIE_NGINX_BUILD") or "build"
-
-local ROOT = (function()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  local dir = src:match("^(.*)/spec/[^/]*$")
-  if dir == nil or dir == "" then dir = "." end
-  if dir:sub(1, 1) ~= "/" then dir = os.getenv("PWD") .. "/" .. dir end
-  return dir
-end)()
-
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+-- The repository's root, the core's build directory nginx loads, helpers.
+local util = require "spec.support.util"
+local BUILD, ROOT, sh, q, run, read = util.BUILD, util.ROOT, util.sh, util.q, util.run, util.read
 
 -- A client of the sandbox through the keep-alive pool (the worker's own,
 -- kept at module level by the pages: one per worker, as in production).

@@ -5,40 +5,9 @@ local sandbox = require "spec.support.sandbox"
 local support_nginx = require "spec.support.nginx"
 local cjson = require "cjson"
 
--- The core built for LuaJIT that nginx loads: ./build/jit, or that of
--- $BILLETTERIE_NGINX_BUILD (a helper's own build directory). Never an ASan
--- build: nginx runs without the sanitizer runtime.
-local BUILD = os.getenv("BILLETTERIE_NGINX_BUILD") or "build"
-
-local ROOT = (function()
-  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  local dir = src:match("^(.*)/spec/[^/]*$")
-  if dir == nil or dir == "" then dir = "." end
-  if dir:sub(1, 1) ~= "/" then dir = os.getenv("PWD") .. "/" .. dir end
-  return dir
-end)()
-
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+-- The repository's root, the core's build directory nginx loads, helpers.
+local util = require "spec.support.util"
+local BUILD, ROOT, sh, q, run, read = util.BUILD, util.ROOT, util.sh, util.q, util.run, util.read
 
 -- What only the tests add to examples/openresty/nginx.conf: a proxy with a
 -- 100 ms read timeout, one that trusts the wrong CA, pools named after the
