@@ -190,14 +190,7 @@ local function start_nginx(sandbox_url, dir)
     local port = math.random(20000, 45000)
     local conf = CONF:gsub("@DIR@", dir):gsub("@PORT@", tostring(port)):gsub("@REPO@", ROOT)
       :gsub("@BUILD@", BUILD):gsub("@VENDOR_ADDR@", (sandbox_url:match("^http://([^/]+)")))
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    if sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(q(dir), q(dir), q(dir))) then
-      for _ = 1, 50 do
-        if sh("test -s " .. q(dir .. "/nginx.pid")) then break end
-        sh("sleep 0.1")
-      end
+    if util.nginx_up(dir, conf) then
       return { dir = dir, port = port, url = ("http://127.0.0.1:%d"):format(port) }
     end
   end

@@ -44,6 +44,28 @@ local HTTP_EXTRA = [[
     end
   }
 ]]
+-- Upstream locations that verify TLS: with the right CA, a wrong CA, and
+-- the right CA but a name the certificate does not hold.
+local TLS_LOCATION = [[
+    location = /_billetterie_upstream_tls_@NAME@ {
+      internal;
+      set $billetterie_target $billetterie_target;
+      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
+      proxy_pass $billetterie_target;
+      proxy_pass_request_headers off;
+      proxy_set_header Content-Type "application/x-www-form-urlencoded";
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate @CA@;
+      proxy_ssl_server_name on;
+      proxy_ssl_name @SSLNAME@;
+    }
+]]
+local TLS_LOCATIONS = {}
+for _, l in ipairs{ { "right", "@RIGHTCA@", "localhost" }, { "wrongca", "@WRONGCA@", "localhost" },
+                    { "wrongname", "@RIGHTCA@", "billetterie.example" } } do
+  TLS_LOCATIONS[#TLS_LOCATIONS + 1] = (TLS_LOCATION:gsub("@NAME@", l[1]):gsub("@CA@", l[2]):gsub("@SSLNAME@", l[3]))
+end
+
 local SERVER_EXTRA = [[
     # the same pages over https too, for the Secure cookies
     listen 127.0.0.1:@PAGESTLSPORT@ ssl;
@@ -58,42 +80,7 @@ local SERVER_EXTRA = [[
       proxy_set_header Content-Type "application/x-www-form-urlencoded";
       proxy_read_timeout 100ms;
     }
-    location = /_billetterie_upstream_tls_right {
-      internal;
-      set $billetterie_target $billetterie_target;
-      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
-      proxy_pass $billetterie_target;
-      proxy_pass_request_headers off;
-      proxy_set_header Content-Type "application/x-www-form-urlencoded";
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate @RIGHTCA@;
-      proxy_ssl_server_name on;
-      proxy_ssl_name localhost;
-    }
-    location = /_billetterie_upstream_tls_wrongca {
-      internal;
-      set $billetterie_target $billetterie_target;
-      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
-      proxy_pass $billetterie_target;
-      proxy_pass_request_headers off;
-      proxy_set_header Content-Type "application/x-www-form-urlencoded";
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate @WRONGCA@;
-      proxy_ssl_server_name on;
-      proxy_ssl_name localhost;
-    }
-    location = /_billetterie_upstream_tls_wrongname {
-      internal;
-      set $billetterie_target $billetterie_target;
-      if ($billetterie_target = "billetterie:probe") { return 200 "billetterie-upstream"; }
-      proxy_pass $billetterie_target;
-      proxy_pass_request_headers off;
-      proxy_set_header Content-Type "application/x-www-form-urlencoded";
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate @RIGHTCA@;
-      proxy_ssl_server_name on;
-      proxy_ssl_name billetterie.example;
-    }
+    @TLSLOCATIONS@
     # the site's own app behind a location that is not the upstream one:
     # records any body it receives (the credentials must never arrive)
     location = /_test/app {
@@ -397,6 +384,7 @@ document.querySelector('button[type=submit]').click();";
       }
     }
 ]]
+SERVER_EXTRA = SERVER_EXTRA:gsub("    @TLSLOCATIONS@\n", function() return table.concat(TLS_LOCATIONS) end)
 
 local function start_nginx(sandbox_url, support, dir)
   local template = read(ROOT .. "/examples/openresty/nginx.conf")
@@ -423,14 +411,7 @@ local function start_nginx(sandbox_url, support, dir)
         return x .. "      sub_filter '</body>' '$billetterie_autofill</body>';\n"
       end)
     assert(conf:find("/_test/fill.js", 1, true) and conf:find("billetterie_autofill</body>", 1, true))
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    if sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(q(dir), q(dir), q(dir))) then
-      for _ = 1, 50 do
-        if sh("test -s " .. q(dir .. "/nginx.pid")) then break end
-        sh("sleep 0.1")
-      end
+    if util.nginx_up(dir, conf) then
       return { dir = dir, port = port, url = ("http://127.0.0.1:%d"):format(port),
                tls_url = ("https://127.0.0.1:%d"):format(port + 1) }
     end
@@ -1112,18 +1093,21 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
 
   it("run.sh: an https vendor is called over https by its own name (Host, SNI, certificate)", function()
     local vport = support.port + 1
-    local port = math.random(20000, 45000)
-    local conf = run(("CA=%s BUILD=%s sh %s --config %s %d"):format(q(support.cert), q(BUILD),
-      q(ROOT .. "/examples/openresty/run.sh"), q("https://localhost:" .. vport .. "/echo/"), port))
-    assert.truthy(conf:find('set $billetterie_url "https://localhost/echo/";', 1, true), conf)
-    assert.truthy(conf:find("upstream localhost {\n    server localhost:" .. vport .. ";"), conf)
-    local old = conf:match("pid (%S+)/nginx%.pid;")
     local dir = os.tmpname()
     os.remove(dir)
     assert(sh("mkdir -p " .. q(dir)))
-    conf = conf:gsub(old:gsub("%p", "%%%0"), dir)
-      :gsub("    # %(the tests add their own locations here%)\n", function()
-        return [[
+    finally(function() sh(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(q(dir), q(dir))) end)
+    local port, started
+    for _ = 1, 10 do   -- a random port may be taken: try another
+      port = math.random(20000, 45000)
+      local conf = run(("CA=%s BUILD=%s sh %s --config %s %d"):format(q(support.cert), q(BUILD),
+        q(ROOT .. "/examples/openresty/run.sh"), q("https://localhost:" .. vport .. "/echo/"), port))
+      assert.truthy(conf:find('set $billetterie_url "https://localhost/echo/";', 1, true), conf)
+      assert.truthy(conf:find("upstream localhost {\n    server localhost:" .. vport .. ";"), conf)
+      local old = conf:match("pid (%S+)/nginx%.pid;")
+      conf = conf:gsub(old:gsub("%p", "%%%0"), dir)
+        :gsub("    # %(the tests add their own locations here%)\n", function()
+          return [[
     location = /_test/vendor_echo {
       content_by_lua_block {
         local status, body, _, errkind, errmsg = require("billetterie.transport_ngx").new():request{
@@ -1132,17 +1116,11 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
       }
     }
 ]]
-      end)
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
-    local started = sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log"):format(q(dir), q(dir), q(dir)))
-    finally(function() sh(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(q(dir), q(dir))) end)
-    assert.is_true(started, read(dir .. "/start.log"))
-    for _ = 1, 50 do
-      if sh("test -s " .. q(dir .. "/nginx.pid")) then break end
-      sh("sleep 0.1")
+        end)
+      started = util.nginx_up(dir, conf)
+      if started then break end
     end
+    assert.is_true(started, read(dir .. "/start.log"))
     local out = run(("curl -s http://127.0.0.1:%d/_test/vendor_echo"):format(port))
     local ok, echo = pcall(cjson.decode, out)
     assert.is_true(ok and type(echo) == "table", out)

@@ -43,4 +43,22 @@ function M.read(path)
   return s
 end
 
+-- nginx_up(dir, conf) -> whether nginx started on conf (written to
+-- dir/nginx.conf, its errors appended to dir/start.log), its pid file
+-- awaited. Without the sanitizer runtime: nginx is not an ASan build.
+function M.nginx_up(dir, conf)
+  local f = assert(io.open(dir .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  if not M.sh(("env -u LD_PRELOAD nginx -p %s -c %s/nginx.conf 2>>%s/start.log")
+      :format(M.q(dir), M.q(dir), M.q(dir))) then
+    return false
+  end
+  for _ = 1, 50 do
+    if M.sh("test -s " .. M.q(dir .. "/nginx.pid")) then break end
+    M.sh("sleep 0.1")
+  end
+  return true
+end
+
 return M
