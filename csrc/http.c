@@ -12,7 +12,8 @@
  *                      file=path (the body is written there, not kept) }
  *        (or config = core.http_config{ timeout=, ... } made once instead
  *        of the settings, which spares reading them on every call)
- *   status, body, content_type, errkind, errmsg, request_id = engine:wait(id)
+ *   status, body, content_type, errkind, errmsg, request_id, retry_after
+ *        = engine:wait(id)  (retry_after: the Retry-After text of a >= 400)
  *        (blocks, driving every transfer, until id is done; frees the slot)
  *   ids = engine:poll(timeout_ms)   -- drives transfers, returns finished ids
  *   ... = engine:result(id)          -- same values as wait, for a finished id
@@ -624,7 +625,7 @@ static int call_busy(lua_State *L, engine *e, int uv, int nargs)
 
 /* result_body(engine, slot index from 0): pushes the outcome of a finished
  * transfer and frees its slot (under call_busy):
- * status, body, content_type, errkind, errmsg, request_id */
+ * status, body, content_type, errkind, errmsg, request_id, retry_after */
 static int result_body(lua_State *L)
 {
     engine *e = lua_touserdata(L, 1);
@@ -650,6 +651,11 @@ static int result_body(lua_State *L)
         lua_pushstring(L, hdr->value);
     else
         lua_pushnil(L);
+    /* Looked up on refusals only (429, 503...): successes pay nothing. */
+    if (status >= 400 && curl_easy_header(t->easy, "Retry-After", 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK)
+        lua_pushstring(L, hdr->value);
+    else
+        lua_pushnil(L);
     t->state = SLOT_FREE;
     /* Keep the buffer for the next transfer unless it grew large. */
     if (t->cap > 1024 * 1024) {
@@ -658,7 +664,7 @@ static int result_body(lua_State *L)
         t->cap = 0;
     }
     t->len = 0;
-    return 6;
+    return 7;
 }
 
 /* The outcome of the finished transfer whose id (checked) is at 2. */

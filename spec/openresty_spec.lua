@@ -102,7 +102,8 @@ local SERVER_EXTRA = [[
     }
     # transport_ngx on its own: ?case=nobody (a POST without a body from a
     # page the visitor posted to), crlf (a URL with a line break), accel (the
-    # vendor answers X-Accel-Redirect to an internal location)
+    # vendor answers X-Accel-Redirect to an internal location), busy (the
+    # vendor answers 429 with Retry-After)
     location = /_test/transport {
       content_by_lua_block {
         ngx.req.read_body()
@@ -115,16 +116,21 @@ local SERVER_EXTRA = [[
           req = { url = "http://billetterie-echo/echo?a=1 HTTP/1.1\r\nX-Injected: yes\r\nX-Pad: x", method = "POST",
                   body = "q=1" }
         else
-          req = { url = "http://127.0.0.1:" .. ngx.var.server_port .. "/_test/accel_vendor", method = "POST", body = "q=1" }
+          local vendor = case == "busy" and "/_test/busy_vendor" or "/_test/accel_vendor"
+          req = { url = "http://127.0.0.1:" .. ngx.var.server_port .. vendor, method = "POST", body = "q=1" }
         end
-        local status, body, _, errkind, errmsg = t:request(req)
-        ngx.say(require("cjson").encode{ status = status, body = body or "", errkind = errkind or "", errmsg = errmsg or "" })
+        local status, body, _, errkind, errmsg, _, retry_after = t:request(req)
+        ngx.say(require("cjson").encode{ status = status, body = body or "", errkind = errkind or "", errmsg = errmsg or "",
+                                         retry_after = retry_after or "" })
       }
     }
     location = /_test/accel_vendor {
       content_by_lua_block { ngx.header["X-Accel-Redirect"] = "/_test/internal_secret"; ngx.print("vendor answer") }
     }
     location = /_test/internal_secret { internal; return 200 "internal secret"; }
+    location = /_test/busy_vendor {
+      content_by_lua_block { ngx.status = 429; ngx.header["Retry-After"] = "7"; ngx.print("slow down") }
+    }
     # TTLs a shared dict would read as "never expires": each refused
     location = /_test/bad_ttls {
       content_by_lua_block {
@@ -1062,27 +1068,33 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.equal("ok 603", (body:gsub("%s+$", "")))
   end)
 
-  it("transport_ngx: a POST without a body sends an empty one, never the visitor's", function()
-    local code, body = curl("--data-binary visitor=secret " .. q(server.url .. "/_test/transport?case=nobody"))
+  -- One case of /_test/transport: what transport_ngx returned, decoded.
+  local function transport_case(case, curl_args)
+    local code, body = curl((curl_args or "") .. q(server.url .. "/_test/transport?case=" .. case))
     assert.are.equal(200, code)
-    local r = cjson.decode(body)
-    assert.are.equal(200, r.status, body)
+    return cjson.decode(body)
+  end
+
+  it("transport_ngx: a POST without a body sends an empty one, never the visitor's", function()
+    local r = transport_case("nobody", "--data-binary visitor=secret ")
+    assert.are.equal(200, r.status, r.body)
     local echo = cjson.decode(r.body)
     assert.are.same({ "POST", "" }, { echo.method, echo.body })
   end)
 
   it("transport_ngx: a URL with a line break is refused (setup), nothing is sent", function()
-    local code, body = curl(q(server.url .. "/_test/transport?case=crlf"))
-    assert.are.equal(200, code)
-    local r = cjson.decode(body)
+    local r = transport_case("crlf")
     assert.are.same({ 0, "setup", "" }, { r.status, r.errkind, r.body })
   end)
 
   it("the upstream location ignores the vendor's X-Accel-Redirect", function()
-    local code, body = curl(q(server.url .. "/_test/transport?case=accel"))
-    assert.are.equal(200, code)
-    local r = cjson.decode(body)
+    local r = transport_case("accel")
     assert.are.same({ 200, "vendor answer" }, { r.status, r.body })
+  end)
+
+  it("transport_ngx hands back a refusal's Retry-After", function()
+    local r = transport_case("busy")
+    assert.are.same({ 429, "slow down", "7" }, { r.status, r.body, r.retry_after })
   end)
 
   it("refuses TTLs a shared dict would keep forever (< 1 ms, NaN, inf, huge, <= 0)", function()

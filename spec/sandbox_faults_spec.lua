@@ -56,6 +56,34 @@ local function expect_error(msg, err, kind)
   return err
 end
 
+describe("fault rules with retry_after", function()
+  local faults = require "billetterie.sandbox.faults"
+
+  it("go with status or html only, and show in the listing", function()
+    local r = assert(faults.parse("ws_x:status=429,retry_after=2,count=1"))
+    assert.equal("ws_x:status=429,retry_after=2,count=1", r.text)
+    assert.truthy(assert(faults.parse("ws_x:html=503,retry_after=0")))
+    local _, err = faults.parse("ws_x:latency=5,retry_after=2")
+    assert.matches("retry_after goes with status or html", err)
+    _, err = faults.parse("ws_x:status=429,retry_after=-1")
+    assert.matches("retry_after must be whole seconds", err)
+    local set = assert(faults.new { "ws_x:status=503,retry_after=9" })
+    assert.equal(9, set:list()[1].retry_after)
+  end)
+
+  it("send Retry-After with the refusal", function()
+    local plan = assert(faults.new { "ws_x:status=503,retry_after=9" }):pick("ws_x")
+    local status, headers = faults.answer(plan, "rid-1")
+    assert.same({ 503, "9" }, { status, headers["Retry-After"] })
+    plan = assert(faults.new { "ws_x:html=429,retry_after=0" }):pick("ws_x")
+    status, headers = faults.answer(plan, "rid-2")
+    assert.same({ 429, "0" }, { status, headers["Retry-After"] })
+    plan = assert(faults.new { "ws_x:status=503" }):pick("ws_x")
+    status, headers = faults.answer(plan, "rid-3")
+    assert.same({ 503 }, { status, headers["Retry-After"] })
+  end)
+end)
+
 describe("fault rules given on the command line", function()
   local sb
   setup(function()

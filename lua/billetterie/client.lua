@@ -32,7 +32,7 @@ local OPTIONS = {
   verify = "boolean", cainfo = "string", capath = "string", strict = "boolean",
   pwd_key = "string", api_url = "string", api_login = "string", api_key = "string",
   transport = "table", clock = "function", sync_overlap = "number", cache = "table",
-  retries = "number", retry_base = "number", retry_max = "number",
+  retries = "number", retry_base = "number", retry_max = "number", retry_after_max = "number",
   rate = "number", max_in_flight = "number", sleep = "function", random = "function",
 }
 local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
@@ -47,6 +47,7 @@ local NUMBER_RANGES = {
   retries = { 0, 100, whole = true, says = "a whole number between 0 and 100" },
   retry_base = { 0, DAY, says = "between 0 and 86400 seconds" },
   retry_max = { 0, DAY, says = "between 0 and 86400 seconds" },
+  retry_after_max = { 0, DAY, says = "between 0 and 86400 seconds" },
   rate = { 1e-6, 1e9, says = "a number of calls a second > 0" },
   max_in_flight = { 1, 1e6, whole = true, says = "a whole number >= 1" },
 }
@@ -100,10 +101,13 @@ function Client.new(opts)
     sync_overlap = opts.sync_overlap or 60,
     -- Retries of retryable errors on operations safe to repeat: two by
     -- default, exponential backoff from retry_base seconds with full jitter,
-    -- capped at retry_max. sleep and random are injectable for tests.
+    -- capped at retry_max; a Retry-After (429, 503) up to retry_after_max
+    -- seconds is waited instead when longer, beyond it the error is
+    -- returned at once. sleep and random are injectable for tests.
     retries = opts.retries or 2,
     retry_base = opts.retry_base or 0.5,
     retry_max = opts.retry_max or 8,
+    retry_after_max = opts.retry_after_max or 60,
     sleep = opts.sleep or runner.sleep,
     random = opts.random or math.random,
   }, Client)
@@ -243,7 +247,7 @@ local function html_page(body)
 end
 
 -- Turns what the transport returned into payload, statut | nil, err.
-function Client:_answer(service, fields, status, body, content_type, errkind, errmsg, request_id)
+function Client:_answer(service, fields, status, body, content_type, errkind, errmsg, request_id, retry_after)
   local ws = service.name
   if errkind then
     local e = errors.from_transport(errkind, errmsg, status)
@@ -255,6 +259,7 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
   if status >= 400 then
     local text = first and (": " .. excerpt(self, fields, body)) or ""
     return fail(self, fields, { kind = "http", ws = ws, http_status = status, request_id = request_id,
+                             retry_after = errors.retry_after(retry_after, self.clock()),
                              message = ("HTTP %d%s"):format(status, text) })
   end
   if not first then
@@ -337,7 +342,7 @@ function Client:_stream(service, fields, url, body, each)
   local request = {}  -- its own table: a `file` must not reach other calls
   for k, v in pairs(self._request) do request[k] = v end
   request.url, request.method, request.body, request.file = url, service.method, body, path
-  local status, _, content_type, errkind, errmsg, request_id = self.transport:request(request)
+  local status, _, content_type, errkind, errmsg, request_id, retry_after = self.transport:request(request)
   local f = io.open(path, "rb")
   local head = f and f:read(512) or ""
   if errkind or status >= 400 or not head:match("^%s*<") or head:lower():match("^%s*<!doctype html")
@@ -346,7 +351,8 @@ function Client:_stream(service, fields, url, body, each)
     local rest = f and f:read(64 * 1024) or ""
     if f then f:close() end
     os.remove(path)
-    local _, err = self:_answer(service, fields, status, head .. rest, content_type, errkind, errmsg, request_id)
+    local _, err = self:_answer(service, fields, status, head .. rest, content_type, errkind, errmsg, request_id,
+      retry_after)
     return failing(err or errors.new{ kind = "decode", ws = service.name, message = "the answer is not XML" })
   end
   f:close()
@@ -378,10 +384,10 @@ local WRITES = {
 local function exchange(self, service, fields, url, body)
   local request = self._request
   request.url, request.method, request.body = url, service.method, body
-  local status, answer, ctype, errkind, errmsg, request_id = self.transport:request(request)
+  local status, answer, ctype, errkind, errmsg, request_id, retry_after = self.transport:request(request)
   -- body and URL (a GET's query) hold the credentials: not to be left in the client's table
   request.url, request.body = nil, nil
-  return self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id)
+  return self:_answer(service, fields, status, answer, ctype, errkind, errmsg, request_id, retry_after)
 end
 
 -- Sends a prepared request, pacing it and retrying what may be retried.
@@ -408,12 +414,17 @@ function Client:_send(service, fields, url, body, opts)
     else
       payload, statut = exchange(self, service, fields, url, body)
     end
-    if payload ~= nil or not statut.retryable or attempt >= retries then
+    -- a server asking for a longer wait than retry_after_max is answered
+    -- at once: the caller has err.retry_after to plan with
+    local asked = payload == nil and statut.retry_after
+    if payload ~= nil or not statut.retryable or attempt >= retries
+        or (asked and asked > self.retry_after_max) then
       if payload == nil then statut.attempts = attempt + 1 end
       return payload, statut
     end
     attempt = attempt + 1
-    self.sleep(limits.backoff(attempt, self.retry_base, self.retry_max, self.random))
+    local wait = limits.backoff(attempt, self.retry_base, self.retry_max, self.random)
+    self.sleep(asked and asked > wait and asked or wait)
   end
 end
 

@@ -15,6 +15,8 @@
 --   attempts    how many times the request was sent (retries included)
 --   partial     true when the vendor says part of the request succeeded
 --               (1111: the successes are in payload)
+--   retry_after the seconds the server asked to wait (Retry-After of a 429
+--               or 503), when it said so
 -- tostring(err) gives one readable line.
 local error_mt = {}
 error_mt.__index = error_mt
@@ -25,7 +27,8 @@ local KINDS = { vendor = true, http = true, network = true, timeout = true,
 -- Vendor codes that mean "try again later": 5 no communication with the
 -- server, 7 site in maintenance (annex 4.2).
 local RETRYABLE_CODES = { [5] = true, [7] = true }
-local RETRYABLE_HTTP = { [502] = true, [503] = true, [504] = true }
+-- 429 "too many requests": nothing was done, later may succeed.
+local RETRYABLE_HTTP = { [429] = true, [502] = true, [503] = true, [504] = true }
 
 -- Never raises, whatever a field holds (a table from an odd answer, say).
 local function describe(e)
@@ -166,6 +169,39 @@ function M.from_transport(errkind, errmsg, status)
     retryable = false
   end
   return { kind = kind, message = message, retryable = retryable, http_status = status ~= 0 and status or nil }
+end
+
+-- Retry-After (RFC 9110 10.2.3): delta-seconds, or an HTTP-date (IMF-fixdate,
+-- always GMT) read against `now` (epoch seconds). -> seconds >= 0 | nil
+-- for a missing or unreadable value (then the client's own backoff applies).
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+                 Nov = 11, Dec = 12 }
+-- Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (no
+-- os.time: it reads a date as local time).
+local function days_from_epoch(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+function M.retry_after(text, now)
+  if type(text) ~= "string" then return nil end
+  local digits = text:match("^%s*(%d+)%s*$")
+  if digits then
+    if #digits > 9 then return nil end   -- over 30 years: not a real request
+    return tonumber(digits)
+  end
+  local d, mon, y, hh, mm, ss = text:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
+  local m = MONTHS[mon]
+  if not m then return nil end
+  d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
+  if d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 60 then return nil end
+  local at = days_from_epoch(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss
+  local wait = at - (now or os.time())
+  return wait > 0 and wait or 0
 end
 
 -- Up to 160 characters of an unexpected body (its HTML title if it has

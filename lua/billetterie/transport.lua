@@ -6,7 +6,7 @@
 --
 -- The transport interface (docs/openresty.md). A transport is any table
 -- with a request method; plug one with billetterie.new{ url = ..., transport = t }:
---   t:request(req) -> status, body, content_type, errkind, errmsg, request_id
+--   t:request(req) -> status, body, content_type, errkind, errmsg, request_id, retry_after
 -- req (read-only, and read it all before yielding: the client refills the
 -- same table for its next call):
 --   url      the full URL (GET: with its query string)
@@ -21,7 +21,8 @@
 --   config   libcurl's prepared copy of the above: ignore it
 -- Results: status is the HTTP status (0 when no answer came), body the
 -- answer's bytes, content_type its Content-Type, request_id its
--- X-Request-Id; errkind is nil on success, else "timeout", "tls",
+-- X-Request-Id, retry_after its Retry-After as sent (read on statuses >= 400
+-- only; nil when absent: a transport may leave it out); errkind is nil on success, else "timeout", "tls",
 -- "too_large", "network", or "setup" (a request this transport cannot carry
 -- as configured: not worth a retry), with errmsg a readable reason (never a
 -- secret). A transport never raises for a failed transfer, sends the body as

@@ -46,7 +46,7 @@
 -- never appear in error messages (Authorization holds a bearer token).
 --
 -- transport:request(req) returns what the curl transport returns:
---   status, body, content_type, errkind, errmsg, request_id
+--   status, body, content_type, errkind, errmsg, request_id, retry_after
 -- Error mapping (nginx answers for the upstream when it could not reach it):
 --   * 502 or 504 with no upstream answer (truncated, empty body: nginx's
 --     own error) -> status 0, errkind "network" (502: refused, reset, DNS,
@@ -220,7 +220,8 @@ function M:request(req)
     f:close()
     data = ""
   end
-  return status, data, content_type, nil, nil, request_id
+  return status, data, content_type, nil, nil, request_id,
+    status >= 400 and header(res.header, "Retry-After") or nil
 end
 
 -- True when a request handler is running: the phases where

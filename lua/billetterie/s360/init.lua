@@ -42,7 +42,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", max_size = "number", verify = "boolean",
   cainfo = "string", capath = "string", strict = "boolean", transport = "table",
   clock = "function", now = "function", sleep = "function", random = "function",
-  retries = "number", retry_base = "number", retry_max = "number",
+  retries = "number", retry_base = "number", retry_max = "number", retry_after_max = "number",
   cache = { table = true, boolean = true }, cache_ttl = "number", dict = "table",
   rate_limit = { table = true, boolean = true }, sale_channel = "string",
 }
@@ -118,6 +118,7 @@ function M.new(opts)
     retries = opts.retries or 2,
     retry_base = opts.retry_base or 0.5,
     retry_max = opts.retry_max or 8,
+    retry_after_max = opts.retry_after_max or 60,
     sleep = opts.sleep or runner.sleep,
     random = opts.random or math.random,
     rate_window = catalogue.rate_limit.per,   -- the vendor's window (seconds)
@@ -194,7 +195,7 @@ local MAX_RATE_WAIT = 120   -- seconds: the longest wait after a rate-limit refu
 -- Turns a transport answer into result | nil, err fields. secrets() gives
 -- the call's secret values: a body excerpt or a fault text is scrubbed
 -- before it is shortened.
-function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets)
+function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets, retry_after)
   if errkind then
     local e = errors.from_transport(errkind, errmsg, status)
     e.request_id = request_id
@@ -204,6 +205,7 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets
   local function http_error()
     return nil, { kind = "http", http_status = status, request_id = request_id,
                   retryable = RATE_LIMITED[status] or nil,
+                  retry_after = errors.retry_after(retry_after, self.now()),
                   message = ("HTTP %d%s"):format(status,
                     body:match("%S") and (": " .. errors.excerpt(body, secrets())) or "") }
   end
@@ -348,24 +350,27 @@ function S360:_send(method, m, values, opts)
       headers[3] = "Authorization: Bearer " .. token
     end
     request.url, request.method, request.body, request.headers = url, "POST", body, headers
-    local status, rbody, _, errkind, errmsg, request_id = self.transport:request(request)
+    local status, rbody, _, errkind, errmsg, request_id, retry_after = self.transport:request(request)
     -- the body holds the operator password, the headers the JWT: not to be
     -- left in the client's table
     request.body, request.headers = nil, nil
     local result, e = self:_answer(method, status, rbody, errkind, errmsg, request_id,
-      function() return secret_list(self, values, token) end)
+      function() return secret_list(self, values, token) end, retry_after)
     if result then return result end
     e.ws, e.attempts = method, attempt + 1
     e = errors.new(e, secret_list(self, values, token))
-    if not e.retryable or attempt >= retries or not (repeatable or RATE_LIMITED[e.http_status]) then
+    local asked = e.retry_after
+    if not e.retryable or attempt >= retries or not (repeatable or RATE_LIMITED[e.http_status])
+        or (asked and asked > self.retry_after_max) then   -- err.retry_after tells the caller
       return nil, e
     end
     attempt = attempt + 1
     local wait = limits.backoff(attempt, self.retry_base, self.retry_max, self.random)
-    if RATE_LIMITED[e.http_status] then
-      -- The transport does not hand back Retry-After (libcurl's engine keeps
-      -- only X-Request-Id): wait one whole rate window instead, so the retry
-      -- falls in the vendor's next minute whatever its phase.
+    if asked then
+      wait = math.max(wait, asked)
+    elseif RATE_LIMITED[e.http_status] then
+      -- No Retry-After (the seed documents none): wait one whole rate
+      -- window, so the retry falls in the vendor's next minute whatever its phase.
       wait = math.max(wait, math.min(self.rate_window, MAX_RATE_WAIT))
     end
     self.sleep(wait)

@@ -8,6 +8,7 @@
 --   ws_idsession:latency=200            every ws_idsession answer 200 ms late
 --   *:status=503,count=2                the next two calls, whatever the service
 --   ws_info_*:maintenance,probability=0.1
+--   *:status=429,retry_after=2          a refusal with Retry-After: 2 (seconds)
 --
 -- TARGET is a web service name, `*`, or a glob with `*` (ws_info_*). The
 -- effects are the EFFECTS table below; `latency` combines with any one other.
@@ -79,6 +80,7 @@ local function rule_text(r)
       end
     end
   end
+  if r.retry_after then parts[#parts + 1] = "retry_after=" .. r.retry_after end
   if r.count then parts[#parts + 1] = "count=" .. r.count end
   if r.probability then parts[#parts + 1] = "probability=" .. r.probability end
   return r.target .. ":" .. table.concat(parts, ",")
@@ -99,6 +101,9 @@ function M.parse(text)
     if name == "count" then
       r.count = integer(value, 1, math.maxinteger)
       if not r.count then return nil, ("%q: count must be a whole number >= 1"):format(text) end
+    elseif name == "retry_after" then   -- a header of the refusal (status or html)
+      r.retry_after = integer(value, 0, 86400)
+      if not r.retry_after then return nil, ("%q: retry_after must be whole seconds from 0 to 86400"):format(text) end
     elseif name == "probability" then
       r.probability = value and value:match("^[%d.]+$") and tonumber(value)
       if not r.probability or r.probability > 1 then
@@ -120,6 +125,9 @@ function M.parse(text)
     end
   end
   if not r.effect and not r.latency then return nil, ("%q: no effect given"):format(text) end
+  if r.retry_after and r.effect ~= "status" and r.effect ~= "html" then
+    return nil, ("%q: retry_after goes with status or html"):format(text)
+  end
   r.text = rule_text(r)
   return r
 end
@@ -202,7 +210,8 @@ function Faults:list()
   local out = {}
   for i, r in ipairs(self.rules) do
     out[i] = { id = r.id, rule = r.text, target = r.target, effect = r.effect or "latency",
-      latency = r.latency, count = r.count, probability = r.probability, fired = r.fired or 0 }
+      latency = r.latency, count = r.count, probability = r.probability, retry_after = r.retry_after,
+      fired = r.fired or 0 }
   end
   return codec.array(out)
 end
@@ -253,13 +262,15 @@ end
 -- The answer of a short-circuiting plan. -> status, headers, body
 function M.answer(plan, request_id)
   local r = plan.effect
+  local after = r.retry_after and tostring(r.retry_after)
   if r.effect == "maintenance" then
     return services.answer(200, request_id, services.ko(7))
   elseif r.effect == "status" then
-    return services.http_error(r.status, request_id, "injected fault: HTTP " .. r.status)
+    return services.http_error(r.status, request_id, "injected fault: HTTP " .. r.status,
+      after and { ["Retry-After"] = after })
   elseif r.effect == "html" then
-    return r.html, { ["Content-Type"] = "text/html; charset=utf-8", ["X-Request-Id"] = request_id },
-      html_page(r.html)
+    return r.html, { ["Content-Type"] = "text/html; charset=utf-8", ["X-Request-Id"] = request_id,
+      ["Retry-After"] = after }, html_page(r.html)
   end
   return 200, { ["X-Request-Id"] = request_id }, "" -- drop: nothing is sent
 end
