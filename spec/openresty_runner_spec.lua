@@ -173,6 +173,16 @@ http {
         ngx.say(ok and (m and "ok" or tostring(e)) or ("raised: " .. tostring(m)), " ", ("%.3f"):format(ngx.now()))
       }
     }
+    # the visitor goes away while the call holds the max_in_flight = 1
+    # slot (in flight, 200 ms): nginx ends the request and its thread
+    location = /abandoned_holder {
+      lua_check_client_abort on;
+      content_by_lua_block {
+        local c = package.loaded.test_clients.one_at_a_time
+        c:call("ws_idsession")
+        ngx.say("done")
+      }
+    }
     location = /raising_once {
       content_by_lua_block {
         local c = package.loaded.test_clients.raising_once
@@ -287,6 +297,17 @@ describe("billetterie.run/spawn/map and max_in_flight in nginx request handlers"
     assert.is_true(ends[3] - ends[2] >= 0.18, table.concat(ends, " "))
   end)
 
+  it("a request abandoned while its call holds the max_in_flight slot does not keep it", function()
+    run(("curl -s -m 0.05 %s"):format(q(server.url .. "/abandoned_holder")))
+    -- the slot comes back once the ended thread is collected (a waiter
+    -- collects after a second without a release), not never
+    local bodies, times = together{ { "/one_at_a_time", 0.3 }, { "/one_at_a_time", 0.3 } }
+    for i = 1, 2 do
+      assert.truthy(bodies[i]:match("^ok "), bodies[i])
+      assert.is_true(times[i] < 5, ("a waiter took %.2f s"):format(times[i]))
+    end
+  end)
+
   it("a transport that raises gives its max_in_flight slot back", function()
     assert.truthy(get("/raising_once"):match("^raised: .*transport bug"))
     assert.are.equal("ok", get("/raising_once"))
@@ -351,6 +372,35 @@ describe("outside nginx", function()
       return waiter:wait()
     end)
     assert.are.equal("acquired", got)
+  end)
+
+  it("slots held by the tasks of a run that failed come back: the next run goes on", function()
+    local limits = require "billetterie.limits"
+    local sem = limits.semaphore(2)
+    local runner = require "billetterie.runner"
+    -- two tasks take both slots and wait for what never comes: the run
+    -- ends in its deadlock error and leaves them there
+    local ok, err = pcall(billetterie.run, function()
+      local tasks = {}
+      for i = 1, 2 do tasks[i] = billetterie.spawn(function() sem:acquire(); runner.park() end) end
+      tasks[1]:wait()
+    end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("deadlock", 1, true), tostring(err))
+    local got = billetterie.run(function()
+      sem:acquire()
+      sem:acquire()
+      sem:release()
+      sem:release()
+      return "both slots"
+    end)
+    assert.are.equal("both slots", got)
+    -- and a client's call whose transport never answers
+    local c = client({ request = function() runner.park() end })
+    assert.is_false(pcall(billetterie.run, function() return c:call("ws_idsession") end))
+    c.transport = transport{}
+    assert.are.equal("X", billetterie.run(function() return c:call("ws_idsession") end).jeton)
+    assert.are.equal("X", c:call("ws_idsession").jeton)
   end)
 
   it("map refuses a concurrency that is not a whole number >= 1", function()

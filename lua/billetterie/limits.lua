@@ -35,20 +35,63 @@ end
 local Semaphore = {}
 Semaphore.__index = Semaphore
 
+-- Slots are counted per holder, so that a holder that can never give its
+-- slot back does not keep it: a task of a run that ended in its deadlock
+-- error (it is never resumed), or in nginx a request ended while its call
+-- was in flight (the visitor went away, with lua_check_client_abort).
+-- Holders: the running task inside run; in nginx the request's ngx.ctx
+-- table (weak keys: an ended request's is collected; its coroutine would
+-- not do, nginx reuses them for later requests); MAIN outside.
+local MAIN = {}
+
+local function holder_key()
+  if runner.in_ngx_request() then return ngx.ctx end
+  return runner.current() or MAIN
+end
+
+local function gone(holder)
+  -- an ngx.ctx is never "gone": it is collected with its request
+  return runner.is_task(holder) and not runner.alive(holder)
+end
+
 -- limits.semaphore(n): at most n holders at once.
 function limits.semaphore(n)
   assert(type(n) == "number" and n >= 1, "a semaphore needs a count of at least 1")
-  return setmetatable({ free = n, waiting = {}, ngx_waiting = 0 }, Semaphore)
+  return setmetatable({ n = n, free = n, holders = setmetatable({}, { __mode = "k" }), waiting = {},
+                        ngx_waiting = 0 }, Semaphore)
+end
+
+-- Counts the slots again from the holders still able to give them back
+-- (only when none is free: the usual acquire and release are O(1)).
+function Semaphore:_reclaim()
+  local used = 0
+  for holder, k in pairs(self.holders) do
+    if gone(holder) then self.holders[holder] = nil else used = used + k end
+  end
+  self.free = self.n - used
 end
 
 -- A woken waiter checks `free` again: another may have taken the slot first.
 function Semaphore:acquire()
+  local key = holder_key()
+  if self.free <= 0 then self:_reclaim() end
   while self.free <= 0 do
     if runner.in_ngx_request() then
       self.ngx_sem = self.ngx_sem or require("ngx.semaphore").new(0)
       self.ngx_waiting = self.ngx_waiting + 1
-      self.ngx_sem:wait(60)
+      local ok = self.ngx_sem:wait(1)
       self.ngx_waiting = self.ngx_waiting - 1
+      if not ok and self.free <= 0 then
+        -- a second without a release: a holder may have been killed with
+        -- its request; once collected its slot is free again (one full
+        -- collection a second at most, whatever the number of waiters)
+        local now = ngx.now()
+        if now - (self.collected_at or 0) >= 1 then
+          self.collected_at = now
+          collectgarbage()
+        end
+        self:_reclaim()
+      end
     else
       local task = runner.current()
       if not task then error("more calls in flight than max_in_flight outside billetterie.run", 2) end
@@ -57,9 +100,19 @@ function Semaphore:acquire()
     end
   end
   self.free = self.free - 1
+  self.holders[key] = (self.holders[key] or 0) + 1
 end
 
+-- Given back by its holder, as the client does; another may give a slot
+-- back for a holder (a semaphore shared by hand), never more than are held.
 function Semaphore:release()
+  local key = holder_key()
+  local held = self.holders[key]
+  if not held then
+    key, held = next(self.holders)
+    if not key then return end   -- nothing held (a slot reclaimed, see _reclaim)
+  end
+  self.holders[key] = held > 1 and held - 1 or nil
   self.free = self.free + 1
   -- wake one live waiter: a task whose run ended with an error is gone
   while self.waiting[1] do

@@ -213,6 +213,9 @@ function runner.wake(task) wake(task) end
 function runner.alive(task)
   return loop ~= nil and loop.tasks[task.co] == task
 end
+function runner.is_task(value)
+  return getmetatable(value) == task_mt
+end
 
 -- How long the loop may wait for the network: up to the next timer.
 local function poll_timeout()
