@@ -8,9 +8,21 @@ local billetterie = require "billetterie"
 local email, first, last = arg[1] or "camille.durand@example.fr", arg[2] or "Camille", arg[3] or "Durand"
 local NEWSLETTER, TEMPLATE = 1, 11783   -- the venue's code_envoi id and mailing template
 
+-- A password nobody can guess (the visitor sets their own later): 128 bits
+-- from the kernel, never math.random (LuaJIT does not seed it: the same
+-- every run) nor the clock. "Nl7-" gives it an upper-case letter, a
+-- lower-case letter and a digit, with no "@": annex 4.7's rules, which
+-- s:ccontact checks again before sending (code 523 otherwise).
+local function temporary_password()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(16)
+  f:close()
+  return "Nl7-" .. (bytes:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end))
+end
+
 local c = billetterie.from_env()
 local s = assert(c:session())
-local password = ("N%dl-%d"):format(math.random(1e6), os.time())   -- the visitor sets theirs later
+local password = temporary_password()
 local created, err = s:ccontact{
   id_formulaire = 2, mail = email, surname = first, name = last,
   v_passe = password, v_passec = password, code_envoi = { NEWSLETTER },

@@ -5,13 +5,20 @@
 --
 --   S360_URL=http://127.0.0.1:PORT/demo S360_INSTITUTION=DEMO S360_OPERATOR=DEMO_B2C \
 --   S360_PASSWORD=s360-sandbox-secret [S360_PROTOCOL=rest] \
---     lua5.4 examples/s360_newsletter.lua email password [first_name last_name]
+--     lua5.4 examples/s360_newsletter.lua email [first_name last_name] < password_file
 --
--- Without S360_URL it talks to the vendor's demo host of S360_INSTITUTION.
+-- The contact's password is the first line of stdin, never an argument
+-- (the command line is visible to every user in ps). Without S360_URL it
+-- talks to the vendor's demo host of S360_INSTITUTION.
 local s360 = require "billetterie.s360"
 
-local email, password = arg[1] or "camille.durand@example.fr", arg[2] or "Camille-2026"
-local first, last = arg[3] or "Camille", arg[4] or "Durand"
+local email = arg[1] or "camille.durand@example.fr"
+local first, last = arg[2] or "Camille", arg[3] or "Durand"
+local password = io.read("*l")
+if not password or password == "" then
+  io.stderr:write("give the contact's password on stdin (the first line)\n")
+  os.exit(1)
+end
 local NEWSLETTER = os.getenv("S360_NEWSLETTER") or "NEWS"   -- the institution's authorization code
 
 local institution = os.getenv("S360_INSTITUTION") or "DEMO"

@@ -262,6 +262,46 @@ describe("billetterie.new{ cache = store } against the sandbox", function()
     assert.is_nil(client_cache.SERVICES.ws_liste_fiches_modifiees)
   end)
 
+  it("with strict = false, never serves or stores a call carrying a token or a credential", function()
+    -- the catalogue's check is off: x_rsi_token reaches a ws-mode service,
+    -- and the key leaves secrets out, so only applies() keeps them apart
+    local loose = sb:client{ cache = store, retries = 0, strict = false }
+    local s1, s2 = assert(loose:session()), assert(loose:session())
+    local before = sent("ws_cat_abonnement")
+    local calls = {
+      { x_rsi_token = s1.token }, { x_rsi_token = s2.token }, { x_rsi_token = "garbage" },
+      { X_RSI_TOKEN = s1.token }, { jeton = s1.token }, { web_passe = "Autre-2024" },
+      { x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = "xrsimdp" },   -- another account's, given by the caller
+      { x_rsi_client = 677 }, { x_rsi_pwd_key = "k" }, { x_rsi_api_key = "k" },
+    }
+    for i, p in ipairs(calls) do
+      local _, statut = loose:call("ws_cat_abonnement", p)
+      assert.is_nil(statut and statut.cached, "call " .. i)
+      assert.are.equal(before + i, sent("ws_cat_abonnement"), "call " .. i)
+    end
+    -- nothing of those calls was stored: the plain call is a miss, then a hit
+    local _, first = assert(loose:call("ws_cat_abonnement"))
+    assert.is_nil(first.cached)
+    local _, second = assert(loose:call("ws_cat_abonnement"))
+    assert.is_true(second.cached)
+    assert.are.equal(before + #calls + 1, sent("ws_cat_abonnement"))
+    -- every credential of every mode and every secret is refused, whatever its case
+    local client_cache = require "billetterie.client_cache"
+    local catalogue = require "billetterie.catalogue"
+    local service = catalogue.services.ws_cat_listes
+    for _, names in pairs(catalogue.credentials) do
+      for _, name in ipairs(names) do
+        assert.is_false(client_cache.applies(service, { [name] = "v" }), name)
+        assert.is_false(client_cache.applies(service, { [name:upper()] = "v" }), name)
+      end
+    end
+    for name in pairs(catalogue.secrets) do
+      assert.is_false(client_cache.applies(service, { [name] = "v" }), name)
+      assert.is_false(client_cache.applies(service, { [name .. "[0]"] = "v" }), name)
+    end
+    assert.is_true(client_cache.applies(service, { id_formulaire = 1 }))
+  end)
+
   it("keeps the password out of its keys", function()
     local client_cache = require "billetterie.client_cache"
     local catalogue = require "billetterie.catalogue"

@@ -1,7 +1,10 @@
 -- The examples run as written.
 local sh = require "spec.support.shell"
 
-local ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' "
+-- ./build, or a helper's own build directory ($BILLETTERIE_NGINX_BUILD)
+local BUILD = require("spec.support.util").BUILD
+local ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' "
+local JIT_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/jit/?.so;;' "
 
 describe("examples", function()
   it("quickstart.lua runs against a fresh sandbox (make demo)", function()
@@ -37,6 +40,21 @@ describe("examples", function()
     assert.matches("^OK", out)
     ok, out = sh(("curl -s -o /dev/null -w '%%{http_code}' -H 'Content-Type: text/xml' --data-binary '<html/>' %s"):format(url))
     assert.matches("^400", out)
+    -- a NOTIFY without a usable id_contact is refused, never a crash (500)
+    for _, body in ipairs{ "<NOTIFY><idcarte>/CA1</idcarte></NOTIFY>",
+                           "<NOTIFY><idcarte>/CA1</idcarte><id_contact>abc</id_contact></NOTIFY>",
+                           "<NOTIFY><idcarte>/CA1</idcarte><id_contact><x>1</x></id_contact></NOTIFY>" } do
+      ok, out = sh(("curl -s -w ' %%{http_code}' -H 'Content-Type: text/xml' --data-binary '%s' %s"):format(body, url))
+      assert.matches(" 400exit=0", out, 1, true)
+      assert.matches("id_contact", out, 1, true)
+    end
+    -- posted form-encoded (curl -d's default), the XML is no raw body: said so
+    ok, out = sh(("curl -s -w ' %%{http_code}' --data-binary @spec/fixtures/notify_impression_carte.xml %s"):format(url))
+    assert.matches(" 415exit=0", out, 1, true)
+    assert.matches("Content-Type: text/xml", out, 1, true)
+    -- and the receiver still takes the next one
+    ok, out = sh(("curl -s -H 'Content-Type: text/xml' --data-binary @spec/fixtures/notify_impression_carte.xml %s"):format(url))
+    assert.matches("^OK", out)
     os.execute("kill " .. pid)
     local f = assert(io.open(dir .. "/out.txt"))
     local log = f:read("*a")
@@ -62,6 +80,49 @@ describe("examples", function()
       ok, out = sh(env .. "lua5.4 examples/newsletter_signup.lua herve.richon@example.org")
       assert(ok, out)
       assert.matches("already known; confirm on " .. sb.url .. "3web_mailing_cherche?template=11783&email=herve.richon%40example.org", out, 1, true)
+    end)
+
+    it("newsletter_signup.lua gives each new contact its own kernel-random password, which the vendor accepts", function()
+      -- Two runs at once under LuaJIT (whose math.random is never seeded:
+      -- the same numbers every run) and so within a second or so.
+      local jit_env = env:gsub("^" .. ENV:gsub("%p", "%%%0"), JIT_ENV)
+      local outs = { os.tmpname(), os.tmpname() }
+      local mails = { "mot.de.passe.un@example.fr", "mot.de.passe.deux@example.fr" }
+      assert(sh(("%sluajit examples/newsletter_signup.lua %s Un Premier >%s 2>&1 & "
+        .. "%sluajit examples/newsletter_signup.lua %s Deux Second >%s 2>&1 & wait"):format(
+        jit_env, mails[1], outs[1], jit_env, mails[2], outs[2])))
+      local luasql = require "luasql.sqlite3"
+      local senv = luasql.sqlite3()
+      local db = assert(senv:connect(sb.db))
+      local passwords = {}
+      for i, mail in ipairs(mails) do
+        local f = assert(io.open(outs[i]))
+        local out = f:read("*a")
+        f:close()
+        os.remove(outs[i])
+        assert.matches(mail .. " signed up (contact ", out, 1, true)
+        local cur = assert(db:execute("SELECT passe FROM contacts WHERE mail = '" .. mail .. "'"))
+        passwords[i] = cur:fetch()
+        cur:close()
+        assert.is_string(passwords[i])
+        assert.not_matches(passwords[i], out, 1, true)            -- never printed
+        -- annex 4.7: 8 characters at least, upper, lower, digit, no "@";
+        -- and at least 128 bits of it (32 hex digits) from the kernel
+        assert.is_true(#passwords[i] >= 8)
+        assert.matches("%u", passwords[i])
+        assert.matches("%l", passwords[i])
+        assert.matches("%d", passwords[i])
+        assert.not_matches("@", passwords[i], 1, true)
+        assert.matches(("%x"):rep(32), passwords[i])
+        -- the vendor took it: the contact logs in with it
+        local s = assert(sb:client():session())
+        local who, err = s:login(mail, passwords[i])
+        assert.is_table(who, tostring(err))
+        s:logout()
+      end
+      db:close()
+      senv:close()
+      assert.are_not.equal(passwords[1], passwords[2])
     end)
 
     it("account_area.lua logs in and prints signed-in links; refuses a wrong password", function()

@@ -32,6 +32,41 @@ describe("print-card NOTIFY (2.4.6)", function()
   end)
 end)
 
+describe("integer fields of a push", function()
+  it("are integers or absent: text where the spec says integer is refused, an empty element is absent", function()
+    local n, err = notifications.print_card("<NOTIFY><idcarte>/CA1</idcarte><id_contact>abc</id_contact></NOTIFY>")
+    assert.is_nil(n)
+    assert.equal("decode", err.kind)
+    assert.matches("<id_contact> is not an integer", err.message, 1, true)
+    assert.not_matches("abc", tostring(err), 1, true)          -- the value is not echoed
+    for _, v in ipairs{ "12.5", "1e3", "0x10", "12345678901234567" } do
+      n = notifications.print_card("<NOTIFY><id_clistru>" .. v .. "</id_clistru></NOTIFY>")
+      assert.is_nil(n, v)
+    end
+    n = assert(notifications.print_card("<NOTIFY><idcarte>/CA1</idcarte><id_contact>7</id_contact>"
+      .. "<id_organisme/><organisme/></NOTIFY>"))
+    assert.equal(7, n.id_contact)
+    assert.is_nil(n.id_organisme)
+    assert.equal("", n.organisme)                               -- a text field stays text
+    local c
+    c, err = notifications.caddy("<caddy><id>070401758672</id><transaction><montant>75,40</montant>"
+      .. "</transaction></caddy>")
+    assert.is_nil(c)
+    assert.matches("<montant> is not an integer", err.message, 1, true)
+    c, err = notifications.caddy("<caddy><id>070401758672</id><produits><billets><billet><qtte>1</qtte></billet>"
+      .. "<billet><qtte>deux</qtte></billet></billets></produits></caddy>")
+    assert.is_nil(c)
+    assert.matches("<qtte> is not an integer", err.message, 1, true)
+  end)
+
+  it("says what to pass when there is no raw body (a form-encoded request)", function()
+    local n, err = notifications.print_card(nil)
+    assert.is_nil(n)
+    assert.equal("decode", err.kind)
+    assert.matches("raw request body", err.message, 1, true)
+  end)
+end)
+
 describe("ws_det_achat notification (2.4.2.2)", function()
   it("reads the vendor's caddy: centimes and ids as integers, order id as text, lists as arrays", function()
     local c = assert(notifications.caddy(fixture("caddy_det_achat.xml")))

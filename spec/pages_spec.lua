@@ -26,6 +26,7 @@ describe("page links", function()
     local url, err = pages.url(BASE, "basket", { x_rsi_token = "" })
     assert.is_nil(url)
     assert.equal("x_rsi_token", err.param)
+    local _
     _, err = pages.url(BASE, "spectacle", { id_spectacle = "abc" })
     assert.equal("id_spectacle", err.param)
     _, err = pages.url(BASE, "catalogue_spectacle", { filtre = 1, date_debut = "2015-09-04", date_fin = "04/09/2015" })
@@ -76,5 +77,58 @@ describe("B2B return URL", function()
     assert.is_nil(r)
     assert.equal("decode", err.kind)
     assert.is_nil((pages.b2b_return("http://x/?idcaddy=12&cycle=maybe")))
+  end)
+end)
+
+describe("pages.confirm_b2b against the sandbox (demo seed)", function()
+  local sandbox = require "spec.support.sandbox"
+  local sb, c
+  setup(function()
+    sb = sandbox.start{ args = { "--seed", "demo" } }
+    c = sb:client{ retries = 0 }
+  end)
+  teardown(function() if sb then sb:stop() end end)
+
+  it("believes the vendor, not the browser's cycle=fin", function()
+    -- a paid cart, and an unpaid one whose return URL a visitor forged,
+    -- from the sandbox's own SQLite file
+    local paid_id, unpaid_id
+    local db = require("luasql.sqlite3").sqlite3()
+    local conn = assert(db:connect(sb.db))
+    local cur = assert(conn:execute("SELECT id_caddy, etat FROM caddies WHERE client = 677 ORDER BY id_caddy"))
+    local row = cur:fetch({}, "a")
+    while row do
+      if row.etat == "V" and not paid_id then paid_id = row.id_caddy end
+      if row.etat == "A" and not unpaid_id then unpaid_id = row.id_caddy end
+      row = cur:fetch({}, "a")
+    end
+    cur:close(); conn:close(); db:close()
+    assert(paid_id and unpaid_id, "the demo seed has a paid and an unpaid cart")
+
+    local forged = assert(pages.b2b_return("http://site.fr/?idcaddy=" .. unpaid_id .. "&cycle=fin"))
+    assert.is_true(forged.paid)                        -- what the browser claims
+    local r = assert(pages.confirm_b2b(c, forged))
+    assert.are.same({ unpaid_id, false }, { r.idcaddy, r.paid })
+    assert.equal(unpaid_id, r.caddy.id)
+    assert.equal("KO", r.caddy.transaction.paye)
+
+    r = assert(pages.confirm_b2b(c, assert(pages.b2b_return("idcaddy=" .. paid_id .. "&cycle=fin"))))
+    assert.is_true(r.paid)
+    assert.is_true(r.caddy.transaction.montant > 0)
+    -- a caddy notification's table and a bare id work too
+    assert.is_true(assert(pages.confirm_b2b(c, { id = paid_id })).paid)
+    assert.is_false(assert(pages.confirm_b2b(c, unpaid_id)).paid)
+  end)
+
+  it("gives the vendor's error for an unknown cart, refuses a bad id before sending", function()
+    local r, err = pages.confirm_b2b(c, { idcaddy = "999999999999", cycle = "fin", paid = true })
+    assert.is_nil(r)
+    assert.are.same({ "vendor", 702 }, { err.kind, err.code })
+    for _, bad in ipairs{ "", "12 OR 1=1", {}, { idcaddy = 12 } } do
+      r, err = pages.confirm_b2b(c, bad)
+      assert.is_nil(r)
+      assert.are.same({ "invalid_param", "id_caddy" }, { err.kind, err.param })
+    end
+    assert.has_error(function() pages.confirm_b2b(nil, "1") end)
   end)
 end)

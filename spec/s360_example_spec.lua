@@ -24,7 +24,8 @@ describe("examples/s360_newsletter.lua", function()
       local env = ("S360_URL=%smosa S360_INSTITUTION=MOSA S360_OPERATOR=MOSA_B2C "
         .. "S360_PASSWORD=s360-sandbox-secret S360_PROTOCOL=%s "):format(sb.url, protocol)
       local email = protocol .. ".news@example.org"
-      local ok, out = sh(env .. LUA .. " examples/s360_newsletter.lua " .. email .. " Pass-word-1 Anne Neuve")
+      -- the contact's password on stdin, never on the command line (ps shows it)
+      local ok, out = sh("echo Pass-word-1 | " .. env .. LUA .. " examples/s360_newsletter.lua " .. email .. " Anne Neuve")
       assert.is_true(ok, out)
       assert.truthy(out:find(email .. " created as contact ", 1, true), out)
       assert.truthy(out:find("authorization NEWS granted", 1, true), out)
@@ -35,14 +36,18 @@ describe("examples/s360_newsletter.lua", function()
       assert.is_true(c.attributes.HttpOnly)
       assert.is_true(c.attributes.Secure)
 
-      ok, out = sh(env .. LUA .. " examples/s360_newsletter.lua " .. email .. " Pass-word-1")
+      ok, out = sh("echo Pass-word-1 | " .. env .. LUA .. " examples/s360_newsletter.lua " .. email)
       assert.is_true(ok, out)
       assert.truthy(out:find(email .. " is contact ", 1, true), out)
       assert.truthy(out:find("Set-Cookie: stx_rememberMe_MOSA_B2C=", 1, true), out)
 
-      ok, out = sh(env .. LUA .. " examples/s360_newsletter.lua " .. email .. " wrong-pass-9")
+      ok, out = sh("echo wrong-pass-9 | " .. env .. LUA .. " examples/s360_newsletter.lua " .. email)
       assert.is_false(ok)
       assert.truthy(out:find("vendor error", 1, true), out)
+
+      ok, out = sh(env .. LUA .. " examples/s360_newsletter.lua " .. email .. " </dev/null")
+      assert.is_false(ok)
+      assert.truthy(out:find("password on stdin", 1, true), out)
     end)
   end
 end)

@@ -40,6 +40,45 @@ describe("sessions", function()
     assert.matches("closed", err.message)
   end)
 
+  it("is closed locally after a failed logout, and the logout can be retried until it succeeds", function()
+    local c = client{ retries = 0 }
+    local s = assert(c:session())
+    local function faults(rules)
+      local p = assert(io.popen("curl -s -X POST -H 'Content-Type: application/json' -d '"
+        .. require("cjson").encode{ faults = rules } .. "' '" .. sb.url .. "_sandbox/faults'"))
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    assert.matches("ws_deconnexion_session", faults{ "ws_deconnexion_session:status=503,count=1" }, 1, true)
+    local msg, err = s:logout()
+    assert.is_nil(msg)
+    assert.are.same({ "http", 503 }, { err.kind, err.http_status })
+    -- closed on this side whatever the answer: no other call sends the token
+    assert.is_true(s.closed)
+    assert.is_nil(s.logged_out)
+    assert.equal(0, s:remaining())
+    assert.matches("closed", tostring(s), 1, true)
+    local st, dead = s:status()
+    assert.is_nil(st)
+    assert.are.same({ "invalid_param", 605 }, { dead.kind, dead.code })
+    -- the vendor still holds the session: a retry sends the logout again
+    local _, alive = c:call("ws_status_session", { x_rsi_token = s.token })
+    assert.equal(603, alive.code)
+    local _, statut = assert(s:logout())
+    assert.equal(611, statut.code)
+    assert.is_true(s.logged_out)
+    -- the vendor closed it: its token is refused there too
+    local none, gone = c:call("ws_status_session", { x_rsi_token = s.token })
+    assert.is_nil(none)
+    assert.are.same({ "vendor", 605 }, { gone.kind, gone.code })
+    -- and once it succeeded, a further logout fails locally (nothing sent)
+    local again, local_err = s:logout()
+    assert.is_nil(again)
+    assert.equal(605, local_err.code)
+    faults{}
+  end)
+
   it("knows when it expires, from temps_restant and the client's clock", function()
     local now = 1000000
     local c = client{ clock = function() return now end }

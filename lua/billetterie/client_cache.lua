@@ -4,8 +4,10 @@
 --   c:call("ws_cat_listes", nil, { cache = false })    -- always asks the vendor
 --   c:call("ws_cat_spectacle", p, { cache_ttl = 60 })  -- this answer kept 60 s
 -- Only the services below are cached: catalogue feeds and lists that change
--- a few times a season. Never a failure, never a call carrying a session
--- token (its answer is one visitor's), never a streamed (each = ...) call.
+-- a few times a season. Never a failure, never a streamed (each = ...)
+-- call, never a call whose fields carry a credential or a secret the caller
+-- gave (a session token: its answer is one visitor's; another login or
+-- password: its answer is another account's), whatever `strict` says.
 -- The key is the service, the site's URL, the client's login and client_id
 -- and the call's parameters without any secret (x_rsi_ws_mdp,
 -- x_rsi_api_key...: catalogue.secrets): no secret is ever written into a
@@ -34,10 +36,22 @@ for _, name in ipairs{ "ws_liste_fiches_modifiees" } do
   assert(not M.SERVICES[name], "client_cache: " .. name .. " has a FINISH handler and cannot be cached")
 end
 
--- True when this call may be served from / stored into the cache. Never a
--- call carrying a session token: no cached service takes x_rsi_token (they
--- are ws or none mode, and the catalogue's strict check refuses it), so the
--- list above is the whole rule; keep it so.
+-- The field names that keep a call out of the cache: every credential of
+-- every auth mode and every secret (catalogue.credentials, .secrets), in
+-- lower case. With strict = false the catalogue's check lets any name
+-- through, x_rsi_token on a ws-mode service included, and the key leaves
+-- secrets out: such a call must be refused here, not trusted to the list
+-- of services. Fields hold a credential only when the caller gave one (the
+-- client's own go on the wire from a prefix). A name is compared in lower
+-- case and without a bracket suffix (x_rsi_token[0] is still refused).
+local REFUSED = {}
+for _, names in pairs(catalogue.credentials) do
+  for _, name in ipairs(names) do REFUSED[name:lower()] = true end
+end
+for name in pairs(catalogue.secrets) do REFUSED[name:lower()] = true end
+M.REFUSED = REFUSED
+
+-- True when this call may be served from / stored into the cache.
 function M.applies(service, fields, opts)
   if opts ~= nil then
     if opts.cache == false then return false end
@@ -46,7 +60,11 @@ function M.applies(service, fields, opts)
       error("call option cache_ttl must be a positive number of seconds", 3)
     end
   end
-  return M.SERVICES[service.name] == true
+  if M.SERVICES[service.name] ~= true then return false end
+  for name in pairs(fields) do
+    if type(name) == "string" and REFUSED[name:lower():match("^[^%[]*")] then return false end
+  end
+  return true
 end
 
 function M.key(client, service, fields)

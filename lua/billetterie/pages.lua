@@ -4,6 +4,7 @@
 --   c:page("catalogue_spectacle", { filtre = 1, categ = "chanson" })
 --   s:page("basket")                       -- with the session's x_rsi_token
 --   pages.b2b_return("http://site.fr/?idcaddy=040708408135&cycle=fin")
+--   pages.confirm_b2b(c, ret)              -- what the vendor says of that cart
 -- Parameters are checked like a web service's (types, formats, enumerations,
 -- "needs", date windows in order); the query keeps the spec's parameter
 -- order, values percent-encoded. A filter criterion (the page's
@@ -83,7 +84,12 @@ end
 
 -- b2b_return(url_or_query) -> { idcaddy = "040708408135", cycle = "fin", paid = true }
 -- | nil, err. idcaddy stays a string (leading zeros); cycle is "fin" when the
--- buyer completed the payment, "" otherwise.
+-- buyer says they completed the payment, "" otherwise.
+-- The return URL comes from the visitor's browser, unsigned: anyone can
+-- type ?idcaddy=...&cycle=fin. `paid` only says where to send the visitor
+-- (a thank-you page); never deliver on it: confirm with
+-- pages.confirm_b2b(c, ret) first, and make delivery idempotent (the same
+-- URL can be opened again).
 function pages.b2b_return(url)
   if type(url) ~= "string" then error("b2b_return needs the URL or its query string", 2) end
   local query = url:match("%?([^#]*)") or url
@@ -102,6 +108,34 @@ function pages.b2b_return(url)
                             message = "unexpected cycle value: " .. cycle }
   end
   return { idcaddy = out.idcaddy, cycle = cycle, paid = cycle == "fin" }
+end
+
+-- confirm_b2b(c, ret) -> { idcaddy =, paid =, caddy = } | nil, err
+-- Asks the vendor, with the client `c`'s own credentials (ws_det_achat),
+-- about the cart of `ret`: b2b_return's table, a caddy notification's
+-- table (its id), or the cart id as a string. paid is true only when the
+-- vendor's <transaction> says paye = "OK"; caddy is the whole cart, to
+-- compare its amount (transaction.montant, centimes) and products with what
+-- you sold. An unknown cart is the vendor's error (code 702). Deliver on
+-- this, never on the browser's cycle=fin nor on a push alone.
+function pages.confirm_b2b(c, ret)
+  if type(c) ~= "table" or type(c.call) ~= "function" then
+    error("pages.confirm_b2b needs a client (billetterie.new) and the return", 2)
+  end
+  local id = ret
+  if type(ret) == "table" then id = ret.idcaddy or ret.id end
+  if type(id) ~= "string" or not id:match("^%d+$") then
+    return nil, errors.new{ kind = "invalid_param", ws = "ws_det_achat", param = "id_caddy", retryable = false,
+                            message = "parameter id_caddy must be the cart id, a string of digits" }
+  end
+  local caddy, err = c:call("ws_det_achat", { id_caddy = id })
+  if not caddy then return nil, err end
+  if type(caddy) ~= "table" or caddy.id ~= id then
+    return nil, errors.new{ kind = "decode", ws = "ws_det_achat", retryable = false,
+                            message = "the answer is not the cart " .. id }
+  end
+  local transaction = type(caddy.transaction) == "table" and caddy.transaction or {}
+  return { idcaddy = id, paid = transaction.paye == "OK", caddy = caddy }
 end
 
 return pages

@@ -3,7 +3,7 @@
 --   local s = assert(c:session())
 --   s.token                           -- x_rsi_token, for page links (3.15.2)
 --   s:login(ident, password)          -- ws_login: binds a contact
---   s:info_contact{}; s:status(); s:logout()
+--   s:info_contact{}; s:status(); s:logout()   -- closed locally from then on
 -- The session knows when it expires (temps_restant) and refuses to send a
 -- dead token: the call returns an invalid_param error with code 605 instead.
 local catalogue = require "billetterie.catalogue"
@@ -52,16 +52,19 @@ function Session:remaining()
   return math.max(0, self.expires_at - self.client.clock())
 end
 
+-- The local refusal of a dead token (605, as the vendor's "session expirée").
+local function dead(self, name)
+  return nil, errors.new{
+    kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
+    message = self.closed and "the session was closed; open a new one with c:session()"
+      or "the session has expired; open a new one with c:session()",
+  }
+end
+
 -- s:call("ws_name", params): the service with this session's token.
 function Session:call(name, params, opts)
   if not_mine(self) then error("use s:call(name, params), with a colon", 2) end
-  if self:remaining() <= 0 then
-    return nil, errors.new{
-      kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
-      message = self.closed and "the session was closed; open a new one with c:session()"
-        or "the session has expired; open a new one with c:session()",
-    }
-  end
+  if self:remaining() <= 0 then return dead(self, name) end
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
   p.x_rsi_token = self.token
@@ -96,11 +99,22 @@ function Session:status()
   return msg, statut
 end
 
--- ws_deconnexion_session; the session is closed afterwards, whatever the answer.
-function Session:logout()
+-- ws_deconnexion_session. The session is closed on this side as soon as
+-- logout is called, whatever the answer: no other call sends its token
+-- again (they fail locally with 605), and remaining() is 0. A logout that
+-- failed (network, HTTP 5xx, a vendor ko: the vendor may still hold the
+-- session) may be retried with s:logout(), which sends again until one
+-- succeeds; s.logged_out is then true and a further logout fails locally
+-- (605). A session that expired before any logout is not sent either.
+-- opts: c:call's options ({ idempotent = true } lets the client retry it).
+function Session:logout(opts)
   if not_mine(self) then error("use s:logout(), with a colon", 2) end
-  local msg, statut = self:call("ws_deconnexion_session")
-  if msg then self.closed = true end
+  if self.logged_out or (not self.closed and self:remaining() <= 0) then
+    return dead(self, "ws_deconnexion_session")
+  end
+  self.closed = true
+  local msg, statut = self.client:call("ws_deconnexion_session", { x_rsi_token = self.token }, opts)
+  if msg then self.logged_out = true end
   return msg, statut
 end
 
