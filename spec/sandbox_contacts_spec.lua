@@ -97,6 +97,15 @@ local function ccontact(fields, jeton, send)
 end
 local function ccontact_raw(fields) return ccontact(fields, nil, raw) end
 
+-- ws_ccontact, then ws_login of the new contact on `jeton` (creation does
+-- not log in, 2.3.1.1).
+local function ccontact_login(fields, jeton)
+  local msg, st, sent = ccontact(fields, jeton)
+  assert.is_table(msg, tostring(st))
+  assert(client():call("ws_login", { x_rsi_token = jeton, web_ident = sent.v_mail, web_passe = sent.v_passe }))
+  return msg, st, sent
+end
+
 local function vendor_code(msg, err)
   assert.is_nil(msg)
   assert.equal("vendor", err.kind, tostring(err))
@@ -338,7 +347,7 @@ describe("ws_ccontact and ws_info_contact", function()
 
   it("filters the token-mode answer by the form", function()
     local jeton = token()
-    local msg = assert(ccontact({ vW_Commentaire1 = "libre", v_adr4 = "BAT B" }, jeton))
+    local msg = ccontact_login({ vW_Commentaire1 = "libre", v_adr4 = "BAT B" }, jeton)
     local short = assert(client():call("ws_info_contact", { x_rsi_token = jeton, id_formulaire = 1 })).contact
     assert.equal("DUPONT", short.name)
     assert.equal(msg.contact.id, short.id)
@@ -396,7 +405,7 @@ end)
 describe("ws_modification_contact", function()
   it("updates the logged-in contact in token mode and returns it", function()
     local jeton = token()
-    local created = assert(ccontact({ code_envoi = { 10000096 }, interet = { 96 } }, jeton))
+    local created = ccontact_login({ code_envoi = { 10000096 }, interet = { 96 } }, jeton)
     local id = created.contact.id_contact
     local seq = last_seq()
     local msg, st = client():call("ws_modification_contact", { x_rsi_token = jeton, id_formulaire = 1,
@@ -480,7 +489,7 @@ describe("ws_modification_contact", function()
   it("checks mail, session and adresse ids", function()
     local other = assert(ccontact())
     local jeton = token()
-    local mine = assert(ccontact({ Adresses = { { type_adresse = "Principale", ville = "Paris" } } }, jeton))
+    local mine = ccontact_login({ Adresses = { { type_adresse = "Principale", ville = "Paris" } } }, jeton)
     local function modify(p)
       p.x_rsi_token, p.id_formulaire = jeton, 1
       return client():call("ws_modification_contact", p)
@@ -570,27 +579,33 @@ describe("ws_modification_pwd", function()
 end)
 
 describe("ws_suppression_compte", function()
-  it("deletes the logged-in account with 534; login, info and lists no longer see it", function()
+  it("deletes the logged-in web account with 534; the fiche contact stays (2.3.6.1)", function()
     local jeton = token()
-    local created, _, sent = ccontact({ liste = { 16 } }, jeton)
+    local created, _, sent = ccontact_login({ liste = { 16 } }, jeton)
     local id = created.contact.id_contact
     local seq = last_seq()
     local c = client()
     local payload, st = c:call("ws_suppression_compte", { x_rsi_token = jeton })
     assert.same({}, payload)
     assert.same({ code = 534, traitement = "ok", message = "Compte supprimé avec succès", detail = "" }, st)
-    assert.same({ { seq = seq + 1, client = 677, kind = "contact", record_id = id, action = "delete" } },
+    -- journalled as a change of the fiche: the change feed shows it
+    assert.same({ { seq = seq + 1, client = 677, kind = "contact", record_id = id, action = "update" } },
       changes_since(seq))
     assert.equal(504, vendor_code(c:call("ws_login", { x_rsi_token = token(c), web_ident = sent.v_mail,
       web_passe = "Secret123" })))
-    assert.equal(503, vendor_code(info_ws(id)))
-    local members = assert(c:call("ws_cat_contacts_liste", { id_liste = 16 }))
-    for _, m in ipairs(members) do assert.are_not.equal(id, m.contact.id) end
-    -- the token is no longer logged in; the mail is free again
+    local r = assert(info_ws(id)).contact
+    assert.equal("DUPONT", r.name)
+    assert.equal("", r.web_identifiant)
+    local listed = false
+    for _, m in ipairs(assert(c:call("ws_cat_contacts_liste", { id_liste = 16 }))) do
+      listed = listed or m.contact.id == id
+    end
+    assert.is_true(listed)
+    -- the token is no longer logged in; the identifier is free again
     local _, err = c:call("ws_suppression_compte", { x_rsi_token = jeton })
     assert.equal(602, err.code)
     assert.equal("Session non identifiée", err.detail)
-    assert.is_table((ccontact { v_mail = sent.v_mail }))
+    assert.is_table((ccontact { w_identifiant = sent.v_mail }))
   end)
 
   it("needs a running session", function()

@@ -365,12 +365,14 @@ local function venue_sections(p, want_salles, want_grilles)
 end
 
 -- The date filters of 2.1.1 -> { modif = t | nil, from = t, to = t } or nil
--- when the parameters are wrong. filtre must be 1 as soon as a date is
--- sent; date_debut and date_fin go together (and fin >= debut, both
--- inclusive); date_modif is inclusive (modified on or after that day).
+-- when the parameters are wrong. filtre "permet de filtrer par date": 1
+-- turns the filter on, 0 (or no filtre) leaves it off; another value is 4.
+-- filtre must be 1 as soon as a date is sent; date_debut and date_fin go
+-- together (and fin >= debut, both inclusive); date_modif is inclusive
+-- (modified on or after that day).
 local function date_filters(p)
   local f = {}
-  if p.filtre ~= nil and p.filtre ~= 1 then return nil end
+  if p.filtre ~= nil and p.filtre ~= 0 and p.filtre ~= 1 then return nil end
   if p.date_modif or p.date_debut or p.date_fin then
     if p.filtre ~= 1 then return nil end
     if (p.date_debut == nil) ~= (p.date_fin == nil) then return nil end

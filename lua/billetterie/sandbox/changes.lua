@@ -52,13 +52,10 @@ local function champ_35(criteres)
   return false -- absent: "à faux ou non renseigné"
 end
 
--- What makes an object of a list unique: its id, but a relation level's
--- ids are numbered per owner table (contacts', organismes') and the ticks of
+-- What makes an object of a list unique: its id (relation levels of
+-- contacts and organismes share one, db:niveau_id), but the ticks of
 -- envois/interets are per contact.
 local KEY_OF = {
-  niveaux_relations = function(n)
-    return ("%d:%d:%d"):format(n.Num_contact, n.Num_Organisme, n.Num_id_unique)
-  end,
   envois = function(o) return o.id_contact .. ":" .. o.id end,
   interets = function(o) return o.id_contact .. ":" .. o.id end,
 }

@@ -7,7 +7,8 @@
 -- 14/15 -> champ_libre_6/7, v_adr4 -> Adress4) exist in one place only.
 --
 -- For other groups and seed data (all take an open billetterie.sandbox.db):
---   exists(db, client, id_contact)               -> boolean (false once deleted)
+--   exists(db, client, id_contact)               -> boolean (the fiche contact;
+--       true after ws_suppression_compte, which removes the web account only)
 --   insert(db, client, fields, now)              -> id_contact; `fields` by
 --       receive name (name, mail, web_identifiant, web_passe, champ_libre_6,
 --       code_envoi = {ids}, interet = {ids}, adresses = {...},
@@ -102,7 +103,7 @@ local SCHEMA = {
       passe       TEXT,              -- web password as received; never logged nor returned
       created_at  INTEGER NOT NULL,  -- unix seconds
       modified_at INTEGER NOT NULL,
-      deleted_at  INTEGER            -- ws_suppression_compte
+      deleted_at  INTEGER            -- ws_suppression_compte: the web account's end
     )]],
   "CREATE INDEX IF NOT EXISTS contacts_ident ON contacts (client, ident)",
   "CREATE INDEX IF NOT EXISTS contacts_mail ON contacts (client, mail)",
@@ -132,15 +133,22 @@ local SCHEMA = {
       client INTEGER PRIMARY KEY,
       key    TEXT NOT NULL
     )]],
+  -- Files of the previous version, where ws_suppression_compte hid the
+  -- whole contact: its account ends as it does now (no identifier, no
+  -- password, no session logged in as it). No-ops once done.
+  "UPDATE contacts SET ident = NULL, passe = NULL WHERE deleted_at IS NOT NULL AND (ident IS NOT NULL OR passe IS NOT NULL)",
+  [[UPDATE sessions SET id_contact = NULL
+      WHERE id_contact IN (SELECT id_contact FROM contacts WHERE deleted_at IS NOT NULL)]],
 }
 
 -- The fiche lien numbers start far from the contact ids, so a client that
 -- confuses id / id_clistru with id_contact is caught at once.
 local FIRST_LIEN = 50001
 
+-- The fiche contact, with or without a web account (ws_suppression_compte
+-- ends the account, 2.3.6.1; the fiche stays, 2.3.1.1).
 local function row_of(db, client, id)
-  return db:one("SELECT * FROM contacts WHERE client = ? AND id_contact = ? AND deleted_at IS NULL",
-    client, id)
+  return db:one("SELECT * FROM contacts WHERE client = ? AND id_contact = ?", client, id)
 end
 
 function M.exists(db, client, id)
@@ -175,6 +183,7 @@ local function record(db, row)
     c.Niveau_de_relations[#c.Niveau_de_relations + 1] = { Num_id_unique = n.id_unique,
       Num_contact = id, Num_clistru = row.id_lien, Num_Organisme = 0, Niveau_relation = n.niveau }
   end
+  if row.deleted_at then c.web_identifiant = "" end -- no account (a previous version's file kept it)
   c.date_creation = os.date("%Y-%m-%d", row.created_at)
   c.date_modif = os.date("%Y-%m-%dT%H:%M:%S", row.modified_at)
   c.id, c.id_contact, c.id_contactlist = row.id_lien, id, 0
@@ -228,7 +237,8 @@ local function store(db, client, id, change, now)
     local found = db:one("SELECT id_unique FROM contact_niveaux WHERE id_contact = ? AND lower(niveau) = ?",
       id, n.label:lower())
     if n.checked and not found then
-      db:exec("INSERT INTO contact_niveaux (id_contact, niveau) VALUES (?, ?)", id, n.label)
+      db:exec("INSERT INTO contact_niveaux (id_unique, id_contact, niveau) VALUES (?, ?, ?)",
+        db:niveau_id(), id, n.label)
     elseif found and not n.checked then
       db:exec("DELETE FROM contact_niveaux WHERE id_unique = ?", found.id_unique)
     end
@@ -437,15 +447,18 @@ end
 -- Bracket parameters (spec 1.5) come from the raw request: services merges
 -- parameters keeping the last value of a key, which would lose all but one
 -- `liste[]`. `name[]=v` (or a plain `name=v`) adds v to the list (empty
--- values skipped), `name[key]=v` sets map[key]. -> list or nil when the
--- name was not sent at all, map
-local function brackets(env, name)
+-- values skipped); so does `name[0]=v`, `name[1]=v`... (PHP's
+-- http_build_query, the seed's example language, numbers array items),
+-- in the order sent, unless `is_map` (liste_maj_*[id], whose keys are ids).
+-- Other `name[key]=v` set map[key]. -> list or nil when the name was not
+-- sent at all, map
+local function brackets(env, name, is_map)
   local list, map, seen = {}, {}, false
   for _, kv in ipairs(env.req and env.req.params or {}) do
     local base, key = kv[1]:match("^(.-)%[(.-)%]$")
     if (base or kv[1]) == name then
       seen = true
-      if key and key ~= "" then
+      if key and key ~= "" and (is_map or not key:find("^%d+$")) then
         map[key] = kv[2]
       elseif kv[2] ~= "" then
         list[#list + 1] = kv[2]
@@ -482,7 +495,7 @@ local function read_fields(env, p, client, id, notes)
     local ticks = {}
     if id and tonumber(p["maj_" .. kind]) == 1 then
       -- partial mode (2.3.3): 1 leave, 2 tick, 3 untick; code_envoi[] ignored
-      local _, changes = brackets(env, "liste_maj_" .. kind)
+      local _, changes = brackets(env, "liste_maj_" .. kind, true)
       ticks.partial = {}
       for key, v in pairs(changes) do
         local o = option_id(db, client, kind, key)
@@ -500,7 +513,7 @@ local function read_fields(env, p, client, id, notes)
         if not o then return nil, 4, ("%s[] : %s inconnu"):format(kind, v) end
         ticks.replace[#ticks.replace + 1] = o
       end
-      for _ in pairs(map) do return nil, 4, kind .. " : liste[] attendue" end
+      for key in pairs(map) do return nil, 4, ("%s[%s] : liste[] attendue"):format(kind, key) end
       change.ticks[kind] = ticks
     end
   end
@@ -537,9 +550,10 @@ local function password_problem(pw)
   end
 end
 
--- Another live contact of the client already uses this mail / identifier.
+-- Another contact of the client already uses this mail / identifier (a
+-- fiche whose account was deleted keeps its mail, not its identifier).
 local function taken(db, client, column, value, except)
-  return present(value) and db:one(("SELECT 1 AS x FROM contacts WHERE client = ? AND %s = ? AND deleted_at IS NULL AND id_contact <> ?"):format(column),
+  return present(value) and db:one(("SELECT 1 AS x FROM contacts WHERE client = ? AND %s = ? AND id_contact <> ?"):format(column),
     client, value:lower(), except or 0) ~= nil
 end
 
@@ -674,9 +688,10 @@ routes.ws_ccontact = {
     if not present(data.web_identifiant) then data.web_identifiant = data.mail end
     if taken(db, client, "mail", data.mail) then return with_detail(ko(518), notes) end
     if taken(db, client, "ident", data.web_identifiant) then return with_detail(ko(515), notes) end
-    local listes = brackets(env, "liste") or {}
+    local listes, keyed = brackets(env, "liste")
+    for key in pairs(keyed) do return with_detail(ko(4), { ("liste[%s] : liste[] attendue"):format(key) }) end
     change.listes = {}
-    for _, v in ipairs(listes) do
+    for _, v in ipairs(listes or {}) do
       local l = tostring(v):match("^%s*(%d+)%s*$")
       l = l and math.tointeger(tonumber(l))
       if not (l and lists.usable(db, client, l)) then
@@ -685,12 +700,9 @@ routes.ws_ccontact = {
       change.listes[#change.listes + 1] = l
     end
     change.passe = p.v_passe
-    -- the new web account is logged in on this token (replacing any other)
-    local id = db:tx(function()
-      local new = store(db, client, nil, change, env.now)
-      bind(db, s.jeton, new)
-      return new
-    end)
+    -- The contact "sera authentifiable sur le web" (2.3.1.1): it can log in,
+    -- it is not logged in; the token stays as it was (ws_login next).
+    local id = db:tx(function() return store(db, client, nil, change, env.now) end)
     return with_detail(ok(513, { contact = shape(M.get(db, client, id), CREATED) }), notes)
   end,
 }
@@ -795,6 +807,12 @@ routes.ws_info_contact = {
   end,
 }
 
+-- "Supprimer le compte de l'internaute" (2.3.6.1): the web account, which
+-- 2.3.1.1 sets apart from the fiche contact. The identifier and password
+-- go (login 504, the identifier is free again; the fiche keeps its mail)
+-- and every session logged in as it is logged out. The fiche stays for the
+-- back-office services, lists, organismes and carts; the change feed
+-- (2.7.3, which has no deletions) shows it changed, web_identifiant "".
 routes.ws_suppression_compte = {
   auth = "token",
   run = function(_, env)
@@ -802,12 +820,15 @@ routes.ws_suppression_compte = {
     local s = live(env)
     if not s then return erreur_answer(605) end
     if not s.id_contact then return erreur_answer(602) end
-    if not row_of(db, s.client, s.id_contact) then return erreur_answer(503) end
+    local row = row_of(db, s.client, s.id_contact)
+    if not row or row.deleted_at then return erreur_answer(503) end
+    local data = codec.decode(row.data)
+    data.web_identifiant = ""
     db:tx(function()
-      db:exec("UPDATE contacts SET deleted_at = ?, modified_at = ? WHERE id_contact = ?", env.now, env.now,
-        s.id_contact)
-      bind(db, s.jeton, nil) -- the account is gone: the token is no longer logged in
-      db:journal(s.client, "contact", s.id_contact, "delete", env.now)
+      db:exec([[UPDATE contacts SET deleted_at = ?, modified_at = ?, ident = NULL, passe = NULL, data = ?
+          WHERE id_contact = ?]], env.now, env.now, codec.encode(data), row.id_contact)
+      db:exec("UPDATE sessions SET id_contact = NULL WHERE id_contact = ?", row.id_contact)
+      db:journal(s.client, "contact", row.id_contact, "update", env.now)
     end)
     return erreur_answer(534)
   end,

@@ -38,7 +38,7 @@ local CORE_SCHEMA = {
       client    INTEGER NOT NULL,
       kind      TEXT NOT NULL,      -- 'contact' | 'organisme'
       record_id INTEGER NOT NULL,
-      action    TEXT NOT NULL,      -- 'create' | 'update' | 'delete'
+      action    TEXT NOT NULL,      -- 'create' | 'update' ('delete' in files of older versions)
       at        INTEGER NOT NULL    -- unix seconds
     )]],
 }
@@ -154,6 +154,19 @@ end
 function DB:journal(client, kind, record_id, action, now)
   self:exec("INSERT INTO changes (client, kind, record_id, action, at) VALUES (?, ?, ?, ?, ?)",
     client, kind, record_id, action, now)
+end
+
+-- The next Num_id_unique (annex 4.5: "Identifiant de la fiche niveau de
+-- relation", one id space) for a relation level of a contact
+-- (contact_niveaux) or of an organisme (organisme_niveaux): past every id
+-- either table holds or ever held (sqlite_sequence keeps the highest), so
+-- an id is never reused. Call inside the write's transaction.
+function DB:niveau_id()
+  return self:one([[SELECT MAX(n) + 1 AS n FROM (
+      SELECT COALESCE(MAX(id_unique), 0) AS n FROM contact_niveaux
+      UNION ALL SELECT COALESCE(MAX(id), 0) FROM organisme_niveaux
+      UNION ALL SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence
+        WHERE name IN ('contact_niveaux', 'organisme_niveaux'))]]).n
 end
 
 -- The id of the row just inserted.

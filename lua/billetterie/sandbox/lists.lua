@@ -80,8 +80,12 @@ M.routes = {
     end,
   },
 
-  -- The invitations of a web list; only active contacts (2.5.2: a deleted
-  -- account is left out). A list unknown or not on the web answers 4.
+  -- The invitations of a web list. A list unknown or not on the web answers
+  -- 4. "Seuls les contacts actifs" (2.5.2.4): every fiche contact is active
+  -- (ws_suppression_compte ends the web account, not the fiche). A contact
+  -- attached to an organisme is invited through that fiche lien (its first
+  -- one): clistru_id is the link's id and structure its organisme (2.5.2.3);
+  -- otherwise its own fiche lien, with structure {id 0, structure ""}.
   ws_cat_contacts_liste = {
     auth = "ws",
     params = { id_liste = "integer!" },
@@ -89,16 +93,17 @@ M.routes = {
       local db = env.db
       if not M.usable(db, env.client, p.id_liste) then return answer(4) end
       local contacts = require "billetterie.sandbox.contacts" -- it requires this module
+      local organismes = require "billetterie.sandbox.organismes"
       local out = {}
       for _, inv in ipairs(db:rows("SELECT * FROM liste_contacts WHERE client = ? AND id_liste = ? ORDER BY id",
           env.client, p.id_liste)) do
         local c = contacts.get(db, env.client, inv.id_contact)
         if c then
+          local link = organismes.first_link(db, env.client, c.id_contact)
           out[#out + 1] = {
-            id = inv.id, clistru_id = c.id, mail_envoi = c.mail,
+            id = inv.id, clistru_id = link and link.id or c.id, mail_envoi = c.mail,
             contact = { id = c.id_contact, genre = c.civilite, nom = c.name, prenom = c.surname },
-            -- the sandbox's own fiche lien of a contact belongs to no organisme
-            structure = { id = 0, structure = "" },
+            structure = { id = link and link.id_organisme or 0, structure = link and link.intitule or "" },
           }
         end
       end

@@ -87,13 +87,24 @@ local SCHEMA = {
       criteres     TEXT,            -- annex 4.6 input form, JSON
       created_at   INTEGER NOT NULL
     )]],
-  -- Annex 4.5: id is Num_id_unique; one row per level, matched without case.
+  -- Annex 4.5: id is Num_id_unique, given by db:niveau_id() (one id space
+  -- with contact_niveaux); one row per level, matched without case.
   [[CREATE TABLE IF NOT EXISTS organisme_niveaux (
       id           INTEGER PRIMARY KEY AUTOINCREMENT,
       client       INTEGER NOT NULL,
       id_organisme INTEGER NOT NULL,
       libelle      TEXT NOT NULL
     )]],
+  -- Files of the previous version numbered the two tables apart: the
+  -- organisme levels whose id a contact level has move past every id (a
+  -- no-op once done). contact_niveaux exists: the contacts group's schema
+  -- runs first (services.lua GROUPS).
+  [[UPDATE organisme_niveaux SET id = id + (SELECT MAX(n) FROM (
+      SELECT COALESCE(MAX(id_unique), 0) AS n FROM contact_niveaux
+      UNION ALL SELECT COALESCE(MAX(id), 0) FROM organisme_niveaux
+      UNION ALL SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence
+        WHERE name IN ('contact_niveaux', 'organisme_niveaux')))
+    WHERE id IN (SELECT id_unique FROM contact_niveaux)]],
   -- Fiches lien (2.6.4): a contact may be attached several times to the
   -- same organisme, each link with its own fonction and contact details.
   [[CREATE TABLE IF NOT EXISTS organisme_contacts (
@@ -156,8 +167,8 @@ local function niveaux_apply(db, client, id, list, detail)
         if fold(row.libelle) == fold(label) then found = row.id; break end
       end
       if checked and not found then
-        db:exec("INSERT INTO organisme_niveaux (client, id_organisme, libelle) VALUES (?, ?, ?)",
-          client, id, label)
+        db:exec("INSERT INTO organisme_niveaux (id, client, id_organisme, libelle) VALUES (?, ?, ?, ?)",
+          db:niveau_id(), client, id, label)
       elseif not checked and found then
         db:exec("DELETE FROM organisme_niveaux WHERE id = ?", found)
       end
@@ -603,7 +614,12 @@ routes.ws_organisme_contacts = {
 
     local results, any_error = db:tx(function()
       local results, any_error, changed = contacts_apply(db, client, id, items)
-      if changed then db:journal(client, "organisme", id, "update", env.now) end
+      if changed then
+        -- its links are part of the organisme: dated like a modification (2.6.3.5)
+        rec.data.date_modif = now_iso(env.now)
+        db:exec("UPDATE organismes SET data = ? WHERE id_organisme = ?", codec.encode(rec.data), id)
+        db:journal(client, "organisme", id, "update", env.now)
+      end
       return results, any_error
     end)
     -- targeted errors do not undo the others: the successes are kept and
@@ -677,6 +693,17 @@ function M.insert(db, client, fields, now)
   local id = db:last_id()
   db:journal(client, "organisme", id, "create", now)
   return id
+end
+
+-- The first fiche lien (lowest id) of a contact to an organisme that is not
+-- deleted: { id, id_organisme, intitule }, or nil.
+function M.first_link(db, client, id_contact)
+  for _, l in ipairs(links_by(db, client, "id_contact", id_contact)) do
+    local rec = organisme_get(db, client, l.id_organisme)
+    if rec and not rec.data.fiche_supprimee then
+      return { id = l.id, id_organisme = l.id_organisme, intitule = rec.data.intitule or "" }
+    end
+  end
 end
 
 -- The relation levels of an organisme (annex 4.5 objects).

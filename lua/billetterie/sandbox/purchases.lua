@@ -642,7 +642,8 @@ local routes = {
 
   -- Cards sold to the logged-in contact in the last 3 years, with the
   -- tickets booked on each; optional filters on the card's public category
-  -- (need filtre=1; exact match, case-insensitive).
+  -- (need filtre=1; exact match, case-insensitive). filtre=0 without them
+  -- means no filter, as on the catalogue services (2.1.1.2).
   ws_historique_contact = {
     auth = "token",
     params = { filtre = "integer", categorie = "string", categ_sec_un = "string",
@@ -650,7 +651,7 @@ local routes = {
     run = function(p, env)
       local filters = { categorie = "categorie_web", categ_sec_un = "categ_sec_un",
         categ_sec_deux = "categ_sec_deux", code_regroup = "code_regroup" }
-      if p.filtre ~= nil and p.filtre ~= 1 then return ko(4) end
+      if p.filtre ~= nil and p.filtre ~= 0 and p.filtre ~= 1 then return ko(4) end
       for name in pairs(filters) do
         if p[name] and p.filtre ~= 1 then return ko(4) end
       end

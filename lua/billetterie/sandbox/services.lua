@@ -12,7 +12,8 @@ local codec = require "billetterie.sandbox.codec"
 local M = {}
 
 -- One module per group of the spec; each returns { schema = { SQL... },
--- routes = { ws_name = route } }.
+-- routes = { ws_name = route } }. Schemas run in this order: organismes'
+-- migration reads the contacts' contact_niveaux, so contacts come first.
 local GROUPS = {
   "billetterie.sandbox.sessions",   -- 2.2
   "billetterie.sandbox.contacts",   -- 2.3 (and ws_info_formulaire)
