@@ -5,6 +5,8 @@ local sandbox = require "spec.support.sandbox"
 local shell = require "spec.support.shell"
 
 local API_KEY = "b1829f60af03c1e69a13ed44405ec898f912b63a"
+-- the C modules of child processes: ./build, or $BILLETTERIE_BUILD (a helper's own)
+local BUILD = os.getenv("BILLETTERIE_BUILD") or "build"
 local sb, c
 
 setup(function()
@@ -91,7 +93,7 @@ describe("bulk.import", function()
     assert.matches("^%d+", journal_sql(journal, "SELECT id_organisme FROM records WHERE line = 3"))
   end)
 
-  it("resends, once the server says so, records whose requests never arrived", function()
+  it("resends a record whose request never arrived only once `settle` seconds have passed", function()
     local path = write_csv("Compagnie E", 4)
     local journal = path .. ".db"
     local dead = billetterie.new{ url = "http://127.0.0.1:1/", login = "xrsitest", password = "xrsimdp",
@@ -99,14 +101,22 @@ describe("bulk.import", function()
     local r = assert(bulk.import{ client = dead, csv = path, map = MAP, journal = journal })
     assert.equal(0, r.created)
     assert.equal(4, r.unknown)       -- outcome unknown: not failed, not resent blindly
-    assert.is_string(r.unresolved)
+    assert.matches("could not check the server", r.unresolved, 1, true)
+    -- the server is reachable again, but the records were sent a moment ago:
+    -- a write may still be committing, so they stay unknown (default settle)
     r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 0, 4, 0 }, { r.created, r.unknown, r.pending })
+    assert.matches("4 record%(s%) sent less than %d+ s ago are not on the server yet", r.unresolved)
+    assert.is_nil(on_server()["Compagnie E 001"])
+    -- once settled (settle = 0 here), not found means never arrived: sent again
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
     assert.equal(4, r.created)
+    assert.is_nil(r.unresolved)
     local count = on_server()
     for i = 1, 4 do assert.equal(1, count[("Compagnie E %03d"):format(i)]) end
   end)
 
-  it("refuses a CSV that changed under its journal", function()
+  it("refuses a record changed after it was created, without advising a new journal", function()
     local path = write_csv("Compagnie D", 3)
     local journal = path .. ".db"
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
@@ -115,7 +125,157 @@ describe("bulk.import", function()
     g:close()
     local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
     assert.is_nil(r)
-    assert.matches("changed since this journal was started", err)
+    assert.equal("csv", err.param)
+    assert.matches("record 1 of the CSV changed after it was sent %(created as organisme %d+%)", err.message)
+    assert.matches("put it back as it was", err.message, 1, true)
+    assert.not_matches("new journal", err.message, 1, true)
+    assert.is_nil(on_server()["Autre"])
+    assert.equal("done", journal_sql(journal, "SELECT state FROM records WHERE line = 1"):match("%a+"))
+  end)
+
+  it("takes a corrected record that had failed, and creates only it", function()
+    local path = write_csv("Compagnie F", 3, { [2] = true })   -- record 2 has no nature: refused
+    local journal = path .. ".db"
+    local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 2, 1 }, { r.created, r.failed })
+    local f = assert(io.open(path, "rb"))
+    local text = f:read("*a")
+    f:close()
+    text = text:gsub('"Compagnie F 002";;', '"Compagnie F 002 corrigée";Association;')
+    f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 3, 0, 0, 2 }, { r.created, r.failed, r.unknown, r.already })
+    local count = on_server()
+    assert.equal(1, count["Compagnie F 001"])
+    assert.equal(1, count["Compagnie F 002 corrigée"])
+    assert.is_nil(count["Compagnie F 002"])
+    assert.equal(1, count["Compagnie F 003"])
+  end)
+
+  it("takes a corrected record that was not sent yet (pending)", function()
+    local path = write_csv("Compagnie G", 2)
+    local journal = path .. ".db"
+    -- a first run that could send nothing: record 1 unknown (sent, server
+    -- unreachable), record 2 never tried
+    local dead = billetterie.new{ url = "http://127.0.0.1:1/", login = "xrsitest", password = "xrsimdp",
+      client_id = 677, api_url = "http://127.0.0.1:1/", api_login = "WSCE", api_key = API_KEY, retries = 0 }
+    assert(bulk.import{ client = dead, csv = path, map = MAP, journal = journal, concurrency = 1 })
+    journal_sql(journal, "UPDATE records SET state = 'pending', sent_at = NULL WHERE line = 2")
+    local f = assert(io.open(path, "rb"))
+    local text = f:read("*a"):gsub("Compagnie G 002", "Compagnie G 002 bis")
+    f:close()
+    f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
+    assert.equal(2, r.created)
+    assert.equal(1, on_server()["Compagnie G 002 bis"])
+    -- a record still "sent" (outcome unknown) must keep its content
+    journal_sql(journal, "UPDATE records SET state = 'sent' WHERE line = 1")
+    f = assert(io.open(path, "wb"))
+    f:write((text:gsub("Compagnie G 001", "Compagnie G 001 ter")))
+    f:close()
+    local none, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    assert.is_nil(none)
+    assert.matches("record 1 of the CSV changed after it was sent (sent, outcome not known yet)", err.message, 1, true)
+  end)
+
+  it("counts only the records of a shortened CSV, and says how many journal rows are past its end", function()
+    local path = write_csv("Compagnie H", 3)
+    local journal = path .. ".db"
+    assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    local f = assert(io.open(path, "wb"))
+    f:write('Nom;Nature;Type adresse;Ville\r\n"Compagnie H 001";Association;Siège;"Lyon"\r\n')
+    f:close()
+    local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ total = 1, created = 1, already = 1, failed = 0, unknown = 0, pending = 0, not_in_csv = 2 },
+      { total = r.total, created = r.created, already = r.already, failed = r.failed, unknown = r.unknown,
+        pending = r.pending, not_in_csv = r.not_in_csv })
+  end)
+
+  it("refuses a report or journal path that is the CSV, under any name, and leaves the CSV as it was", function()
+    local path = write_csv("Compagnie I", 2)
+    local f = assert(io.open(path, "rb"))
+    local before = f:read("*a")
+    f:close()
+    local dir, base = path:match("^(.*)/([^/]+)$")
+    for _, same in ipairs{ path, dir .. "/./" .. base, dir .. "//" .. base } do
+      local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = path .. ".db", report = same }
+      assert.is_nil(r)
+      assert.equal("report", err.param)
+      assert.matches("is the CSV file itself", err.message, 1, true)
+      r, err = bulk.import{ client = c, csv = path, map = MAP, journal = same }
+      assert.is_nil(r)
+      assert.equal("journal", err.param)
+    end
+    local link = path .. ".lua"   -- removed by the teardown
+    assert(shell("ln -sf " .. path .. " " .. link))
+    local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = path .. ".db", report = link }
+    assert.is_nil(r)
+    assert.equal("report", err.param)
+    f = assert(io.open(path, "rb"))
+    assert.equal(before, f:read("*a"))
+    f:close()
+    assert.is_nil(on_server()["Compagnie I 001"])
+  end)
+
+  it("returns an error value for a journal that is not one, and changes nothing in it", function()
+    local path = write_csv("Compagnie J", 1)
+    local text_file = path .. ".db"
+    local f = assert(io.open(text_file, "wb"))
+    f:write("not a database, just some text\n")
+    f:close()
+    local ok, r, err = pcall(bulk.import, { client = c, csv = path, map = MAP, journal = text_file })
+    assert.is_true(ok, tostring(r))
+    assert.is_nil(r)
+    assert.equal("invalid_param", err.kind)
+    assert.equal("journal", err.param)
+    assert.matches("not a journal (not a SQLite database)", err.message, 1, true)
+    f = assert(io.open(text_file, "rb"))
+    assert.equal("not a database, just some text\n", f:read("*a"))
+    f:close()
+    -- a SQLite database of something else is not written to either
+    os.remove(text_file)
+    journal_sql(text_file, "CREATE TABLE clients (id INTEGER)")
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = text_file }
+    assert.is_nil(r)
+    assert.matches("a SQLite database of something else", err.message, 1, true)
+    assert.equal("clients", journal_sql(text_file, "SELECT group_concat(name) FROM sqlite_master"):match("%S+"))
+    assert.is_nil(on_server()["Compagnie J 001"])
+  end)
+
+  it("raises for bad options before any file is opened", function()
+    local path = write_csv("Compagnie L", 1)
+    for _, bad in ipairs{ { concurrency = 0 }, { concurrency = 1.5 }, { rate = 0 }, { rate = -1 }, { settle = -1 } } do
+      local opts = { client = c, csv = path, map = MAP, journal = path .. ".db" }
+      for k, v in pairs(bad) do opts[k] = v end
+      local ok, msg = pcall(bulk.import, opts)
+      assert.is_false(ok)
+      assert.matches("bulk.import: ", msg, 1, true)
+      assert.is_nil(io.open(path .. ".db"), "the journal was not created")
+    end
+  end)
+
+  it("returns a journal that fails mid-run as an error value, with its lock released", function()
+    local path = write_csv("Compagnie M", 2)
+    local journal = path .. ".db"
+    local broken = false
+    local map = function(rec)   -- the journal is damaged by someone else while the run goes on
+      if not broken then
+        broken = true
+        journal_sql(journal, "DROP TABLE records")
+      end
+      return { organisme = { intitule = rec["Nom"], nature = rec["Nature"] } }
+    end
+    local ok, r, err = pcall(bulk.import, { client = c, csv = path, map = map, journal = journal, concurrency = 1 })
+    assert.is_true(ok, tostring(r))
+    assert.is_nil(r)
+    assert.equal("journal", err.param)
+    assert.matches("no such table: records", err.message, 1, true)
+    assert.equal("0", journal_sql(journal, "SELECT count(*) FROM owner"):match("%d+"))
+    assert.is_nil(on_server()["Compagnie M 001"])
   end)
 
   it("survives kill -9 at a random point: after a restart each record exists exactly once", function()
@@ -128,21 +288,26 @@ describe("bulk.import", function()
       local c = billetterie.new{ url = %q, login = "xrsitest", password = "xrsimdp", client_id = 677,
         api_url = %q, api_login = "WSCE", api_key = %q }
       local r = assert(require("billetterie.bulk").import{ client = c, csv = %q, journal = %q, concurrency = 4,
-        rate = tonumber(arg[1]), map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
+        rate = tonumber(arg[1]), settle = 1, map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
         ["adresses.1.type_adresse"] = "Type adresse", ["adresses.1.ville"] = "Ville" } })
       print("created", r.created, "unknown", r.unknown)
     ]]):format(sb.url, sb.url, API_KEY, path, journal))
     f:close()
-    local env = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' "
+    local env = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' "
     -- 60 records at 40 a second: killed about half way, mid-stream
     local ok, out = shell(env .. "lua5.4 " .. script .. " 40 > /dev/null 2>&1 & pid=$!; sleep 0.8; kill -9 $pid; wait $pid; echo killed")
     assert.matches("killed", out)
     local done_before = tonumber(journal_sql(journal, "SELECT count(*) FROM records WHERE state = 'done'"):match("%d+"))
     assert.is_true(done_before < 60, "the import was killed before the end")
+    -- the killed run's lock is taken over at once (its pid is gone); its
+    -- records in flight are checked once settled (settle = 1 s)
+    assert.equal("1", journal_sql(journal, "SELECT count(*) FROM owner"):match("%d+"))
+    shell("sleep 1.1")
     ok, out = shell(env .. "lua5.4 " .. script)
     assert(ok, out)
     assert.matches("created\t60\tunknown\t0", out, 1, true)
     local count = on_server()
     for i = 1, 60 do assert.equal(1, count[("Compagnie K %03d"):format(i)], "record " .. i) end
+    assert.equal("0", journal_sql(journal, "SELECT count(*) FROM owner"):match("%d+"))
   end)
 end)

@@ -2,10 +2,12 @@
 local shell = require "spec.support.shell"
 local sandbox = require "spec.support.sandbox"
 
+-- the C modules of the commands run: ./build, or $BILLETTERIE_BUILD (a helper's own)
+local BUILD = os.getenv("BILLETTERIE_BUILD") or "build"
 local sb, env
 setup(function()
   sb = sandbox.start()
-  env = ("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' BILLETTERIE_URL=%s "
+  env = ("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' BILLETTERIE_URL=%s "
     .. "BILLETTERIE_LOGIN=xrsitest BILLETTERIE_PASSWORD=xrsimdp BILLETTERIE_CLIENT=677 "
     .. "BILLETTERIE_API_URL=%s BILLETTERIE_API_LOGIN=WSCE BILLETTERIE_API_KEY=b1829f60af03c1e69a13ed44405ec898f912b63a ")
     :format(sb.url, sb.url)
@@ -54,7 +56,7 @@ describe("billetterie command", function()
     local f = assert(io.open(config, "w"))
     f:write('return { login = "xrsitest", password = "xrsimdp", client_id = 677 }\n')
     f:close()
-    local ok, out = shell(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' BILLETTERIE_URL= "
+    local ok, out = shell(("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' BILLETTERIE_URL= "
       .. "lua5.4 bin/billetterie call ws_idsession --url %s --config %s"):format(sb.url, config))
     os.remove(config)
     assert(ok, out)
@@ -62,7 +64,7 @@ describe("billetterie command", function()
   end)
 
   it("refuses to run without a server address, saying how to give one", function()
-    local ok, out = shell("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/5.4/?.so;;' BILLETTERIE_URL= "
+    local ok, out = shell("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' BILLETTERIE_URL= "
       .. "lua5.4 bin/billetterie call ws_idsession")
     assert.is_false(ok)
     assert.matches("BILLETTERIE_URL", out, 1, true)
@@ -153,5 +155,169 @@ describe("billetterie command", function()
     assert(ok, out)
     assert.matches("3 records: 3 created", out, 1, true)
     shell("rm -rf " .. dir)
+  end)
+
+  local function status_of(out) return tonumber(out:match("exit=(%d+)%s*$")) end
+
+  -- a directory with a CSV of n organismes and a map file -> dir
+  local function import_dir(prefix, n)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(shell("mkdir -p " .. dir))
+    local f = assert(io.open(dir .. "/org.csv", "w"))
+    f:write("Nom;Nature\n")
+    for i = 1, n do f:write(("%s %d;Association\n"):format(prefix, i)) end
+    f:close()
+    f = assert(io.open(dir .. "/map.lua", "w"))
+    f:write('return { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature" }\n')
+    f:close()
+    return dir
+  end
+
+  it("import refuses a bad --concurrency or --rate with exit 2, before opening anything", function()
+    local dir = import_dir("Cli A", 1)
+    for _, case in ipairs{ { "--concurrency 0", "--concurrency must be a whole number" },
+                           { "--concurrency abc", "--concurrency must be a whole number" },
+                           { "--concurrency 2.5", "--concurrency must be a whole number" },
+                           { "--rate 0", "--rate must be a number of calls a second > 0" },
+                           { "--rate abc", "--rate must be a number of calls a second > 0" } } do
+      local ok, out = billetterie(("import %s/org.csv --map %s/map.lua %s"):format(dir, dir, case[1]))
+      assert.is_false(ok)
+      assert.equal(2, status_of(out), out)
+      assert.matches(case[2], out, 1, true)
+      assert.not_matches("traceback", out, 1, true)
+      assert.is_false(shell("test -e " .. dir .. "/org.csv.journal.db"), "no journal opened")
+    end
+    shell("rm -rf " .. dir)
+  end)
+
+  it("import refuses a report or journal that is the CSV, and a journal that is not one (exit 2)", function()
+    local dir = import_dir("Cli B", 1)
+    local csv = dir .. "/org.csv"
+    local function content()
+      local f = assert(io.open(csv, "rb"))
+      local text = f:read("*a")
+      f:close()
+      return text
+    end
+    local before = content()
+    local ok, out = billetterie(("import %s --map %s/map.lua --report %s/./org.csv"):format(csv, dir, dir))
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("is the CSV file itself", out, 1, true)
+    ok, out = billetterie(("import %s --map %s/map.lua --journal %s"):format(csv, dir, csv))
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("is the CSV file itself", out, 1, true)
+    assert.equal(before, content())
+    ok, out = billetterie(("import %s --map %s/map.lua --journal %s/map.lua"):format(csv, dir, dir))
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("not a journal (not a SQLite database)", out, 1, true)
+    assert.not_matches("traceback", out, 1, true)
+    shell("rm -rf " .. dir)
+  end)
+
+  it("import counts only the records of a shortened CSV and says how many journal rows are past its end", function()
+    local dir = import_dir("Cli C", 3)
+    local ok, out = billetterie(("import %s/org.csv --map %s/map.lua"):format(dir, dir))
+    assert(ok, out)
+    assert.matches("3 records: 3 created, 0 failed", out, 1, true)
+    local f = assert(io.open(dir .. "/org.csv", "w"))
+    f:write("Nom;Nature\nCli C 1;Association\n")
+    f:close()
+    ok, out = billetterie(("import %s/org.csv --map %s/map.lua"):format(dir, dir))
+    assert(ok, out)
+    assert.matches("1 records: 1 created, 0 failed", out, 1, true)
+    assert.matches("2 record(s) of the journal are past the end of this CSV", out, 1, true)
+    shell("rm -rf " .. dir)
+  end)
+
+  it("import reports a map file's mistake as a message, exit 2", function()
+    local dir = import_dir("Cli D", 1)
+    local f = assert(io.open(dir .. "/map.lua", "w"))
+    f:write('local t = {}\nreturn t.x.y\n')
+    f:close()
+    local ok, out = billetterie(("import %s/org.csv --map %s/map.lua"):format(dir, dir))
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("map file " .. dir .. "/map.lua failed: ", out, 1, true)
+    assert.not_matches("traceback", out, 1, true)
+    shell("rm -rf " .. dir)
+  end)
+
+  it("loads a --config file with os.getenv, and reports its mistakes as messages", function()
+    local config = os.tmpname()
+    local function write(text)
+      local f = assert(io.open(config, "w"))
+      f:write(text)
+      f:close()
+    end
+    write('return { login = "xrsitest", password = os.getenv("MY_WS_PW"), client_id = tonumber("677") }\n')
+    local ok, out = shell(no_url_env() .. ("MY_WS_PW=xrsimdp lua5.4 bin/billetterie call ws_idsession --url %s "
+      .. "--config %s"):format(sb.url, config))
+    assert(ok, out)
+    assert.matches('"code": 603', out, 1, true)
+    -- no files, no commands: io and os.execute are not there
+    write('local f = io.open("/etc/passwd")\nreturn {}\n')
+    ok, out = billetterie("call ws_idsession --config " .. config)
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("config file " .. config .. " failed: ", out, 1, true)
+    assert.matches("io", out, 1, true)
+    assert.not_matches("traceback", out, 1, true)
+    write('return { login = "xrsitest", \n')
+    ok, out = billetterie("call ws_idsession --config " .. config)
+    assert.is_false(ok)
+    assert.equal(2, status_of(out), out)
+    assert.matches("config file: ", out, 1, true)
+    assert.not_matches("traceback", out, 1, true)
+    os.remove(config)
+  end)
+
+  it("run gives the script arg as lua would: arg[0] the script, then its own arguments", function()
+    local script = os.tmpname() .. ".lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local c = ...
+      print("arg0=" .. arg[0], "arg1=" .. tostring(arg[1]), "arg2=" .. tostring(arg[2]), "n=" .. #arg,
+        "varargs=" .. select("#", ...), "client=" .. tostring(c.url ~= nil))
+    ]])
+    f:close()
+    local ok, out = billetterie("run " .. script .. " first --second")
+    assert(ok, out)
+    assert.matches("arg0=" .. script .. "\targ1=first\targ2=--second\tn=2\tvarargs=3\tclient=true", out, 1, true)
+    ok, out = shell(no_url_env() .. "lua5.4 bin/billetterie run --url " .. sb.url .. " " .. script .. " x")
+    assert(ok, out)
+    assert.matches("arg1=x\targ2=nil\tn=1", out, 1, true)
+    os.remove(script)
+  end)
+
+  it("runs on LuaJIT too, with the C modules built for it", function()
+    local jit_env = env:gsub("/5%.4/", "/jit/")
+    local ok, out = shell(jit_env .. "luajit bin/billetterie --help")
+    assert(ok, out)
+    assert.matches("  import ", out, 1, true)
+    ok, out = shell(jit_env .. "luajit bin/billetterie call ws_idsession")
+    assert(ok, out)
+    assert.matches('"code": 603', out, 1, true)
+    local dir = import_dir("Cli J", 2)
+    ok, out = shell(jit_env .. ("luajit bin/billetterie import %s/org.csv --map %s/map.lua"):format(dir, dir))
+    assert(ok, out)
+    assert.matches("2 records: 2 created, 0 failed", out, 1, true)
+    shell("rm -rf " .. dir)
+    local script = os.tmpname() .. ".lua"
+    local f = assert(io.open(script, "w"))
+    f:write('print("jit run", arg[1], jit ~= nil)\n')
+    f:close()
+    ok, out = shell(jit_env .. "luajit bin/billetterie run " .. script .. " one")
+    os.remove(script)
+    assert(ok, out)
+    assert.matches("jit run\tone\ttrue", out, 1, true)
+    -- the sandbox's server module is built for Lua 5.4 only: said, not a traceback
+    ok, out = shell(jit_env .. "luajit bin/billetterie sandbox --port 0 --db /nonexistent/x.db")
+    assert.is_false(ok)
+    assert.matches("it runs on Lua 5.4", out, 1, true)
+    assert.not_matches("traceback", out, 1, true)
   end)
 end)

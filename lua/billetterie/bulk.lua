@@ -1,50 +1,160 @@
 -- Bulk organisme import from CSV that loses nothing and creates nothing twice.
---   local report = assert(bulk.import{
+--   local report, err = bulk.import{
 --     client = c, csv = "organismes.csv", journal = "organismes.journal.db",
 --     map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
 --             ["adresses.1.type_adresse"] = "Type", ["adresses.1.ville"] = "Ville" },
 --     report = "organismes.failures.csv", concurrency = 8, progress = true })
---   --> { total =, created =, already =, failed =, unknown =, pending = [, report =, unresolved =] }
---   | nil, err (a billetterie error: invalid_param for a CSV, journal or
---     report path that cannot be used or a CSV that changed or is malformed)
--- created counts every record done (this run or an earlier one), already
--- those done before this run; failed the records the vendor refused or whose
--- handling raised (their text in the report); unknown those sent whose
--- outcome could not be checked on the server; pending those not sent because
--- unknown outcomes could not be checked first (unresolved says why).
+--   --> { total =, created =, already =, failed =, unknown =, pending =, not_in_csv = [, report =, unresolved =] }
+--   | nil, err (a billetterie error, kind invalid_param, param "csv", "journal"
+--     or "report": a path that cannot be used, a journal in use by another
+--     run, a record changed after it was sent, a malformed CSV)
+-- Options besides those above: rate (calls a second), marker_field, settle
+-- (seconds, below). Bad options (no client, concurrency 0, rate 0...) are
+-- programmer mistakes: they raise, before any file is opened.
+--
+-- Counts are of this CSV's records: created every record done (this run or
+-- an earlier one), already those done before this run, failed those that
+-- cannot have been created (refused by the vendor, an HTTP 4xx, an
+-- invalid_param, a handling that raised before sending; their text in the
+-- report), unknown those sent whose outcome is not known yet, pending those
+-- not sent because unknown outcomes could not be checked first (unresolved
+-- says why or when to run again). not_in_csv counts the journal's records
+-- past the CSV's end (a shortened file): they are left alone.
+--
 -- Every CSV record has a row in the journal (SQLite). A record is marked
 -- "sent" (committed) before its request leaves and "done" with the new
 -- id_organisme once the answer is read, so a run killed at any point can be
--- restarted: done records are skipped, and a "sent" record whose answer was
--- lost is looked for on the server before anything is sent again. To find
--- it, each organisme carries its record's key in `marker_field`
--- (code_libre_stru by default) and the change feed (api_url, api_login and
--- api_key of the client) lists what was created since it was sent.
+-- restarted: done records are skipped. Whenever the request may have been
+-- applied (a network error or timeout, an HTTP 5xx, an answer that cannot be
+-- read, an ok without the new id) the record stays "sent", and is looked for
+-- on the server before it is ever sent again: each organisme carries its
+-- record's key in `marker_field` (code_libre_stru by default) and the change
+-- feed (api_url, api_login and api_key of the client) lists what was created
+-- since. A sent record not found there goes back to pending only `settle`
+-- seconds after it was sent (default the client's timeout + sync_overlap:
+-- the server may still be writing it); until then it is unknown.
+--
+-- A record may be corrected in the CSV while it is pending or failed: the
+-- new content is used (checked again before sending). A record that was
+-- sent or done must keep its content (its organisme exists, or may): the
+-- run is refused. Records are identified by their rank in the file: keep
+-- every line in its place (lines may be added, or removed, at the end).
+--
+-- One run at a time per journal: the run writes its owner row (pid, host,
+-- process start time, heartbeat) in an immediate transaction and another
+-- run is refused while that owner lives. An owner on this host is gone when
+-- its pid has no process or one started at another time (a killed run's
+-- lock is taken over at once); an owner on another host (or where /proc
+-- cannot tell) when its heartbeat, refreshed as it sends records, is STALE
+-- seconds old (10 minutes). Each record is marked "sent" only while this run
+-- still owns the journal, so a run taken over sends nothing more.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
 local errors = require "billetterie.error"
 local runner = require "billetterie.runner"
+local has_lfs, lfs = pcall(require, "lfs")   -- to tell two names of one file apart; optional
 
 local bulk = {}
+
+local STALE = 600          -- seconds of silence after which another host's owner is gone
+local HEARTBEAT = 30       -- seconds between two refreshes of the owner row
+local BUSY_MS = 5000       -- how long SQLite waits for another connection's transaction
+local SKEW = 120           -- seconds looked back in the change feed for clock skew
 
 local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)]],
   [[CREATE TABLE IF NOT EXISTS records (
       line INTEGER PRIMARY KEY,   -- record number in the CSV (1 = first after the header)
-      hash TEXT NOT NULL,         -- the record's content: a changed file is refused
+      hash TEXT NOT NULL,         -- the record's content, to notice an edited record
       state TEXT NOT NULL,        -- pending | sent | done | failed
       id_organisme INTEGER,
       code INTEGER, message TEXT, sent_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0
+    )]],
+  [[CREATE TABLE IF NOT EXISTS owner (   -- the run using the journal, if any
+      id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, pid INTEGER, host TEXT,
+      proc_start TEXT, started INTEGER NOT NULL, beat INTEGER NOT NULL
     )]],
 }
 
 -- LuaSQL gives floats under Lua 5.4; LuaJIT has one number type.
 local tointeger = math.tointeger or function(v) return v end
 
-local function bad_input(param, message)
-  return nil, errors.new{ kind = "invalid_param", ws = "bulk.import", param = param, retryable = false,
+local function bad_input(param, message, retryable)
+  return nil, errors.new{ kind = "invalid_param", ws = "bulk.import", param = param, retryable = retryable or false,
                           message = message }
 end
+
+---- this process ----
+
+local function read_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*l")
+  f:close()
+  return s
+end
+
+-- The start time of process `pid` (clock ticks since boot, /proc/PID/stat
+-- field 22) | nil when there is no such live process.
+local function proc_start(pid)
+  local stat = read_line("/proc/" .. tostring(pid) .. "/stat")
+  if not stat then return nil end
+  local after = stat:match("^.*%)%s+(.*)$")   -- the command name may hold spaces and parentheses
+  if not after then return nil end
+  local fields = {}
+  for w in after:gmatch("%S+") do fields[#fields + 1] = w end
+  if fields[1] == "Z" or fields[1] == "X" then return nil end   -- dead, not reaped yet
+  return fields[20]   -- field 22: state is field 3
+end
+
+-- { pid, host, proc_start } of this process; pid nil without /proc.
+local function this_process()
+  local me = {}
+  local stat = read_line("/proc/self/stat")
+  me.pid = stat and tonumber(stat:match("^(%d+)"))
+  if me.pid then me.proc_start = proc_start(me.pid) end
+  me.host = read_line("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or "?"
+  return me
+end
+
+-- n random bytes as hex, from /dev/urandom (math.random may be seeded
+-- alike in every process: LuaJIT's is), else from the time and the clock.
+local function random_hex(n)
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(n)
+  if f then f:close() end
+  if bytes and #bytes == n then
+    return (bytes:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end))
+  end
+  local x = (os.time() * 1000003 + math.floor(os.clock() * 1e6)) % 2^32
+  return (("%08x"):format(x):rep(n)):sub(1, 2 * n)
+end
+
+---- paths ----
+
+local function absolute(path)
+  if path:sub(1, 1) ~= "/" then
+    local cwd = has_lfs and lfs.currentdir() or os.getenv("PWD") or "."
+    path = cwd .. "/" .. path
+  end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then parts[#parts] = nil elseif part ~= "." then parts[#parts + 1] = part end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+-- Whether two paths name one file: the same device and inode when both
+-- exist (links, ./x and x), else the same absolute path.
+local function same_file(a, b)
+  if has_lfs then
+    local x, y = lfs.attributes(a), lfs.attributes(b)
+    if x and y then return x.dev == y.dev and x.ino == y.ino end
+  end
+  return absolute(a) == absolute(b)
+end
+
+---- the journal ----
 
 local Journal = {}
 Journal.__index = Journal
@@ -55,11 +165,12 @@ local function quote(conn, v)
   return "'" .. conn:escape(tostring(v)) .. "'"
 end
 
+-- Raises "journal: ..." (turned into an error value by bulk.import).
 function Journal:exec(sql, ...)
   local args, i = { ... }, 0
   sql = sql:gsub("%?", function() i = i + 1; return quote(self.conn, args[i]) end)
   local res, err = self.conn:execute(sql)
-  if not res then error("journal: " .. tostring(err), 2) end
+  if not res then error("journal: " .. tostring(err):gsub("^LuaSQL: ", ""), 0) end
   if type(res) ~= "number" then
     local rows = {}
     while true do
@@ -74,25 +185,84 @@ function Journal:exec(sql, ...)
   return res
 end
 
+function Journal:close()
+  if self.conn then self.conn:close(); self.env:close() end
+  self.conn = nil
+end
+
+-- -> journal | nil, message
 local function open_journal(path)
   local env = luasql.sqlite3()
   local conn, err = env:connect(path)
-  if not conn then env:close(); return nil, tostring(err) end
+  if not conn then env:close(); return nil, "cannot open it: " .. tostring(err) end
   local j = setmetatable({ env = env, conn = conn }, Journal)
-  -- WAL with synchronous NORMAL: every commit survives a kill -9 of this
-  -- process (only a power cut may lose the last ones), without an fsync each.
-  j:exec("PRAGMA journal_mode = WAL")
-  j:exec("PRAGMA synchronous = NORMAL")
-  for _, stmt in ipairs(SCHEMA) do j:exec(stmt) end
+  local ok, why = pcall(function()
+    j:exec("PRAGMA busy_timeout = " .. BUSY_MS)   -- another run's short transactions are waited for
+    local tables = {}
+    for _, r in ipairs(j:exec("SELECT name FROM sqlite_master WHERE type = 'table'")) do tables[r.name] = true end
+    if next(tables) and not tables.records then return "a SQLite database of something else" end
+    -- WAL with synchronous NORMAL: every commit survives a kill -9 of this
+    -- process (only a power cut may lose the last ones), without an fsync each.
+    j:exec("PRAGMA journal_mode = WAL")
+    j:exec("PRAGMA synchronous = NORMAL")
+    for _, stmt in ipairs(SCHEMA) do j:exec(stmt) end
+  end)
+  if ok and why then ok, why = false, why end
+  if not ok then
+    j:close()
+    why = tostring(why):gsub("^journal: ", "")
+    if why:find("not a database", 1, true) then why = "not a journal (not a SQLite database)" end
+    return nil, why
+  end
   return j
 end
 
-function Journal:close()
-  self.conn:close()
-  self.env:close()
+-- Whether the owner row `o` is left by a run that is over (see the header).
+local function owner_gone(o, me, now)
+  if me.pid and o.pid and o.host == me.host then
+    local start = proc_start(o.pid)
+    return start == nil or start ~= o.proc_start
+  end
+  return now - (tonumber(o.beat) or 0) > STALE
 end
 
--- The content of a record, in a stable order, to notice a changed file.
+-- Makes this run the journal's owner. -> true | nil, message
+function Journal:lock(me)
+  local now = os.time()
+  self:exec("BEGIN IMMEDIATE")
+  local o = self:exec("SELECT * FROM owner WHERE id = 1")[1]
+  if o and not owner_gone(o, me, now) then
+    self:exec("ROLLBACK")
+    return nil, ("in use by another import (pid %s on %s, since %s): wait for it to end"):format(
+      tostring(o.pid), tostring(o.host), os.date("%Y-%m-%d %H:%M:%S", o.started))
+  end
+  self.token = ("%s:%d:%s"):format(me.host, me.pid or 0, random_hex(4))
+  self:exec("INSERT OR REPLACE INTO owner (id, token, pid, host, proc_start, started, beat) "
+    .. "VALUES (1, ?, ?, ?, ?, ?, ?)", self.token, me.pid, me.host, me.proc_start, now, now)
+  self:exec("COMMIT")
+  self.beat = now
+  return true
+end
+
+function Journal:unlock()
+  if self.token then self:exec("DELETE FROM owner WHERE token = ?", self.token) end
+  self.token = nil
+end
+
+-- Marks a record sent, if this run still owns the journal. -> whether it did
+function Journal:claim(line)
+  local now = os.time()
+  if now - self.beat >= HEARTBEAT then
+    self:exec("UPDATE owner SET beat = ? WHERE token = ?", now, self.token)
+    self.beat = now
+  end
+  return self:exec("UPDATE records SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
+    .. "WHERE line = ? AND EXISTS (SELECT 1 FROM owner WHERE token = ?)", now, line, self.token) > 0
+end
+
+---- records ----
+
+-- The content of a record, in a stable order, to notice an edited one.
 local function fingerprint(rec, header)
   local parts = {}
   for i, name in ipairs(header) do parts[i] = name .. "=" .. (rec[name] or "") end
@@ -120,98 +290,158 @@ local function mapped(map, rec)
   return out
 end
 
+-- Whether a failed call may still have created the organisme: only a
+-- vendor "ko", an HTTP 4xx and a refused parameter say it did not.
+local function maybe_applied(e)
+  if e.kind == "vendor" or e.kind == "invalid_param" then return false end
+  if e.kind == "http" and e.http_status and e.http_status >= 400 and e.http_status < 500 then return false end
+  return true
+end
+
 -- Looks for organismes created since `since` whose marker is one of `keys`
 -- ({ key = line }). -> { line = id_organisme } | nil, err
 local function find_on_server(c, marker_field, keys, since)
-  local data, statut = c:liste_fiches_modifiees{ ts = os.date("%Y-%m-%dT%H:%M:%S", since), type_export = nil }
+  local data, statut = c:liste_fiches_modifiees{ ts = os.date("%Y-%m-%dT%H:%M:%S", since) }
   if not data then return nil, statut end
   local found = {}
   local list = data.liste_organismes
   for _, o in ipairs(type(list) == "table" and list or {}) do
-    local line = keys[o[marker_field]]
-    if line and type(o) == "table" then found[line] = o.id_organisme end
+    local line = type(o) == "table" and keys[o[marker_field]]
+    if line then found[line] = o.id_organisme end
   end
   return found
 end
 
-function bulk.import(opts)
-  local c = assert(opts.client, "bulk.import needs a client")
-  local marker_field = opts.marker_field or "code_libre_stru"
-  local f, err = io.open(opts.csv, "rb")
-  if not f then return bad_input("csv", "cannot read the CSV file: " .. tostring(err)) end
-  local text = f:read("*a")
-  f:close()
-  local records, header = csv.records(text)
-  if not records then return bad_input("csv", opts.csv .. ": " .. tostring(header)) end
+-- Registers the CSV's records; an edited record is taken if it was not
+-- sent yet. -> true | nil, message
+local function register(journal, records, header)
+  local known = {}
+  for _, r in ipairs(journal:exec("SELECT line, hash, state, id_organisme FROM records")) do known[r.line] = r end
+  local refused = {}
+  journal:exec("BEGIN IMMEDIATE")
+  for line, rec in ipairs(records) do
+    local hash, k = fingerprint(rec, header), known[line]
+    if not k then
+      journal:exec("INSERT INTO records (line, hash, state) VALUES (?, ?, 'pending')", line, hash)
+    elseif k.hash ~= hash then
+      if k.state == "pending" or k.state == "failed" then
+        journal:exec("UPDATE records SET hash = ?, state = 'pending', code = NULL, message = NULL WHERE line = ?",
+          hash, line)
+      else
+        refused[#refused + 1] = k
+      end
+    end
+  end
+  if #refused > 0 then
+    journal:exec("ROLLBACK")
+    local first = refused[1]
+    local what = first.state == "done" and ("created as organisme %s"):format(tostring(first.id_organisme))
+      or "sent, outcome not known yet"
+    return nil, ("record %d%s of the CSV changed after it was sent (%s): put it back as it was and run again; "
+      .. "only records that failed or were not sent may be corrected (ws_modification_organisme changes a "
+      .. "created one)"):format(first.line, #refused > 1 and (" (and %d more)"):format(#refused - 1) or "", what)
+  end
+  journal:exec("COMMIT")
+  return true
+end
 
-  local journal_path = opts.journal or (opts.csv .. ".journal.db")
-  local journal, jerr = open_journal(journal_path)
-  if not journal then return bad_input("journal", "cannot open the journal " .. journal_path .. ": " .. jerr) end
+local function check_options(opts)
+  if type(opts) ~= "table" then error("bulk.import needs a table of options", 3) end
+  if type(opts.client) ~= "table" then error("bulk.import needs a client", 3) end
+  if type(opts.csv) ~= "string" then error("bulk.import needs csv, the CSV file's path", 3) end
+  if type(opts.map) ~= "table" and type(opts.map) ~= "function" then
+    error("bulk.import needs map, a table { [\"organisme.intitule\"] = \"Column\" } or a function", 3)
+  end
+  for _, k in ipairs{ "journal", "report", "marker_field" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then error("bulk.import: " .. k .. " must be a string", 3) end
+  end
+  local n = opts.concurrency
+  if n ~= nil and not (type(n) == "number" and n >= 1 and n <= 1e6 and n == math.floor(n)) then
+    error("bulk.import: concurrency must be a whole number from 1 to 1000000", 3)
+  end
+  local rate = opts.rate
+  if rate ~= nil and not (type(rate) == "number" and rate > 0 and rate < math.huge) then
+    error("bulk.import: rate must be a number of calls a second > 0", 3)
+  end
+  local settle = opts.settle
+  if settle ~= nil and not (type(settle) == "number" and settle >= 0 and settle <= 86400) then
+    error("bulk.import: settle must be a number of seconds from 0 to 86400", 3)
+  end
+end
+
+-- The run itself, on a locked journal. -> counts | nil, err (raises "journal: ...")
+local function run(journal, records, header, opts)
+  local c = opts.client
+  local marker_field = opts.marker_field or "code_libre_stru"
+  local settle = opts.settle or ((c.timeout or 30) + (c.sync_overlap or 60))
+
+  local ok, why = register(journal, records, header)
+  if not ok then return bad_input("csv", why) end
+
   -- the marker prefix is this journal's own: keys of two imports never meet
   local prefix = (journal:exec("SELECT v FROM meta WHERE k = 'prefix'")[1] or {}).v
   if not prefix then
-    math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-    prefix = ("imp%06x"):format(math.random(0, 0xffffff))
+    prefix = "imp" .. random_hex(3)
     journal:exec("INSERT INTO meta (k, v) VALUES ('prefix', ?)", prefix)
   end
   local function key(line) return prefix .. ":" .. line end
 
-  -- every record has its row; a changed file is refused (its lines moved)
-  local known = {}
-  for _, r in ipairs(journal:exec("SELECT line, hash, state FROM records")) do known[r.line] = r end
-  journal:exec("BEGIN")
-  for line, rec in ipairs(records) do
-    local hash = fingerprint(rec, header)
-    if not known[line] then
-      journal:exec("INSERT INTO records (line, hash, state) VALUES (?, ?, 'pending')", line, hash)
-    elseif known[line].hash ~= hash then
-      journal:exec("ROLLBACK")
-      journal:close()
-      return bad_input("csv", ("%s changed since this journal was started (record %d); use a new journal")
-        :format(opts.csv, line))
-    end
-  end
-  journal:exec("COMMIT")
-
-  -- Records whose answer was lost: look for them before sending again.
+  -- Records whose outcome is unknown: looked for on the server; one not
+  -- found goes back to pending once `settle` seconds have passed since it
+  -- was sent. -> nil | a message saying why or until when some stay unknown
   local function resolve_unknown()
     local sent = journal:exec("SELECT line, sent_at FROM records WHERE state = 'sent'")
-    if #sent == 0 then return 0 end
+    if #sent == 0 then return nil end
     local keys, since = {}, math.huge
     for _, r in ipairs(sent) do
       keys[key(r.line)] = r.line
-      since = math.min(since, (r.sent_at or os.time()) - 120)   -- clock skew margin
+      since = math.min(since, (r.sent_at or os.time()) - SKEW)
     end
     local found, ferr = find_on_server(c, marker_field, keys, since)
-    if not found then return nil, ferr end
-    journal:exec("BEGIN")
+    if not found then return "could not check the server: " .. tostring(ferr), true end
+    local now, waiting, until_t = os.time(), 0, 0
+    journal:exec("BEGIN IMMEDIATE")
     for _, r in ipairs(sent) do
       if found[r.line] then
-        journal:exec("UPDATE records SET state = 'done', id_organisme = ? WHERE line = ?", found[r.line], r.line)
-      else   -- never arrived: send it again
+        journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = NULL, message = NULL "
+          .. "WHERE line = ?", found[r.line], r.line)
+      elseif now >= (r.sent_at or 0) + settle then   -- never arrived: may be sent again
         journal:exec("UPDATE records SET state = 'pending' WHERE line = ?", r.line)
+      else
+        waiting, until_t = waiting + 1, math.max(until_t, math.ceil((r.sent_at or 0) + settle))
       end
     end
     journal:exec("COMMIT")
-    return #sent
+    if waiting > 0 then
+      return ("%d record(s) sent less than %d s ago are not on the server yet (the server may still be "
+        .. "writing them): run again after %s to check them"):format(waiting, math.ceil(settle),
+        os.date("%H:%M:%S", until_t))
+    end
+    return nil
   end
-  local _, rerr = resolve_unknown()
-  local unresolved = rerr and tostring(rerr) or nil
+  local unresolved, blind = resolve_unknown()
 
+  local total = #records
   local todo = {}
-  for _, r in ipairs(journal:exec("SELECT line FROM records WHERE state IN ('pending', 'failed') ORDER BY line")) do
-    local rec = records[r.line]
-    if rec then todo[#todo + 1] = r.line end
+  if not blind then   -- unknown outcomes unchecked: never risk a duplicate
+    for _, r in ipairs(journal:exec("SELECT line FROM records WHERE state IN ('pending', 'failed') AND line <= ? "
+        .. "ORDER BY line", total)) do
+      todo[#todo + 1] = r.line
+    end
   end
-  if unresolved then todo = {} end   -- unknown outcomes first: never risk a duplicate
-  local already = #journal:exec("SELECT line FROM records WHERE state = 'done'")
+  local already = journal:exec("SELECT count(*) AS n FROM records WHERE state = 'done' AND line <= ?", total)[1].n
 
+  local lost   -- set when another run took the journal over: nothing more is sent
   local _, raised = runner.map(todo, function(line)
+    if lost then return nil, lost end
     local params = mapped(opts.map, records[line])
     params.organisme = params.organisme or {}
     params.organisme[marker_field] = key(line)
-    journal:exec("UPDATE records SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE line = ?",
-      os.time(), line)
+    if not journal:claim(line) then
+      lost = errors.new{ kind = "invalid_param", ws = "bulk.import", param = "journal", retryable = true,
+                         message = "the journal was taken over by another run: nothing more is sent" }
+      return nil, lost
+    end
     local msg, e = c:organisme_creation(params)
     local created = type(msg) == "table" and type(msg.organisme) == "table" and msg.organisme.id_organisme
     if created then
@@ -223,8 +453,9 @@ function bulk.import(opts)
       return nil, errors.new{ kind = "decode", ws = "ws_organisme_creation",
                               message = "the answer has no id_organisme" }
     end
-    if e.kind == "network" or e.kind == "timeout" or (e.kind == "http" and e.http_status and e.http_status >= 500) then
-      return nil, e   -- outcome unknown: stays "sent", checked on the server before any resend
+    if maybe_applied(e) then
+      journal:exec("UPDATE records SET message = ? WHERE line = ?", tostring(e), line)
+      return nil, e   -- outcome unknown: stays "sent", looked for on the server before any resend
     end
     journal:exec("UPDATE records SET state = 'failed', code = ?, message = ? WHERE line = ?",
       e.code, e.message, line)
@@ -234,19 +465,20 @@ function bulk.import(opts)
   -- with the error's text, unless it was sent (then its outcome is unknown).
   for i, e in pairs(raised) do
     if not errors.is(e) then
+      if tostring(e):match("^journal: ") then error(e, 0) end
       journal:exec("UPDATE records SET state = CASE state WHEN 'sent' THEN 'sent' ELSE 'failed' END, "
         .. "message = ? WHERE line = ?", tostring(e), todo[i])
     end
   end
-  if not unresolved then
-    local _, e2 = resolve_unknown()
-    unresolved = e2 and tostring(e2) or nil
-  end
+  if not blind then unresolved = resolve_unknown() end
+  if lost then unresolved = lost.message end
 
-  local counts = { total = #records, created = 0, already = already, failed = 0, unknown = 0, pending = 0 }
+  local counts = { total = total, created = 0, already = already, failed = 0, unknown = 0, pending = 0,
+                   not_in_csv = 0 }
   local failures = {}
   for _, r in ipairs(journal:exec("SELECT * FROM records ORDER BY line")) do
-    if r.state == "done" then counts.created = counts.created + 1
+    if r.line > total then counts.not_in_csv = counts.not_in_csv + 1
+    elseif r.state == "done" then counts.created = counts.created + 1
     elseif r.state == "sent" then counts.unknown = counts.unknown + 1
     elseif r.state == "pending" then counts.pending = counts.pending + 1
     else
@@ -254,7 +486,50 @@ function bulk.import(opts)
       failures[#failures + 1] = r
     end
   end
+  counts.unresolved = unresolved
+  return counts, failures
+end
+
+function bulk.import(opts)
+  check_options(opts)
+  local f, err = io.open(opts.csv, "rb")
+  if not f then return bad_input("csv", "cannot read the CSV file: " .. tostring(err)) end
+  local text = f:read("*a")
+  f:close()
+  local records, header = csv.records(text)
+  if not records then return bad_input("csv", opts.csv .. ": " .. tostring(header)) end
+
+  local journal_path = opts.journal or (opts.csv .. ".journal.db")
+  if same_file(journal_path, opts.csv) then
+    return bad_input("journal", "the journal " .. journal_path .. " is the CSV file itself: give another path")
+  end
+  if opts.report and (same_file(opts.report, opts.csv) or same_file(opts.report, journal_path)) then
+    return bad_input("report", ("the report %s is the %s itself: give another path"):format(opts.report,
+      same_file(opts.report, opts.csv) and "CSV file" or "journal"))
+  end
+
+  local journal, jerr = open_journal(journal_path)
+  if not journal then return bad_input("journal", "journal " .. journal_path .. ": " .. jerr) end
+  local locked, ok, counts, failures = pcall(journal.lock, journal, this_process())
+  if locked and ok then
+    ok, counts, failures = pcall(run, journal, records, header, opts)
+    if not ok then pcall(journal.exec, journal, "ROLLBACK") end   -- a transaction the error left open
+    pcall(journal.unlock, journal)   -- a journal that cannot be written any more keeps a lock of a gone run
+  elseif locked then   -- refused: someone else's
+    ok, counts, failures = true, bad_input("journal", "journal " .. journal_path .. ": " .. counts, true)
+  else
+    pcall(journal.exec, journal, "ROLLBACK")
+    ok, counts = false, ok
+  end
   journal:close()
+  if not ok then
+    if tostring(counts):match("^journal: ") then
+      return bad_input("journal", journal_path .. ": " .. tostring(counts):gsub("^journal: ", ""))
+    end
+    error(counts, 0)   -- a programmer's mistake (a map function's own error is kept per record)
+  end
+  if not counts then return nil, failures end
+
   if opts.report then
     local out, oerr = io.open(opts.report, "w")
     if not out then return bad_input("report", "cannot write the report: " .. tostring(oerr)) end
@@ -265,7 +540,6 @@ function bulk.import(opts)
     out:close()
     counts.report = opts.report
   end
-  counts.unresolved = unresolved
   return counts
 end
 

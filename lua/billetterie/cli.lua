@@ -1,8 +1,9 @@
 -- The client side of the `billetterie` command: call, run, import.
 -- Credentials come from the environment (BILLETTERIE_URL, _LOGIN, _PASSWORD,
 -- _CLIENT, _API_URL, _API_LOGIN, _API_KEY) or a config file (--config FILE or
--- BILLETTERIE_CONFIG: a Lua file returning billetterie.new's options), never
--- from the command line, where `ps` would show them.
+-- BILLETTERIE_CONFIG: a Lua file returning billetterie.new's options, run
+-- with os.getenv and no file or command access: safe_env), never from the
+-- command line, where `ps` would show them.
 local billetterie = require "billetterie"
 local catalogue = require "billetterie.catalogue"
 local errors = require "billetterie.error"
@@ -15,13 +16,17 @@ local function die(message, code)
   os.exit(code or 1)
 end
 
--- --name value / --flag options, then positional arguments.
-local function parse(args, flags)
+-- --name value / --flag options, then positional arguments. With
+-- `stop`, everything from the first positional argument on is positional
+-- (a script's own arguments, as lua gives them).
+local function parse(args, flags, stop)
   local opts, rest, i = {}, {}, 1
   while i <= #args do
     local a = args[i]
     local name = a:match("^%-%-([%w-]+)$")
-    if a == "-h" or a == "--help" then
+    if stop and #rest > 0 then
+      rest[#rest + 1] = a
+    elseif a == "-h" or a == "--help" then
       opts.help = true
     elseif name and flags[name] == "flag" then
       opts[name] = true
@@ -39,14 +44,38 @@ local function parse(args, flags)
   return opts, rest
 end
 
+-- What a --config or --map file runs with: the basic functions, copies of
+-- string, table and math, and os.getenv, os.time, os.date (a password from
+-- the environment: password = os.getenv("BILLETTERIE_PASSWORD")); nothing
+-- that opens a file, runs a command or loads code.
+local BASICS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
+                 "unpack" }
+local function safe_env()
+  local env = { os = { getenv = os.getenv, time = os.time, date = os.date } }
+  for _, name in ipairs(BASICS) do env[name] = _G[name] end
+  for _, lib in ipairs{ "string", "table", "math" } do
+    env[lib] = {}
+    for k, v in pairs(_G[lib]) do env[lib][k] = v end
+  end
+  return env
+end
+
+-- The value a --config or --map file returns; a mistake in it ends the
+-- command with its message (exit status 2).
+local function load_data(what, path)
+  local chunk, err = loadfile(path, "t", safe_env())
+  if not chunk then die(("billetterie: %s file: %s"):format(what, err), 2) end
+  local ok, value = pcall(chunk)
+  if not ok then die(("billetterie: %s file %s failed: %s"):format(what, path, tostring(value)), 2) end
+  return value
+end
+
 local function client(opts, extra)
   local config = opts.config or os.getenv("BILLETTERIE_CONFIG")
   local base = {}
   if config then
-    local chunk, err = loadfile(config, "t", {})
-    if not chunk then die("billetterie: " .. err) end
-    base = chunk()
-    if type(base) ~= "table" then die("billetterie: " .. config .. " must return a table of options") end
+    base = load_data("config", config)
+    if type(base) ~= "table" then die("billetterie: " .. config .. " must return a table of options", 2) end
   end
   for k, v in pairs(extra or {}) do base[k] = v end
   if opts.url then base.url = opts.url end   -- an address is no secret: a flag is fine
@@ -126,23 +155,35 @@ repeats for lists. name=- reads the value from stdin (one line) and
 name=env:VAR from the environment variable VAR: use them for passwords
 (web_passe=-), which `ps` would show on the command line. Contact passwords
 in an answer are printed as "***". Credentials come from the environment or
-the config file (the environment fills what the file and --url leave out).
+the config file (the environment fills what the file and --url leave out):
+a Lua file returning billetterie.new's options, which may read the
+environment (password = os.getenv("MY_PW")) but not files or commands.
 Exit status: 0 success, 1 the call failed (the error on stderr), 2 usage.]],
   run = [[
-usage: billetterie run SCRIPT.lua [args ...] [--url URL] [--config FILE]
+usage: billetterie run [--url URL] [--config FILE] SCRIPT.lua [args ...]
 
 Runs a workflow script inside billetterie.run (its calls may overlap with
 billetterie.spawn / billetterie.map). The script receives the configured
-client as its first argument (local c = ...), then the other arguments.]],
+client as its first argument (local c = ...), then its own arguments; as
+with lua, arg[0] is the script and arg[1], arg[2]... its arguments (every
+argument after SCRIPT.lua is the script's). Exit status: 0, 1 if the
+script raised an error (its message on stderr), 2 usage.]],
   import = [[
 usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE]
                           [--concurrency N] [--rate N] [--url URL] [--config FILE]
 
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is
-created twice (the journal, FILE.csv.journal.db by default, remembers).
-MAP.lua returns { ["organisme.intitule"] = "Column", ... }. Failures go to
-the report (FILE.csv.failures.csv). Progress on stderr.]],
+created twice (the journal, FILE.csv.journal.db by default, remembers; one
+import at a time per journal). MAP.lua returns { ["organisme.intitule"] =
+"Column", ... }. Failures go to the report (FILE.csv.failures.csv): correct
+those records in the CSV and run again (a record already sent must keep its
+content and its place). A record whose answer was lost is looked for on the
+server before anything is sent again; one not found yet stays "unknown"
+until a later run. --concurrency: calls at once (8); --rate: at most N calls
+a second. Progress on stderr.
+Exit status: 0 every record created, 1 some failed, unknown or not sent (or
+the import could not run), 2 usage.]],
 }
 cli.HELP = HELP
 
@@ -190,15 +231,21 @@ function cli.call(args)
 end
 
 function cli.run(args)
-  local opts, rest = parse(args, { config = "value", url = "value" })
+  local opts, rest = parse(args, { config = "value", url = "value" }, true)
   if not opts then die(rest .. "\n" .. HELP.run, 2) end
   if opts.help then print(HELP.run) return 0 end
   if not rest[1] then die(HELP.run, 2) end
   local chunk, err = loadfile(rest[1])
   if not chunk then die("billetterie run: " .. err, 2) end
   local c = client(opts)
+  -- the script's arg, as lua would give it: arg[0] the script, then its arguments
+  local script_arg = { [-1] = arg and arg[0], [0] = rest[1] }
+  for i = 2, #rest do script_arg[i - 1] = rest[i] end
+  local saved = _G.arg
+  _G.arg = script_arg
   local unpack = table.unpack or unpack
   local ok, failure = pcall(billetterie.run, chunk, c, unpack(rest, 2))
+  _G.arg = saved
   if not ok then
     io.stderr:write("billetterie run: ", tostring(failure), "\n")
     return 1
@@ -206,25 +253,55 @@ function cli.run(args)
   return 0
 end
 
+-- A --name value that must be a number: whole (>= 1) or positive.
+local function number_option(opts, name, whole)
+  local v = opts[name]
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if whole then
+    n = v:match("^%d+$") and n
+    if not n or n < 1 or n > 1e6 then
+      die(("billetterie import: --%s must be a whole number from 1 to 1000000, got %s"):format(name, v), 2)
+    end
+  elseif not n or not (n > 0 and n < math.huge) then
+    die(("billetterie import: --%s must be a number of calls a second > 0, got %s"):format(name, v), 2)
+  end
+  return n
+end
+
 function cli.import(args)
   local opts, rest = parse(args, { map = "value", journal = "value", report = "value",
                                    concurrency = "value", rate = "value", config = "value", url = "value" })
   if not opts then die(rest .. "\n" .. HELP.import, 2) end
   if opts.help then print(HELP.import) return 0 end
-  if not rest[1] or not opts.map then die(HELP.import, 2) end
-  local chunk, err = loadfile(opts.map, "t", {})
-  if not chunk then die("billetterie import: " .. err, 2) end
-  local map = chunk()
+  if not rest[1] or not opts.map or rest[2] then die(HELP.import, 2) end
+  local concurrency = number_option(opts, "concurrency", true) or 8
+  local rate = number_option(opts, "rate", false)
+  local map = load_data("map", opts.map)
+  if type(map) ~= "table" and type(map) ~= "function" then
+    die("billetterie import: " .. opts.map .. " must return a table { [\"organisme.intitule\"] = \"Column\" } "
+      .. "or a function", 2)
+  end
   local report, ierr = require("billetterie.bulk").import{
     client = client(opts), csv = rest[1], map = map,
     journal = opts.journal, report = opts.report or (rest[1] .. ".failures.csv"),
-    concurrency = tonumber(opts.concurrency) or 8, rate = tonumber(opts.rate), progress = true,
+    concurrency = concurrency, rate = rate, progress = true,
   }
-  if not report then die("billetterie import: " .. tostring(ierr)) end
+  if not report then
+    -- a path that cannot be used is a usage mistake; a busy journal or an
+    -- edited record is not
+    local usage = ierr.kind == "invalid_param" and not ierr.retryable
+      and (ierr.param == "journal" or ierr.param == "report")
+    die("billetterie import: " .. tostring(ierr.message or ierr), usage and 2 or 1)
+  end
   print(("%d records: %d created, %d failed (report %s), %d unknown, %d not sent"):format(report.total,
-    report.created, report.failed, report.report, report.unknown, report.pending or 0))
-  if report.unresolved then io.stderr:write("could not check the server: ", report.unresolved, "\n") end
-  return (report.failed > 0 or report.unknown > 0 or (report.pending or 0) > 0) and 1 or 0
+    report.created, report.failed, report.report, report.unknown, report.pending))
+  if report.not_in_csv > 0 then
+    print(("%d record(s) of the journal are past the end of this CSV: left alone, not counted"):format(
+      report.not_in_csv))
+  end
+  if report.unresolved then io.stderr:write("billetterie import: ", report.unresolved, "\n") end
+  return (report.failed > 0 or report.unknown > 0 or report.pending > 0) and 1 or 0
 end
 
 return cli
