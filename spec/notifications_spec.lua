@@ -59,6 +59,15 @@ describe("integer fields of a push", function()
     assert.matches("<qtte> is not an integer", err.message, 1, true)
   end)
 
+  it("allow whitespace around an integer, as XML does (a pretty-printed push)", function()
+    local c = assert(notifications.caddy("<caddy><id>070401758672</id><transaction><montant>\n  7540\n</montant>"
+      .. "</transaction></caddy>"))
+    assert.equal(7540, c.transaction.montant)
+    assert.is_true(int(c.transaction.montant))
+    local n = assert(notifications.print_card("<NOTIFY><idcarte>/CA1</idcarte><id_contact> 7 </id_contact></NOTIFY>"))
+    assert.equal(7, n.id_contact)
+  end)
+
   it("says what to pass when there is no raw body (a form-encoded request)", function()
     local n, err = notifications.print_card(nil)
     assert.is_nil(n)

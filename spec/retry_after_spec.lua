@@ -119,9 +119,19 @@ describe("Retry-After over real sockets", function()
     assert.same({}, slept)
   end)
 
-  it("refuses a retry_after_max that is not a number of seconds", function()
+  it("refuses a retry_after_max that is not a number of seconds, in both clients", function()
     assert.has_error(function() sb:client{ retry_after_max = -1 } end)
     assert.has_error(function() sb:client{ retry_after_max = "10" } end)
+    for _, bad in ipairs { -1, 0 / 0, math.huge, 86401 } do
+      local ok, err = pcall(s360.new, { url = sb.url .. "mosa", institution = "MOSA", operator = "MOSA_B2C",
+                                        password = "s360-sandbox-secret", retry_after_max = bad })
+      assert.is_false(ok, tostring(bad))
+      assert.matches("retry_after_max must be between 0 and 86400 seconds", err, 1, true)
+    end
+    local ok, err = pcall(s360.new, { url = sb.url .. "mosa", institution = "MOSA", operator = "MOSA_B2C",
+                                      password = "s360-sandbox-secret", retries = 1.5 })
+    assert.is_false(ok)
+    assert.matches("retries must be a whole number", err, 1, true)
   end)
 end)
 

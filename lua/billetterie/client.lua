@@ -37,20 +37,13 @@ local OPTIONS = {
 }
 local SECRET_OPTIONS = { password = true, pwd_key = true, api_key = true }
 -- What each number option may be (NaN fails every comparison, so it is refused too).
-local DAY = 86400
 local NUMBER_RANGES = {
   client_id = { 0, 2^53, whole = true, says = "a whole number >= 0" },
-  timeout = { 0.001, DAY, says = "between 0.001 and 86400 seconds" },
-  connect_timeout = { 0.001, DAY, says = "between 0.001 and 86400 seconds" },
-  max_size = { 1, 2^53, whole = true, says = "a whole number of bytes >= 1" },
-  sync_overlap = { 0, DAY, says = "between 0 and 86400 seconds" },
-  retries = { 0, 100, whole = true, says = "a whole number between 0 and 100" },
-  retry_base = { 0, DAY, says = "between 0 and 86400 seconds" },
-  retry_max = { 0, DAY, says = "between 0 and 86400 seconds" },
-  retry_after_max = { 0, DAY, says = "between 0 and 86400 seconds" },
+  sync_overlap = { 0, 86400, says = "between 0 and 86400 seconds" },
   rate = { 1e-6, 1e9, says = "a number of calls a second > 0" },
   max_in_flight = { 1, 1e6, whole = true, says = "a whole number >= 1" },
 }
+for k, range in pairs(limits.NUMBER_RANGES) do NUMBER_RANGES[k] = range end
 
 local function with_slash(url)
   return url:sub(-1) == "/" and url or url .. "/"
@@ -76,12 +69,7 @@ function Client.new(opts)
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] and #opts[k] < 4 then error("billetterie.new: " .. k .. " is too short to be real", 2) end
   end
-  for k, range in pairs(NUMBER_RANGES) do
-    local v = opts[k]
-    if v ~= nil and not (v >= range[1] and v <= range[2] and (not range.whole or v == math.floor(v))) then
-      error(("billetterie.new: option %s must be %s"):format(k, range.says), 2)
-    end
-  end
+  limits.check_ranges(opts, NUMBER_RANGES, "billetterie.new", 2)
   local self = setmetatable({
     url = with_slash(opts.url),
     api_url = opts.api_url and with_slash(opts.api_url),

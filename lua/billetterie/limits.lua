@@ -122,6 +122,30 @@ function Semaphore:release()
   if self.ngx_waiting > 0 then self.ngx_sem:post(1) end
 end
 
+-- What the number options of both clients (billetterie.new, s360.new) may
+-- be; NaN fails every comparison, so it is refused too.
+local DAY = 86400
+limits.NUMBER_RANGES = {
+  timeout = { 0.001, DAY, says = "between 0.001 and 86400 seconds" },
+  connect_timeout = { 0.001, DAY, says = "between 0.001 and 86400 seconds" },
+  max_size = { 1, 2^53, whole = true, says = "a whole number of bytes >= 1" },
+  retries = { 0, 100, whole = true, says = "a whole number between 0 and 100" },
+  retry_base = { 0, DAY, says = "between 0 and 86400 seconds" },
+  retry_max = { 0, DAY, says = "between 0 and 86400 seconds" },
+  retry_after_max = { 0, DAY, says = "between 0 and 86400 seconds" },
+}
+
+-- Raises (a programmer's mistake) at `level` for the first option of `opts`
+-- out of its range in `ranges`; `who` names the constructor.
+function limits.check_ranges(opts, ranges, who, level)
+  for k, range in pairs(ranges) do
+    local v = opts[k]
+    if type(v) == "number" and not (v >= range[1] and v <= range[2] and (not range.whole or v == math.floor(v))) then
+      error(("%s: option %s must be %s"):format(who, k, range.says), level + 1)
+    end
+  end
+end
+
 -- The wait before retry number `attempt` (1, 2...): exponential from base
 -- seconds, capped at max, with full jitter (random() in [0, 1)) so clients
 -- that failed together do not come back together.

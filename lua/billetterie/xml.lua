@@ -83,12 +83,14 @@ end
 
 --- xml.integers(tree, names) -> tree, converted in place
 -- Turns the text of the leaf elements named in the set `names` into
--- integers where it is one ("7540" -> 7540, "000" -> 0); anything else is
--- left as it is. Used for the centimes, ids and quantities the spec types as
--- integers; order ids (<id>070401758672</id>) are never in such a set.
+-- integers where it is one ("7540" -> 7540, "000" -> 0, whitespace around
+-- it allowed as in any XML integer); anything else is left as it is. Used
+-- for the centimes, ids and quantities the spec types as integers; order ids
+-- (<id>070401758672</id>) are never in such a set.
 local function to_integer(v)
-  if type(v) == "string" and v:find("^%-?%d+$") and #v < 16 then
-    local n = tonumber(v)
+  local digits = type(v) == "string" and v:match("^%s*(%-?%d+)%s*$")
+  if digits and #digits < 16 then
+    local n = tonumber(digits)
     return math.tointeger and math.tointeger(n) or n
   end
   return v

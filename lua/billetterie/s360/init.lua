@@ -79,6 +79,7 @@ end
 
 function M.new(opts)
   check_options(opts)
+  limits.check_ranges(opts, limits.NUMBER_RANGES, "s360.new", 2)
   local protocol = opts.protocol or "soap"
   if protocol ~= "soap" and protocol ~= "rest" then error("s360.new: protocol must be soap or rest", 2) end
   if opts.version and not opts.version:match("^v%d+_%d+$") then
