@@ -24,15 +24,23 @@
 -- Every CSV record has a row in the journal (SQLite). A record is marked
 -- "sent" (committed) before its request leaves and "done" with the new
 -- id_organisme once the answer is read, so a run killed at any point can be
--- restarted: done records are skipped. Whenever the request may have been
--- applied (a network error or timeout, an HTTP 5xx, an answer that cannot be
--- read, an ok without the new id) the record stays "sent", and is looked for
--- on the server before it is ever sent again: each organisme carries its
--- record's key in `marker_field` (code_libre_stru by default) and the change
--- feed (api_url, api_login and api_key of the client) lists what was created
--- since. A sent record not found there goes back to pending only `settle`
--- seconds after it was sent (default the client's timeout + sync_overlap:
--- the server may still be writing it); until then it is unknown.
+-- restarted: done records are skipped. A vendor "ko" that still carries the
+-- new organisme's id (organisme.id_organisme) is done with that id. Whenever
+-- the request may have been applied (a network error or timeout, an HTTP
+-- 5xx, an answer that cannot be read, an ok without the new id, a ko saying
+-- part of the request was done: partial, 1111) the record stays "sent", and
+-- is looked for on the server before it is ever sent again: each organisme
+-- carries its record's key in `marker_field` (code_libre_stru by default)
+-- and the change feed (api_url, api_login and api_key of the client) lists
+-- what was created since. A sent record not found there goes back to
+-- pending only `settle` seconds (default the client's timeout +
+-- sync_overlap: the server may still be writing it) after its request
+-- left; until then it is unknown. When the request left is bounded by when
+-- its answer (or failure) came back, so sent_at is stamped again then; a
+-- record whose call never came back (a killed run) is given in addition the
+-- time the client's own pacing (its rate and max_in_flight, for this run's
+-- concurrency: the same options are assumed) may have held it after it
+-- was marked.
 --
 -- A record may be corrected in the CSV while it is pending or failed: the
 -- new content is used (checked again before sending). A record that was
@@ -47,7 +55,9 @@
 -- lock is taken over at once); an owner on another host (or where /proc
 -- cannot tell) when its heartbeat, refreshed as it sends records, is STALE
 -- seconds old (10 minutes). Each record is marked "sent" only while this run
--- still owns the journal, so a run taken over sends nothing more.
+-- still owns the journal, so a run taken over sends nothing more; what it
+-- writes afterwards is guarded by the state (and sent_at) it read, so it
+-- never undoes a newer run's work.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
 local errors = require "billetterie.error"
@@ -249,15 +259,26 @@ function Journal:unlock()
   self.token = nil
 end
 
--- Marks a record sent, if this run still owns the journal. -> whether it did
+function Journal:owns()
+  return self:exec("SELECT 1 AS yes FROM owner WHERE token = ?", self.token)[1] ~= nil
+end
+
+-- Marks a record sent if it is still pending or failed (another run may
+-- have written it since it was read) and this run still owns the journal;
+-- its code and message (a previous attempt's) are cleared: a sent record
+-- without a message is one whose call never came back.
+-- -> sent_at | nil, "lost" (taken over) | nil, "changed"
 function Journal:claim(line)
   local now = os.time()
   if now - self.beat >= HEARTBEAT then
     self:exec("UPDATE owner SET beat = ? WHERE token = ?", now, self.token)
     self.beat = now
   end
-  return self:exec("UPDATE records SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
-    .. "WHERE line = ? AND EXISTS (SELECT 1 FROM owner WHERE token = ?)", now, line, self.token) > 0
+  local n = self:exec("UPDATE records SET state = 'sent', sent_at = ?, code = NULL, message = NULL, "
+    .. "attempts = attempts + 1 WHERE line = ? AND state IN ('pending', 'failed') "
+    .. "AND EXISTS (SELECT 1 FROM owner WHERE token = ?)", now, line, self.token)
+  if n > 0 then return now end
+  return nil, self:owns() and "changed" or "lost"
 end
 
 ---- records ----
@@ -291,11 +312,23 @@ local function mapped(map, rec)
 end
 
 -- Whether a failed call may still have created the organisme: only a
--- vendor "ko", an HTTP 4xx and a refused parameter say it did not.
+-- vendor "ko" (unless it says part of the request was done), an HTTP 4xx
+-- and a refused parameter say it did not.
 local function maybe_applied(e)
+  if e.partial then return true end
   if e.kind == "vendor" or e.kind == "invalid_param" then return false end
   if e.kind == "http" and e.http_status and e.http_status >= 400 and e.http_status < 500 then return false end
   return true
+end
+
+-- The new organisme's id in an answer's payload (a success's, or what a ko
+-- still carried: then the organisme was created anyway) | nil.
+local function new_id(payload)
+  local o = type(payload) == "table" and payload.organisme
+  local id = type(o) == "table" and o.id_organisme
+  if type(id) == "number" and id > 0 then return id end
+  if type(id) == "string" and id:match("^%d+$") and tonumber(id) > 0 then return tonumber(id) end
+  return nil
 end
 
 -- Looks for organismes created since `since` whose marker is one of `keys`
@@ -369,11 +402,31 @@ local function check_options(opts)
   end
 end
 
+-- How long after it was marked "sent" a request may still leave, held by
+-- the client's own pacing: a turn of its rate limit for each of this run's
+-- workers, and a wait for a slot (held up to the timeout each) when it
+-- caps the calls in flight below them. The client keeps these settings in
+-- its limiters only (limits.rate, limits.semaphore).
+local function pacing_slack(c, concurrency)
+  local slack = 0
+  local rate, in_flight = c._rate, c._in_flight
+  if type(rate) == "table" and type(rate.interval) == "number" then
+    slack = slack + concurrency * rate.interval
+  end
+  if type(in_flight) == "table" and type(in_flight.n) == "number" and in_flight.n < concurrency then
+    slack = slack + math.floor((concurrency - 1) / in_flight.n) * (c.timeout or 30)
+  end
+  return slack
+end
+
 -- The run itself, on a locked journal. -> counts | nil, err (raises "journal: ...")
 local function run(journal, records, header, opts)
   local c = opts.client
   local marker_field = opts.marker_field or "code_libre_stru"
-  local settle = opts.settle or ((c.timeout or 30) + (c.sync_overlap or 60))
+  local timeout = c.timeout or 30
+  local settle = opts.settle or (timeout + (c.sync_overlap or 60))
+  local concurrency = opts.concurrency or 8
+  local slack = pacing_slack(c, concurrency)
 
   local ok, why = register(journal, records, header)
   if not ok then return bad_input("csv", why) end
@@ -386,35 +439,52 @@ local function run(journal, records, header, opts)
   end
   local function key(line) return prefix .. ":" .. line end
 
+  local lost   -- set when another run took the journal over: nothing more is sent
+  local function taken_over()
+    lost = lost or errors.new{ kind = "invalid_param", ws = "bulk.import", param = "journal", retryable = true,
+                               message = "the journal was taken over by another run: nothing more is sent" }
+    return lost
+  end
+
   -- Records whose outcome is unknown: looked for on the server; one not
-  -- found goes back to pending once `settle` seconds have passed since it
-  -- was sent. -> nil | a message saying why or until when some stay unknown
+  -- found goes back to pending once settled (see the header). What was read
+  -- is written back only if this run still owns the journal and the record
+  -- is still as read. -> nil | a message saying why or until when some stay
+  -- unknown, and whether they could not be checked at all
   local function resolve_unknown()
-    local sent = journal:exec("SELECT line, sent_at FROM records WHERE state = 'sent'")
+    local sent = journal:exec("SELECT line, sent_at, message FROM records WHERE state = 'sent'")
     if #sent == 0 then return nil end
     local keys, since = {}, math.huge
     for _, r in ipairs(sent) do
       keys[key(r.line)] = r.line
-      since = math.min(since, (r.sent_at or os.time()) - SKEW)
+      -- a sent_at stamped when the answer came: the request left up to `timeout` before
+      since = math.min(since, (r.sent_at or os.time()) - timeout - SKEW)
     end
     local found, ferr = find_on_server(c, marker_field, keys, since)
     if not found then return "could not check the server: " .. tostring(ferr), true end
-    local now, waiting, until_t = os.time(), 0, 0
+    local now, waiting, until_t, window = os.time(), 0, 0, settle
     journal:exec("BEGIN IMMEDIATE")
+    if not journal:owns() then
+      journal:exec("ROLLBACK")
+      return taken_over().message, true
+    end
     for _, r in ipairs(sent) do
+      local wait = settle + (r.message == nil and slack or 0)   -- a call that never came back: maybe held
       if found[r.line] then
         journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = NULL, message = NULL "
           .. "WHERE line = ?", found[r.line], r.line)
-      elseif now >= (r.sent_at or 0) + settle then   -- never arrived: may be sent again
-        journal:exec("UPDATE records SET state = 'pending' WHERE line = ?", r.line)
+      elseif now >= (r.sent_at or 0) + wait then   -- never arrived: may be sent again
+        journal:exec("UPDATE records SET state = 'pending' WHERE line = ? AND state = 'sent' AND sent_at IS ?",
+          r.line, r.sent_at)
       else
-        waiting, until_t = waiting + 1, math.max(until_t, math.ceil((r.sent_at or 0) + settle))
+        waiting, until_t = waiting + 1, math.max(until_t, math.ceil((r.sent_at or 0) + wait))
+        window = math.max(window, wait)
       end
     end
     journal:exec("COMMIT")
     if waiting > 0 then
       return ("%d record(s) sent less than %d s ago are not on the server yet (the server may still be "
-        .. "writing them): run again after %s to check them"):format(waiting, math.ceil(settle),
+        .. "writing them): run again after %s to check them"):format(waiting, math.ceil(window),
         os.date("%H:%M:%S", until_t))
     end
     return nil
@@ -431,45 +501,63 @@ local function run(journal, records, header, opts)
   end
   local already = journal:exec("SELECT count(*) AS n FROM records WHERE state = 'done' AND line <= ?", total)[1].n
 
-  local lost   -- set when another run took the journal over: nothing more is sent
   local _, raised = runner.map(todo, function(line)
     if lost then return nil, lost end
     local params = mapped(opts.map, records[line])
     params.organisme = params.organisme or {}
     params.organisme[marker_field] = key(line)
-    if not journal:claim(line) then
-      lost = errors.new{ kind = "invalid_param", ws = "bulk.import", param = "journal", retryable = true,
-                         message = "the journal was taken over by another run: nothing more is sent" }
-      return nil, lost
+    local stamp, claim_err = journal:claim(line)
+    if not stamp then
+      if claim_err == "lost" then return nil, taken_over() end
+      return nil, errors.new{ kind = "invalid_param", ws = "bulk.import", param = "journal", retryable = true,
+        message = ("record %d was written by another run meanwhile: left as it is"):format(line) }
     end
     local msg, e = c:organisme_creation(params)
-    local created = type(msg) == "table" and type(msg.organisme) == "table" and msg.organisme.id_organisme
-    if created then
-      journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = NULL, message = NULL WHERE line = ?",
-        created, line)
+    if msg then e = nil end   -- e is the statut of an ok
+    local created = new_id(msg or e.payload)
+    if created then   -- a ko carrying the new id (partly done) keeps its code and message
+      journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = ?, message = ? WHERE line = ?",
+        created, e and e.code, e and e.message, line)
       return true
     end
-    if msg then   -- an ok without the new id: stays "sent", looked for on the server
-      return nil, errors.new{ kind = "decode", ws = "ws_organisme_creation",
-                              message = "the answer has no id_organisme" }
+    if msg then   -- an ok without the new id
+      e = errors.new{ kind = "decode", ws = "ws_organisme_creation", message = "the answer has no id_organisme" }
     end
+    -- Written only if no newer run claimed the record since (state and
+    -- sent_at as claimed).
     if maybe_applied(e) then
-      journal:exec("UPDATE records SET message = ? WHERE line = ?", tostring(e), line)
-      return nil, e   -- outcome unknown: stays "sent", looked for on the server before any resend
+      -- outcome unknown: stays "sent", looked for on the server before any
+      -- resend; the request left before now, which settle counts from
+      journal:exec("UPDATE records SET sent_at = ?, message = ? WHERE line = ? AND state = 'sent' AND sent_at = ?",
+        os.time(), tostring(e), line, stamp)
+      return nil, e
     end
-    journal:exec("UPDATE records SET state = 'failed', code = ?, message = ? WHERE line = ?",
-      e.code, e.message, line)
+    journal:exec("UPDATE records SET state = 'failed', code = ?, message = ? WHERE line = ? AND state = 'sent' "
+      .. "AND sent_at = ?", e.code, e.message, line, stamp)
     return nil, e
-  end, { concurrency = opts.concurrency or 8, rate = opts.rate, progress = opts.progress })
+  end, { concurrency = concurrency, rate = opts.rate, progress = opts.progress })
   -- A record whose handling raised (a map function, the journal): failed
-  -- with the error's text, unless it was sent (then its outcome is unknown).
-  for i, e in pairs(raised) do
-    if not errors.is(e) then
-      if tostring(e):match("^journal: ") then error(e, 0) end
-      journal:exec("UPDATE records SET state = CASE state WHEN 'sent' THEN 'sent' ELSE 'failed' END, "
-        .. "message = ? WHERE line = ?", tostring(e), todo[i])
+  -- with the error's text, unless it was sent (then its outcome is unknown,
+  -- and its request left before now). Every record is written that can be
+  -- before a journal error is raised.
+  local journal_err
+  for i = 1, #todo do
+    local e = raised[i]
+    if e ~= nil and not errors.is(e) then
+      local text = tostring(e)
+      if text:match("^journal: ") then
+        journal_err = journal_err or text
+      else
+        local wrote, werr = pcall(journal.exec, journal, "UPDATE records SET "
+          .. "state = CASE state WHEN 'sent' THEN 'sent' ELSE 'failed' END, "
+          .. "sent_at = CASE state WHEN 'sent' THEN ? ELSE sent_at END, message = ? "
+          .. "WHERE line = ? AND EXISTS (SELECT 1 FROM owner WHERE token = ?)", os.time(), text, todo[i],
+          journal.token)
+        if not wrote then journal_err = journal_err or tostring(werr) end
+      end
     end
   end
+  if journal_err then error(journal_err, 0) end
   if not blind then unresolved = resolve_unknown() end
   if lost then unresolved = lost.message end
 
