@@ -405,16 +405,15 @@ end
 -- How long after it was marked "sent" a request may still leave, held by
 -- the client's own pacing: a turn of its rate limit for each of this run's
 -- workers, and a wait for a slot (held up to the timeout each) when it
--- caps the calls in flight below them. The client keeps these settings in
--- its limiters only (limits.rate, limits.semaphore).
+-- caps the calls in flight below them (c.rate, c.max_in_flight).
 local function pacing_slack(c, concurrency)
   local slack = 0
-  local rate, in_flight = c._rate, c._in_flight
-  if type(rate) == "table" and type(rate.interval) == "number" then
-    slack = slack + concurrency * rate.interval
+  local rate, in_flight = c.rate, c.max_in_flight
+  if type(rate) == "number" and rate > 0 then
+    slack = slack + concurrency / rate
   end
-  if type(in_flight) == "table" and type(in_flight.n) == "number" and in_flight.n < concurrency then
-    slack = slack + math.floor((concurrency - 1) / in_flight.n) * (c.timeout or 30)
+  if type(in_flight) == "number" and in_flight >= 1 and in_flight < concurrency then
+    slack = slack + math.floor((concurrency - 1) / in_flight) * (c.timeout or 30)
   end
   return slack
 end

@@ -101,6 +101,8 @@ function Client.new(opts)
   }, Client)
   -- Client-wide pacing: at most `rate` calls a second, `max_in_flight`
   -- calls at once (both off unless set; the vendors publish call-rate limits).
+  -- (c.rate and c.max_in_flight say what was asked: billetterie.bulk reads them)
+  self.rate, self.max_in_flight = opts.rate, opts.max_in_flight
   if opts.rate then self._rate = limits.rate(opts.rate) end
   if opts.max_in_flight then self._in_flight = limits.semaphore(opts.max_in_flight) end
   -- One request table per client, refilled by each call (transports read it
