@@ -50,6 +50,23 @@
  * past that the connection is closed: nothing is read any further. */
 #define BT_DRAIN_MAX ((size_t)1 << 20)
 #define BT_MAX_DELAY_MS 600000 /* longest injected delay: 10 minutes */
+/* Form fields (query and body together) a request may carry: each becomes a
+ * Lua table, so millions of `a=1&` in an 8 MB body would cost ~100 times
+ * their size in memory. Beyond: 413, before any table is built. */
+#define BT_MAX_FIELDS 10000
+#define BT_STR_(x) #x
+#define BT_STR(x) BT_STR_(x)
+#define BT_TOO_MANY_FIELDS "too many form fields (at most " BT_STR(BT_MAX_FIELDS) ")"
+/* Connections served at once; more are closed as they come. Below
+ * FD_SETSIZE (select) with room to spare: the process keeps file
+ * descriptors for SQLite and its own HTTP calls whatever clients hold. */
+#define BT_MAX_CONNECTIONS 500
+/* Per-connection memory pool of MHD (its default: 32 KiB), which holds the
+ * request line, the headers and the parsed query: with 32 KiB a GET of
+ * ~450 short parameters got no answer at all. 256 KiB serves queries up to
+ * ~50 KB; MHD answers 414 to longer request lines (pages are touched only
+ * as they are used). */
+#define BT_CONN_MEMORY ((size_t)256 * 1024)
 
 /* The one piece of process-wide mutable state. A signal handler can only
  * talk to the program through a volatile sig_atomic_t, and SIGTERM/SIGINT are
@@ -98,6 +115,20 @@ typedef struct {
     size_t n, cap;
 } bt_list;
 
+/* A buffer holding exactly n bytes (and a NUL), for a name or a value that
+ * may never grow: no rounding up, a form of short fields stays small. */
+static int buf_set(bt_buf *b, const char *p, size_t n)
+{
+    if ((b->data = malloc(n + 1)) == NULL)
+        return -1;
+    if (n)
+        memcpy(b->data, p, n);
+    b->data[n] = '\0';
+    b->len = n;
+    b->cap = n + 1;
+    return 0;
+}
+
 static bt_pair *list_add(bt_list *l, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     bt_pair *p;
@@ -111,8 +142,8 @@ static bt_pair *list_add(bt_list *l, const char *name, size_t nlen, const char *
     }
     p = &l->items[l->n];
     memset(p, 0, sizeof *p);
-    if (buf_append(&p->name, name ? name : "", name ? nlen : 0) ||
-        buf_append(&p->value, value ? value : "", value ? vlen : 0)) {
+    if (buf_set(&p->name, name ? name : "", name ? nlen : 0) ||
+        buf_set(&p->value, value ? value : "", value ? vlen : 0)) {
         free(p->name.data);
         free(p->value.data);
         return NULL;
@@ -169,7 +200,8 @@ static size_t url_unescape(char *p, size_t n)
     return o;
 }
 
-static int parse_urlencoded(char *p, size_t n, bt_list *out)
+/* -> 0, -1 out of memory, -2 more than max fields */
+static int parse_urlencoded(char *p, size_t n, bt_list *out, size_t max)
 {
     char *end = p + n;
     while (p < end) {
@@ -178,8 +210,11 @@ static int parse_urlencoded(char *p, size_t n, bt_list *out)
         char *eq = memchr(p, '=', (size_t)(stop - p));
         if (stop > p) {
             char *val = eq ? eq + 1 : stop;
-            size_t nlen = url_unescape(p, (size_t)((eq ? eq : stop) - p));
-            size_t vlen = url_unescape(val, (size_t)(stop - val));
+            size_t nlen, vlen;
+            if (out->n >= max)
+                return -2;
+            nlen = url_unescape(p, (size_t)((eq ? eq : stop) - p));
+            vlen = url_unescape(val, (size_t)(stop - val));
             if (list_add(out, p, nlen, val, vlen) == NULL)
                 return -1;
         }
@@ -204,7 +239,7 @@ typedef struct bt_request {
     bt_list query, headers, fields;      /* fields: form body, arrival order */
     bt_buf body;                         /* raw body (urlencoded: until parsed) */
     size_t received, drained;
-    int kind, too_large, answered, bad_form, oom;
+    int kind, too_large, answered, bad_form, oom, too_many;
     struct MHD_Response *response; /* built under pcall, queued after it */
     unsigned status;
     lua_Integer id; /* per-server sequence number */
@@ -332,6 +367,9 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
         bt_pair *last = &req->fields.items[req->fields.n - 1];
         if (buf_append(&last->value, data, size) == 0)
             return MHD_YES;
+    } else if (req->fields.n >= BT_MAX_FIELDS) {
+        req->too_many = 1;
+        return MHD_NO;
     } else if (list_add(&req->fields, key, key ? strlen(key) : 0, data, size)) {
         return MHD_YES;
     }
@@ -346,19 +384,44 @@ static enum MHD_Result on_value(void *cls, enum MHD_ValueKind kind, const char *
     return list_add(cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
 }
 
-/* Answers made without Lua (413, 400, 500). They carry the same
- * X-Request-Id (<prefix><id>) as the handler is expected to send. */
-static enum MHD_Result reply_text(const bt_server *srv, const bt_request *req, unsigned status,
-                                  const char *text)
+/* Appends s to out as the inside of a JSON string; out has room for 6
+ * bytes per byte of s. */
+static char *json_chars(char *out, const char *s)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) { /* ASCII only: never invalid UTF-8 */
+            out += sprintf(out, "\\u%04x", c);
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    return out;
+}
+
+/* Answers made without Lua (413, 400, 500), in the shape of the sandbox's
+ * own errors: {"error":{"status":..,"message":..,"request_id":..}}, with the
+ * same X-Request-Id (<prefix><id>) as the handler is expected to send.
+ * message: a constant of this file. */
+static enum MHD_Result reply_error(const bt_server *srv, const bt_request *req, unsigned status,
+                                   const char *message)
+{
+    struct MHD_Response *r;
     enum MHD_Result ret;
-    char id[80];
+    char id[80], body[1024], *o;
+    snprintf(id, sizeof id, "%s%lld", srv->id_prefix, (long long)req->id);
+    o = body + snprintf(body, 64, "{\"error\":{\"status\":%u,\"message\":\"", status);
+    o = json_chars(o, message); /* id: < 80 bytes, message: short */
+    o += sprintf(o, "\",\"request_id\":\"");
+    o = json_chars(o, id);
+    o += sprintf(o, "\"}}");
+    r = MHD_create_response_from_buffer((size_t)(o - body), body, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    snprintf(id, sizeof id, "%s%lld", srv->id_prefix, (long long)req->id);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
     MHD_add_response_header(r, "X-Request-Id", id);
     ret = MHD_queue_response(req->conn, status, r);
     MHD_destroy_response(r);
@@ -512,39 +575,37 @@ static void add_header(lua_State *L, bt_request *req, const char *name)
         luaL_error(L, "header '%s': rejected (invalid name or value)", name);
 }
 
-/* Calls the handler with the request table and turns (status, headers, body
- * [, delivery]) into req->response. Everything here may raise: dispatch()
- * catches it. -> the delay in ms (as a Lua integer) */
-static int dispatch_protected(lua_State *L)
+/* Turns a handler's (status, headers, body [, delivery]), at stack indexes
+ * base..base+3, into req->response. With dry set the response is made
+ * without the body: only the checks count (httpd.check). Everything here may
+ * raise. -> the delay in ms */
+static lua_Integer build_response(lua_State *L, int base, bt_request *req, int dry)
 {
-    bt_server *srv = luaL_checkudata(L, 1, BT_SERVER_MT);
-    bt_request *req = srv->cur;
     const char *body;
     size_t len;
-    lua_Integer status, delay = 0;
+    lua_Integer status = 0, delay = 0;
+    int hdr = base + 1;
 
-    bt_getuservalue(L, 1);
-    lua_getfield(L, -1, "handler");
-    push_request(L, req);
-    lua_call(L, 1, 4); /* stack: srv, uservalue, status, headers, body, delivery */
-
-    if (!lua_isinteger(L, 3) || (status = lua_tointeger(L, 3)) < 100 || status > 599)
-        return luaL_error(L, "handler must return an HTTP status (100-599)");
-    if (!lua_isnoneornil(L, 4) && !lua_istable(L, 4))
-        return luaL_error(L, "handler must return the headers as a table");
-    if (!lua_isnoneornil(L, 5) && !lua_isstring(L, 5))
-        return luaL_error(L, "handler must return the body as a string");
-    if (!lua_isnoneornil(L, 6) && !lua_istable(L, 6))
-        return luaL_error(L, "handler must return the delivery options as a table");
-    body = lua_isnoneornil(L, 5) ? (len = 0, "") : lua_tolstring(L, 5, &len);
+    /* 1xx are interim answers: MHD would send one and then nothing */
+    if (!lua_isinteger(L, base) || (status = lua_tointeger(L, base)) < 200 || status > 599)
+        luaL_error(L, "handler must return an HTTP status (200-599)");
+    if (!lua_isnoneornil(L, hdr) && !lua_istable(L, hdr))
+        luaL_error(L, "handler must return the headers as a table");
+    if (!lua_isnoneornil(L, base + 2) && !lua_isstring(L, base + 2))
+        luaL_error(L, "handler must return the body as a string");
+    if (!lua_isnoneornil(L, base + 3) && !lua_istable(L, base + 3))
+        luaL_error(L, "handler must return the delivery options as a table");
+    body = lua_isnoneornil(L, base + 2) ? (len = 0, "") : lua_tolstring(L, base + 2, &len);
 
     req->status = (unsigned)status;
     req->send = len;
-    if (lua_istable(L, 6))
-        delay = read_delivery(L, 6, req, len);
-    if (req->send < len || req->chunk) { /* served by body_reader, from a copy */
+    if (lua_istable(L, base + 3))
+        delay = read_delivery(L, base + 3, req, len);
+    if (dry) {
+        req->response = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else if (req->send < len || req->chunk) { /* served by body_reader, from a copy */
         if ((req->out = malloc(len ? len : 1)) == NULL)
-            return luaL_error(L, "out of memory");
+            luaL_error(L, "out of memory");
         memcpy(req->out, body, len);
         req->out_len = len;
         req->response = MHD_create_response_from_callback(len, 4096, body_reader, req, NULL);
@@ -552,15 +613,15 @@ static int dispatch_protected(lua_State *L)
         req->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     }
     if (req->response == NULL)
-        return luaL_error(L, "out of memory");
-    if (lua_istable(L, 4)) {
+        luaL_error(L, "out of memory");
+    if (lua_istable(L, hdr)) {
         lua_pushnil(L);
-        while (lua_next(L, 4)) {
+        while (lua_next(L, hdr)) {
             const char *name;
             /* type first: lua_tostring would turn a number key into a string,
              * which breaks lua_next */
             if (lua_type(L, -2) != LUA_TSTRING)
-                return luaL_error(L, "header names must be strings");
+                luaL_error(L, "header names must be strings");
             name = lua_tostring(L, -2);
             if (lua_istable(L, -1)) { /* { "a", "b" }: the header repeated */
                 lua_Integer i, n = (lua_Integer)bt_rawlen(L, -1);
@@ -575,8 +636,54 @@ static int dispatch_protected(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    lua_pushinteger(L, delay);
+    return delay;
+}
+
+/* Calls the handler with the request table and builds its answer; dispatch()
+ * catches what raises. -> the delay in ms (as a Lua integer) */
+static int dispatch_protected(lua_State *L)
+{
+    bt_server *srv = luaL_checkudata(L, 1, BT_SERVER_MT);
+    bt_request *req = srv->cur;
+
+    bt_getuservalue(L, 1);
+    lua_getfield(L, -1, "handler");
+    push_request(L, req);
+    lua_call(L, 1, 4); /* stack: srv, uservalue, status, headers, body, delivery */
+    lua_pushinteger(L, build_response(L, 3, req, 0));
     return 1;
+}
+
+static int check_protected(lua_State *L)
+{
+    build_response(L, 2, lua_touserdata(L, 1), 1);
+    return 0;
+}
+
+/* httpd.check(status, headers, body [, delivery]) -> true, or nil, err:
+ * whether a handler's results would be sent as they are, or become a 500
+ * (so that a caller that records what it answers records the truth). */
+static int httpd_check(lua_State *L)
+{
+    bt_request tmp;
+    int ok;
+    memset(&tmp, 0, sizeof tmp);
+    lua_settop(L, 4);
+    lua_pushcfunction(L, check_protected);
+    lua_insert(L, 1);
+    lua_pushlightuserdata(L, &tmp);
+    lua_insert(L, 2);
+    ok = lua_pcall(L, 5, 0, 0) == LUA_OK;
+    if (tmp.response)
+        MHD_destroy_response(tmp.response);
+    free(tmp.out);
+    if (ok) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
 }
 
 /* Hands the built answer to MHD, or closes the connection for a drop. */
@@ -598,7 +705,7 @@ static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
     int top;
 
     if (L == NULL)
-        return reply_text(srv, req, 500, "server not running\n");
+        return reply_error(srv, req, 500, "server not running");
     top = lua_gettop(L);
     srv->cur = req;
     /* Index 1 of the running run()/step() frame is the server userdata; these
@@ -617,7 +724,7 @@ static enum MHD_Result dispatch(bt_server *srv, bt_request *req)
     srv->cur = NULL;
     if (req->response == NULL) {
         req->drop = 0;
-        return reply_text(srv, req, 500, "internal server error\n");
+        return reply_error(srv, req, 500, "internal server error");
     }
     /* now_ms() is floored: one more millisecond so an injected delay is
      * never shorter than asked. Also the first trickle chunk. */
@@ -656,7 +763,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
          * answers "Expect: 100-continue" with 413 instead of 100). */
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
             req->too_large = req->answered = 1;
-            return reply_text(srv, req, 413, "request body too large\n");
+            return reply_error(srv, req, 413, "request body too large");
         }
         if (ct && strncasecmp(ct, MHD_HTTP_POST_ENCODING_FORM_URLENCODED,
                               strlen(MHD_HTTP_POST_ENCODING_FORM_URLENCODED)) == 0) {
@@ -701,22 +808,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (req->answered)
         return MHD_YES;
     if (req->too_large)
-        return reply_text(srv, req, 413, "request body too large\n");
+        return reply_error(srv, req, 413, "request body too large");
     if (req->pp) {
         if (MHD_destroy_post_processor(req->pp) != MHD_YES)
             req->bad_form = 1;
         req->pp = NULL;
     }
-    if (req->kind == BT_URLENCODED && req->body.len > 0 &&
-        parse_urlencoded(req->body.data, req->body.len, &req->fields) != 0)
-        req->oom = 1;
+    if (req->kind == BT_URLENCODED && req->body.len > 0) {
+        int rc = parse_urlencoded(req->body.data, req->body.len, &req->fields, BT_MAX_FIELDS);
+        if (rc == -2)
+            req->too_many = 1;
+        else if (rc != 0)
+            req->oom = 1;
+        free(req->body.data); /* parsed: the fields own copies */
+        memset(&req->body, 0, sizeof req->body);
+    }
+    if (req->too_many)
+        return reply_error(srv, req, 413, BT_TOO_MANY_FIELDS);
     if (req->oom)
-        return reply_text(srv, req, 500, "out of memory\n");
+        return reply_error(srv, req, 500, "out of memory");
     if (req->bad_form)
-        return reply_text(srv, req, 400, "malformed form body\n");
+        return reply_error(srv, req, 400, "malformed form body");
     if (MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, on_value, &req->query) < 0 ||
         MHD_get_connection_values_n(conn, MHD_HEADER_KIND, on_value, &req->headers) < 0)
-        return reply_text(srv, req, 500, "out of memory\n");
+        return reply_error(srv, req, 500, "out of memory");
+    if (req->query.n + req->fields.n > BT_MAX_FIELDS)
+        return reply_error(srv, req, 413, BT_TOO_MANY_FIELDS);
     for (i = 0; i < req->headers.n; i++) { /* header names are case-blind */
         bt_buf *name = &req->headers.items[i].name;
         for (j = 0; j < name->len; j++)
@@ -838,6 +955,10 @@ static int srv_run(lua_State *L)
     if (srv->signals) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = bt_on_signal; /* no SA_RESTART: wake the poll up */
+        /* The first signal asks for a clean stop, which a handler stuck in
+         * Lua never lets run() see: the second one then does what it would
+         * have done without us (SIG_DFL: the process ends). */
+        sa.sa_flags = SA_RESETHAND;
         sigemptyset(&sa.sa_mask);
         bt_signal_caught = 0;
         sigaction(SIGINT, &sa, &old_int);
@@ -970,8 +1091,10 @@ static int httpd_new(lua_State *L)
     }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-        flags |= MHD_USE_EPOLL;
+    /* select(), not epoll: with MHD_USE_EPOLL (0.9.75) a request sent with
+     * its FIN leaves the connection open until the timeout; MHD_USE_POLL
+     * needs MHD's own thread. select() serves fds below FD_SETSIZE, above
+     * BT_MAX_CONNECTIONS. */
 
     srv = bt_newuserdata(L, sizeof *srv);
     memset(srv, 0, sizeof *srv);
@@ -988,6 +1111,8 @@ static int httpd_new(lua_State *L)
     srv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, srv,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)BT_MAX_CONNECTIONS,
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)BT_CONN_MEMORY,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         int e = errno;
@@ -1021,9 +1146,11 @@ BT_EXPORT int luaopen_billetterie_httpd(lua_State *L)
     lua_pushcfunction(L, srv_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, httpd_new);
     lua_setfield(L, -2, "new");
+    lua_pushcfunction(L, httpd_check);
+    lua_setfield(L, -2, "check");
     lua_pushcfunction(L, httpd_time);
     lua_setfield(L, -2, "time");
     lua_pushstring(L, MHD_get_version());

@@ -14,13 +14,7 @@ local function count(t)
   return n
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("spec.support.util").read_file
 
 local function file_exists(path)
   local f = io.open(path, "rb")

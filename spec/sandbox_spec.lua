@@ -6,7 +6,6 @@
 --   lua5.4 /usr/bin/busted spec/sandbox_spec.lua
 
 local sandbox = require "spec.support.sandbox"
-local cjson = require("cjson").new()
 
 local WS = { x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = "xrsimdp", x_rsi_client = "677" }
 -- annex 4.3.1's fixture, and the vendor's pretty-printed, line-wrapped
@@ -43,22 +42,7 @@ local function with(base, extra)
   return t
 end
 
--- Splits `curl -i` output into answers: { status, headers (lower-case), body, json }.
-local function parse_answers(raw)
-  local answers = {}
-  while raw and raw ~= "" do
-    local head, rest = raw:match("^(HTTP/%S+ %d+.-)\r\n\r\n(.*)$")
-    if not head then break end
-    local a = { status = tonumber(head:match("^HTTP/%S+ (%d+)")), headers = {} }
-    for name, value in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do a.headers[name:lower()] = value end
-    local len = tonumber(a.headers["content-length"] or #rest)
-    a.body, raw = rest:sub(1, len), rest:sub(len + 1)
-    local ok, v = pcall(cjson.decode, a.body)
-    a.json = ok and v or nil
-    answers[#answers + 1] = a
-  end
-  return answers
-end
+local parse_answers = require("spec.support.util").parse_answers
 
 local function curl(args)
   local p = popen("curl -s -S -i " .. table.concat(args, " ") .. " 2>&1")

@@ -1,6 +1,6 @@
--- spec/support/util.lua: what the nginx specs share: the repository's
--- absolute root, the build directory nginx loads the core from, and small
--- shell and file helpers.
+-- spec/support/util.lua: what the specs share: the repository's absolute
+-- root, the build directory nginx loads the core from, small shell and file
+-- helpers, and the reading of `curl -i` output.
 local M = {}
 
 -- The core built for LuaJIT that nginx loads: ./build/jit, or that of
@@ -34,13 +34,46 @@ function M.run(cmd)
   return out
 end
 
--- read(path) -> the file's bytes, or "" when it cannot be read
-function M.read(path)
+-- read_file(path) -> the file's bytes, or nil when it cannot be read
+function M.read_file(path)
   local f = io.open(path, "rb")
-  if not f then return "" end
+  if not f then return nil end
   local s = f:read("*a")
   f:close()
   return s
+end
+
+-- read(path) -> the file's bytes, or "" when it cannot be read
+function M.read(path) return M.read_file(path) or "" end
+
+-- write(path, text): the file holds text (raises when it cannot)
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- popen(cmd): io.popen without an ASan preload (curl deadlocks under it)
+function M.popen(cmd) return io.popen("unset LD_PRELOAD; " .. cmd) end
+
+-- parse_answers(raw) -> the answers in `curl -i` output, each
+-- { status, headers (names lower-case), body, json (the body decoded, or nil) }
+function M.parse_answers(raw)
+  local cjson = require("cjson").new()
+  local answers = {}
+  while raw and raw ~= "" do
+    raw = raw:gsub("^HTTP/%S+ 1%d%d[^\r\n]*\r\n\r\n", "") -- curl's "100 Continue"
+    local head, rest = raw:match("^(HTTP/%S+ %d+.-)\r\n\r\n(.*)$")
+    if not head then break end
+    local a = { status = tonumber(head:match("^HTTP/%S+ (%d+)")), headers = {} }
+    for name, value in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do a.headers[name:lower()] = value end
+    local len = tonumber(a.headers["content-length"] or #rest)
+    a.body, raw = rest:sub(1, len), rest:sub(len + 1)
+    local ok, v = pcall(cjson.decode, a.body)
+    a.json = ok and v or nil
+    answers[#answers + 1] = a
+  end
+  return answers
 end
 
 -- nginx_up(dir, conf) -> whether nginx started on conf (written to

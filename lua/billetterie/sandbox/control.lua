@@ -64,9 +64,9 @@ local ENDPOINTS = {
       if not ok then return 400, nil, err end
       return 200, { faults = ctx.faults:list() }
     end,
-    DELETE = function(ctx, _, id)
-      if id then
-        if not ctx.faults:remove(id) then return 404, nil, "no fault rule " .. id end
+    DELETE = function(ctx, _, id, sub)
+      if sub then -- /_sandbox/faults/ID; an id that is no rule's (or no id) is not all of them
+        if not (id and ctx.faults:remove(id)) then return 404, nil, "no fault rule " .. sub end
       else
         ctx.faults:clear()
       end
@@ -113,17 +113,25 @@ local function control(ctx, req)
     return 200, { ["Content-Type"] = HTML, ["X-Request-Id"] = rid, ["Cache-Control"] = "no-store" }, page
   end
   local path, id = req.path:gsub("/$", ""), nil
-  local base, n = path:match("^(/_sandbox/faults)/(%d+)$")
-  if base then path, id = base, math.tointeger(tonumber(n)) end
+  -- /_sandbox/faults/ID: a rule, DELETE only; ID a whole number in range
+  -- (else no rule has it: 404, never "every rule")
+  local base, sub = path:match("^(/_sandbox/faults)/([^/]+)$")
+  if base then
+    path = base
+    id = sub:find("^%d+$") and math.tointeger(tonumber(sub)) or nil
+  end
   local methods = ENDPOINTS[path]
   -- other /_sandbox/ paths are the groups' own (purchases' /_sandbox/notify):
   -- served as routes, but without faults nor journal; unknown ones get 404
   if not methods then return ctx.svc.handle(req) end
   local fn = methods[req.method == "HEAD" and "GET" or req.method]
-  if not fn or (id and req.method ~= "DELETE") then
+  if sub and req.method ~= "DELETE" then
+    return services.http_error(405, rid, "use DELETE", { Allow = "DELETE" })
+  end
+  if not fn then
     return services.http_error(405, rid, "use " .. allowed(methods), { Allow = allowed(methods) })
   end
-  local ok, status, body, err = pcall(fn, ctx, req, id)
+  local ok, status, body, err = pcall(fn, ctx, req, id, sub)
   if not ok then
     log_error(rid, req.path, status)
     return services.http_error(500, rid, "internal error")
@@ -162,6 +170,14 @@ function M.handler(ctx)
     local status, headers, body, delivery, plan
     local ok, err = pcall(db.tx, db, function()
       status, headers, body, delivery, plan = serve(ctx, req)
+      -- what httpd would refuse (and answer 500 for) is answered 500 here,
+      -- so that the journal records the status really sent
+      local sendable, refusal = httpd.check(status, headers, body, delivery)
+      if not sendable then
+        log_error(ctx.svc.request_id(req), path, refusal)
+        status, headers, body = services.http_error(500, ctx.svc.request_id(req), "internal error")
+        delivery = nil
+      end
       -- a journal failure undoes its own row only: the answer still goes out
       local logged, why = pcall(journal.record, journal, {
         at = t0, request_id = headers["X-Request-Id"], method = req.method, path = path,

@@ -51,7 +51,11 @@ local function quote(conn, v)
   local t = math.type(v) or type(v)
   if t == "integer" then return tostring(v) end
   if t == "boolean" then return v and "1" or "0" end
-  if t == "string" then return "'" .. conn:escape(v) .. "'" end
+  if t == "string" then
+    -- escape() stops at a NUL: the text stored would be another one
+    if v:find("\0", 1, true) then error("db: a text value holds a NUL byte", 3) end
+    return "'" .. conn:escape(v) .. "'"
+  end
   error("db: cannot store a " .. t .. " value", 3)
 end
 
@@ -205,15 +209,32 @@ end
 
 local M = {}
 
+-- An error as a user reads it: without the "/path/file.lua:109: " of the
+-- raise, nor this module's or LuaSQL's prefixes.
+function M.message(e)
+  return (tostring(e):gsub("^[^\n]-%.lua:%d+: ", ""):gsub("^db: ", ""):gsub("LuaSQL: ", ""))
+end
+
 -- Opens (and on first use creates) the database, with the core tables and
--- the `schemas` (lists of statements) of the groups. -> db, or nil, err
-function M.open(path, schemas)
+-- the `schemas` (lists of statements) of the groups. With existing = true
+-- (a reader's open) the file must already be there and nothing is created:
+-- no schema statement runs. -> db, or nil, err
+function M.open(path, schemas, existing)
+  if existing then
+    local f, why = io.open(path, "rb")
+    if not f then return nil, ("cannot open %s: %s"):format(path, why) end
+    f:close()
+  end
   local env = luasql.sqlite3()
   local conn, err = env:connect(path)
-  if not conn then env:close(); return nil, ("cannot open %s: %s"):format(path, err) end
+  if not conn then env:close(); return nil, ("cannot open %s: %s"):format(path, M.message(err)) end
   local db = setmetatable({ env = env, conn = conn, path = path }, DB)
   local ok, e = pcall(function()
     db:exec("PRAGMA busy_timeout = 5000")
+    if existing then -- reads the header: "file is not a database" shows here
+      db:one("SELECT count(*) AS n FROM sqlite_master")
+      return
+    end
     db:tx(function()
       for _, stmt in ipairs(CORE_SCHEMA) do db:exec(stmt) end
       for _, list in ipairs(schemas or {}) do
@@ -221,7 +242,7 @@ function M.open(path, schemas)
       end
     end)
   end)
-  if not ok then db:close(); return nil, tostring(e) end
+  if not ok then db:close(); return nil, ("cannot open %s: %s"):format(path, M.message(e)) end
   return db
 end
 

@@ -52,15 +52,50 @@ local EFFECTS = {
   trickle = { short = false, parse = function(v)
     if v == nil then return { 1, 100 } end
     local b, ms = v:match("^(%d+)/(%d+)$")
-    b, ms = integer(b, 1, 1 << 30), integer(ms, 1, MAX_MS)
+    b, ms = integer(b, 1, 1073741824), integer(ms, 1, MAX_MS)
     return b and ms and { b, ms } or nil, "BYTES/MS, e.g. 16/100 (default 1/100)"
   end },
 }
 -- The order rules are printed back in.
 local EFFECT_ORDER = { "latency", "maintenance", "status", "html", "truncate", "drop", "trickle" }
 
-local function glob_pattern(target)
-  return "^" .. target:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
+-- Longest rule text accepted: a rule is a short line, and every check
+-- below stays cheap on what is let in.
+M.MAX_RULE = 1024
+
+-- A target as the pieces between its stars ("ws_*_x" -> {"ws_", "_x"}; no
+-- star: one piece, matched whole). Matched with plain finds, left to right:
+-- one pass per piece, never the backtracking of a Lua pattern.
+local function glob_pieces(target)
+  local pieces = {}
+  for piece in (target .. "*"):gmatch("([^*]*)%*") do pieces[#pieces + 1] = piece end
+  return pieces
+end
+
+local function glob_match(pieces, name)
+  local n = #pieces
+  if n == 1 then return name == pieces[1] end
+  local first, last = pieces[1], pieces[n]
+  if #name < #first + #last or name:sub(1, #first) ~= first
+      or (last ~= "" and name:sub(-#last) ~= last) then
+    return false
+  end
+  -- the middle pieces, each at its leftmost place between the two ends
+  local pos, stop = #first + 1, #name - #last
+  for i = 2, n - 1 do
+    local a, b = name:find(pieces[i], pos, true)
+    if not a or b > stop then return false end
+    pos = b + 1
+  end
+  return true
+end
+
+-- Surrounding white space off, in linear time (a pattern like "(.-)%s*$"
+-- is quadratic on a long run of spaces).
+local function trim(s)
+  local a = s:find("%S")
+  if not a then return "" end
+  return s:sub(a, (s:find("%S%s*$")))
 end
 
 -- The canonical text of a rule (what GET /_sandbox/faults shows).
@@ -89,12 +124,23 @@ end
 -- "TARGET:EFFECT,..." -> rule, or nil, err
 function M.parse(text)
   if type(text) ~= "string" then return nil, "a fault rule is a string" end
-  local target, list = text:match("^%s*([%w_%*]+)%s*:%s*(.-)%s*$")
-  if not target then
+  if #text > M.MAX_RULE then
+    return nil, ("a fault rule has at most %d characters (this one has %d)"):format(M.MAX_RULE, #text)
+  end
+  local colon = text:find(":", 1, true)
+  local target = colon and trim(text:sub(1, colon - 1))
+  if not target or not target:find("^[%w_%*]+$") then
     return nil, ("%q: TARGET:EFFECT[,EFFECT...] expected (TARGET a web service name or a glob with *)"):format(text)
   end
-  local r = { target = target, pattern = glob_pattern(target) }
-  for item in (list .. ","):gmatch("%s*([^,]-)%s*,") do
+  local r = { target = target, pieces = glob_pieces(target) }
+  local list, items, from = text:sub(colon + 1), {}, 1
+  while true do -- split on commas with plain finds
+    local comma = list:find(",", from, true)
+    items[#items + 1] = trim(list:sub(from, (comma or 0) - 1))
+    if not comma then break end
+    from = comma + 1
+  end
+  for _, item in ipairs(items) do
     local name, value = item:match("^([%w_]+)%s*=%s*(.*)$")
     name = name or item
     local effect = EFFECTS[name]
@@ -224,7 +270,7 @@ function Faults:pick(name)
   if #rules == 0 then return nil end
   local plan, used, texts
   for _, r in ipairs(rules) do
-    if name:find(r.pattern) and (not r.probability or self.random() < r.probability) then
+    if glob_match(r.pieces, name) and (not r.probability or self.random() < r.probability) then
       plan = plan or { latency = 0 }
       texts = texts or {}
       texts[#texts + 1] = r.text
@@ -279,13 +325,16 @@ end
 -- carry the plan out on `body`, or nil.
 function M.delivery(plan, body)
   local d, r = {}, plan.effect
-  if plan.latency > 0 then d.delay = plan.latency end
+  -- within what billetterie.httpd accepts (a delay of MAX_MS at most, a
+  -- chunk of the body's size at most), or the answer would become a 500:
+  -- several latencies add up, and a chunk may be larger than a short body
+  if plan.latency > 0 then d.delay = math.min(plan.latency, MAX_MS) end
   if r and r.effect == "drop" then
     d.drop = true
   elseif r and r.effect == "truncate" then
-    d.send = r.truncate == "half" and #body // 2 or math.min(r.truncate, math.max(#body - 1, 0))
+    d.send = r.truncate == "half" and math.floor(#body / 2) or math.min(r.truncate, math.max(#body - 1, 0))
   elseif r and r.effect == "trickle" then
-    d.chunk, d.interval = r.trickle[1], r.trickle[2]
+    d.chunk, d.interval = math.min(r.trickle[1], math.max(#body, 1)), r.trickle[2]
   end
   return next(d) and d or nil
 end

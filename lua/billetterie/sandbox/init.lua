@@ -33,13 +33,15 @@ local function hex_reader(fh)
 end
 
 -- One line per request on stderr (method, path, status, duration, fault);
--- no parameters, so no credential ever reaches the log.
+-- no parameters, so no credential ever reaches the log. The path comes
+-- decoded (%0D%0A is a CR LF): control characters are escaped.
 local function logged(handle)
+  local text = services.log_text
   return function(req)
     local t0 = httpd.time()
     local status, headers, body, delivery = handle(req)
-    io.stderr:write(("%s %s %s -> %d (%.1f ms)%s\n"):format(headers["X-Request-Id"], req.method,
-      req.path, status, (httpd.time() - t0) * 1000,
+    io.stderr:write(("%s %s %s -> %d (%.1f ms)%s\n"):format(text(headers["X-Request-Id"]), text(req.method),
+      text(req.path), status, (httpd.time() - t0) * 1000,
       delivery and " with fault" or ""))
     return status, headers, body, delivery
   end
@@ -72,28 +74,32 @@ end
 -- routes (extra routes, e.g. for tests), faults (fault rules, see
 -- faults.lua), journal_max (rows of request journal kept, 10000; 0 = off),
 -- s360 (the S-360 emulation's settings, see sandbox/s360.lua).
--- -> sandbox { url, port, server, db, run, step, close }, or nil, err
-function M.new(opts)
-  opts = opts or {}
+-- held: what open() acquired, for M.new to release when it fails.
+local function open(opts, held)
   if type(opts.db) ~= "string" or opts.db == "" then return nil, "db: a file path is required" end
   if opts.seed and not M.seeds[opts.seed] then return nil, "unknown seed: " .. tostring(opts.seed) end
   local urandom, err = io.open("/dev/urandom", "rb")
   if not urandom then return nil, err end
+  held.urandom = urandom
   local random_hex = hex_reader(urandom)
   local rules
   rules, err = faults.new(opts.faults)
-  if not rules then urandom:close(); return nil, err end
+  if not rules then return nil, err end
   local schemas = services.schemas()
   schemas[#schemas + 1] = journal.schema
   local db
   db, err = dbmod.open(opts.db, schemas)
-  if not db then urandom:close(); return nil, err end
+  if not db then return nil, err end
+  held.db = db
   -- WAL: a commit appends to the log without an fsync (synchronous NORMAL);
   -- the log is synced at checkpoints. A killed process loses nothing that
   -- was committed (the OS has it); only a power cut may lose the last few.
   -- Writes went from ~500 to ~18,000 a second (bench/RESULTS.md).
-  db:exec("PRAGMA journal_mode = WAL")
-  db:exec("PRAGMA synchronous = NORMAL")
+  local ok, e = pcall(function()
+    db:exec("PRAGMA journal_mode = WAL")
+    db:exec("PRAGMA synchronous = NORMAL")
+  end)
+  if not ok then return nil, ("cannot use %s: %s"):format(opts.db, dbmod.message(e)) end
 
   -- request ids: a random prefix per run + httpd's request counter
   local prefix = "sbx-" .. random_hex(4):lower() .. "-"
@@ -111,8 +117,8 @@ function M.new(opts)
         s360_institutions = (opts.s360 or {}).institutions })
     end
   end
-  local ok, e = pcall(load_seed)
-  if not ok then db:close(); urandom:close(); return nil, "seed " .. opts.seed .. ": " .. tostring(e) end
+  ok, e = pcall(load_seed)
+  if not ok then return nil, "seed " .. opts.seed .. ": " .. dbmod.message(e) end
 
   local ctx = { svc = svc, db = db, faults = rules,
     journal = journal.new(db, opts.journal_max, { svc.config.password, svc.config.api_key,
@@ -129,7 +135,7 @@ function M.new(opts)
     host = host, port = opts.port or 0, max_body = opts.max_body, signals = opts.signals,
     request_id_prefix = prefix, handler = opts.log and logged(handler) or handler,
   }
-  if not srv then db:close(); urandom:close(); return nil, err end
+  if not srv then return nil, err end
 
   local port = srv:port()
   local sb = {
@@ -145,6 +151,19 @@ function M.new(opts)
     if io.type(urandom) == "file" then urandom:close() end
   end
   return sb
+end
+
+-- -> sandbox { url, port, server, db, run, step, close }, or nil, err.
+-- Whatever open() acquired is released when it fails, and when it raises (a
+-- wrong option: httpd.new's argument errors), which is raised again.
+function M.new(opts)
+  local held = {}
+  local ok, sb, err = pcall(open, opts or {}, held)
+  if ok and sb then return sb end
+  if held.db then held.db:close() end
+  if io.type(held.urandom) == "file" then held.urandom:close() end
+  if not ok then error(sb, 0) end
+  return nil, err
 end
 
 -- Serves until SIGINT/SIGTERM (or server:stop()). -> true, reason | nil, err

@@ -14,11 +14,18 @@
 
 local catalogue = require "billetterie.catalogue"
 local codec = require "billetterie.sandbox.codec"
+local clean_utf8 = require("billetterie.sandbox.services").clean_utf8
 
 local M = {}
 
 M.MASK = "***"
 local PRUNE_EVERY = 64
+-- Bytes of parameter names and values a row keeps (a body may hold 8 MB of
+-- them, and 10000 rows are kept): a value cut short ends with TRUNCATED, and
+-- the parameters past the budget are left out, their number under the name
+-- "(truncated)".
+M.MAX_PARAMS = 65536
+M.TRUNCATED = "...(truncated)"
 
 M.schema = {
   [[CREATE TABLE IF NOT EXISTS sandbox_requests (
@@ -39,14 +46,10 @@ M.schema = {
 local COLUMNS = "id, at, request_id, method, path, params, status, code, duration_ms, latency_ms, fault"
 
 -- Replaces every occurrence of the `secrets` values (4 characters or more,
--- shorter ones would blank ordinary words) in text.
+-- shorter ones would blank ordinary words) in text, in one pass each.
 local function scrub(text, secrets)
   for _, s in ipairs(secrets) do
-    local a, b = text:find(s, 1, true)
-    while a do
-      text = text:sub(1, a - 1) .. M.MASK .. text:sub(b + 1)
-      a, b = text:find(s, a + #M.MASK, true)
-    end
+    if text:find(s, 1, true) then text = text:gsub(s:gsub("%W", "%%%0"), M.MASK) end
   end
   return text
 end
@@ -61,23 +64,33 @@ function M.mask_params(params, known_secrets)
   for _, kv in ipairs(params) do
     if catalogue.secrets[kv[1]] and #kv[2] >= 4 then secrets[#secrets + 1] = kv[2] end
   end
-  local out = {}
+  local out, budget, left_out = {}, M.MAX_PARAMS, 0
   for _, kv in ipairs(params) do
     local name, value = kv[1], kv[2]
-    if catalogue.secrets[name] then
-      value = M.MASK
-    elseif #secrets > 0 then
-      value = scrub(value, secrets)
-    end
-    local prev = out[name]
-    if prev == nil then
-      out[name] = value
-    elseif type(prev) == "table" then
-      prev[#prev + 1] = value
+    budget = budget - #name
+    if budget < 0 then
+      left_out = left_out + 1
     else
-      out[name] = { prev, value }
+      if catalogue.secrets[name] then
+        value = M.MASK
+      elseif #secrets > 0 then
+        value = scrub(value, secrets)
+      end
+      if #value > budget then value = value:sub(1, budget) .. M.TRUNCATED end
+      budget = budget - #value
+      -- shown as JSON labelled UTF-8: a cut or a binary value stays valid text
+      name, value = clean_utf8(name), clean_utf8(value)
+      local prev = out[name]
+      if prev == nil then
+        out[name] = value
+      elseif type(prev) == "table" then
+        prev[#prev + 1] = value
+      else
+        out[name] = { prev, value }
+      end
     end
   end
+  if left_out > 0 then out["(truncated)"] = left_out end
   return codec.encode(out)
 end
 
@@ -99,7 +112,7 @@ local INSERT = [[INSERT INTO sandbox_requests
 
 local function insert(self, e)
   local db = self.db
-  db:exec(INSERT, ("%.3f"):format(e.at), e.request_id, e.method, e.path,
+  db:exec(INSERT, ("%.3f"):format(e.at), e.request_id, e.method, clean_utf8(e.path),
     M.mask_params(e.params, self.secrets), e.status, math.type(e.code) == "integer" and e.code or nil,
     ("%.3f"):format(e.duration_ms), e.latency_ms or 0, e.fault)
   self.inserts = self.inserts + 1
@@ -146,13 +159,17 @@ end
 -- be serving it). -> rows (as Journal:list), or nil, err
 function M.read_file(path, opts)
   local dbmod = require "billetterie.sandbox.db"
-  local db, err = dbmod.open(path, { M.schema })
+  local db, err = dbmod.open(path, nil, true) -- a typo must not create a base
   if not db then return nil, err end
   local ok, rows = pcall(function()
+    if not db:one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'sandbox_requests'") then
+      return nil
+    end
     return M.new(db, math.maxinteger):list(opts)
   end)
   db:close()
-  if not ok then return nil, tostring(rows) end
+  if not ok then return nil, ("%s: %s"):format(path, dbmod.message(rows)) end
+  if not rows then return nil, path .. ": not a sandbox base (no request journal)" end
   return rows
 end
 

@@ -77,6 +77,16 @@ end
 
 local function present(v) return v ~= nil and v ~= "" end
 
+-- A NUL byte in a name or a value: refused as a parameter problem (code 4)
+-- before anything runs; SQLite's escaping would cut the text there, and
+-- store (or compare) a different password than the one sent.
+local function has_nul(req)
+  for _, kv in ipairs(req.params or {}) do
+    if kv[1]:find("\0", 1, true) or kv[2]:find("\0", 1, true) then return true end
+  end
+  return false
+end
+
 -- Route parameter specs: { name = "integer" | "string", ... }, a trailing
 -- "!" marks a required one. Integers are converted in place.
 -- -> nil when fine, or the code 4 answer.
@@ -165,6 +175,47 @@ local RESHAPE = {
 
 local JSON_TYPE = "application/json; charset=utf-8"
 
+-- Text as valid UTF-8: each byte that does not start a well-formed sequence
+-- (RFC 3629: no overlong form, no surrogate, nothing past U+10FFFF) becomes
+-- U+FFFD. For what is echoed into answers labelled charset=utf-8 (paths,
+-- journal rows). Plain Lua: LuaJIT has no utf8 library.
+local REPLACEMENT = "\239\191\189"
+function M.clean_utf8(s)
+  local i = s:find("[\128-\255]")
+  if not i then return s end
+  local out, n, from = {}, #s, 1
+  while i do
+    local c = s:byte(i)
+    local len = (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+      or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+    local lo, hi = 0x80, 0xBF -- the second byte's range
+    if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F
+    elseif c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    local ok = len > 0 and i + len - 1 <= n
+    for k = 1, ok and len - 1 or 0 do
+      local b = s:byte(i + k)
+      if b < (k == 1 and lo or 0x80) or b > (k == 1 and hi or 0xBF) then ok = false; break end
+    end
+    out[#out + 1] = s:sub(from, i - 1)
+    if ok then
+      out[#out + 1] = s:sub(i, i + len - 1)
+      from = i + len
+    else
+      out[#out + 1] = REPLACEMENT
+      from = i + 1
+    end
+    i = s:find("[\128-\255]", from)
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
+
+-- Text for a log line: control characters (CR, LF, ESC...) and the
+-- backslash as \xHH, so that a request cannot forge or colour log lines.
+function M.log_text(s)
+  return (tostring(s):gsub("[%c\\]", function(c) return ("\\x%02X"):format(c:byte()) end))
+end
+
 local function answer(status, request_id, body_table, extra_headers)
   local headers = { ["Content-Type"] = JSON_TYPE, ["X-Request-Id"] = request_id }
   for k, v in pairs(extra_headers or {}) do headers[k] = v end
@@ -173,7 +224,7 @@ end
 
 local function http_error(status, request_id, message, extra_headers)
   return answer(status, request_id,
-    { error = { status = status, message = message, request_id = request_id } }, extra_headers)
+    { error = { status = status, message = M.clean_utf8(message), request_id = request_id } }, extra_headers)
 end
 
 -- For the sandbox's own endpoints (faults, journal): the same JSON answers.
@@ -188,10 +239,11 @@ local function vendor_code(t)
   return math.type(st.code) == "integer" and st.code or nil
 end
 
--- One line on stderr (a log line must not be split by a traceback).
+-- One line on stderr (a log line must not be split by a traceback, nor
+-- forged by a path holding CR LF: control characters are escaped).
 local function log_error(request_id, path, err)
-  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(request_id, path,
-    tostring(err):gsub("[\r\n]+", " | ")))
+  io.stderr:write(("billetterie sandbox: %s %s: %s\n"):format(M.log_text(request_id), M.log_text(path),
+    M.log_text((tostring(err):gsub("[\r\n]+", " | ")))))
   io.stderr:flush()
 end
 M.log_error = log_error   -- for control.lua and the S-360 handlers (sandbox/s360.lua)
@@ -244,7 +296,8 @@ function M.new(config)
     local env = { config = cfg, db = cfg.db, route = route, now = cfg.clock(), req = req,
       random_hex = cfg.random_hex }
     local ok, result = pcall(function()
-      local refused = AUTH[route.auth or "ws"](p, env) or check_params(route.params, p)
+      local refused = (has_nul(req) and M.ko(4)) or AUTH[route.auth or "ws"](p, env)
+        or check_params(route.params, p)
       local res = refused or route.run(p, env)
       local reshape = RESHAPE[route.envelope]
       if reshape and type(res) == "table" and res.retour then res = reshape(res) end
