@@ -791,6 +791,10 @@ describe("sandbox S-360", function()
       assert.are.equal(400, status)
       status = rest(sb, "getStructureTypes", nil, { body = "{not json" })
       assert.are.equal(400, status)
+      -- a NUL byte could not be stored as sent: refused, not a 500
+      status = rest(sb, "saveIndividualContactData", nil,
+        { body = '{"individualContactData":{"lastname":"A\\u0000B","email":"nul@example.org"}}' })
+      assert.are.equal(400, status)
       status = rest(sb, "noSuchMethod", {})
       assert.are.equal(404, status)
       status = http(sb.url .. "tnco/backend-apis/contactInformationPublicService/v2_17/getStructureTypes", "POST", "{}",

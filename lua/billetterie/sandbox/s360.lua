@@ -378,6 +378,12 @@ function M.handle(svc, cfg, req, rid)
   if not instit then return svc.http_error(404, rid, "unknown institution") end
   local env = { db = cfg.db, instit = instit, operator = instit .. "_" .. c.channel:upper(),
     now = cfg.clock(), random_hex = cfg.random_hex, config = c }
+  -- a NUL byte (raw, or \u0000 in JSON) cannot be stored as sent (SQLite
+  -- text would cut it): refused before anything runs
+  local body = req.body or ""
+  if body:find("\0", 1, true) or body:find("\\u0000", 1, true) then
+    return svc.http_error(400, rid, "a NUL byte in the request")
+  end
   local limited, retry = over_limit(c, instit, env.now)
   if limited then
     return svc.http_error(c.rate_status, rid, "call rate limit exceeded",
