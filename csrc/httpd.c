@@ -30,8 +30,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/select.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -62,11 +64,13 @@
  * descriptors for SQLite and its own HTTP calls whatever clients hold. */
 #define BT_MAX_CONNECTIONS 500
 /* Per-connection memory pool of MHD (its default: 32 KiB), which holds the
- * request line, the headers and the parsed query: with 32 KiB a GET of
- * ~450 short parameters got no answer at all. 256 KiB serves queries up to
- * ~50 KB; MHD answers 414 to longer request lines (pages are touched only
- * as they are used). */
-#define BT_CONN_MEMORY ((size_t)256 * 1024)
+ * request line, the headers and the parsed query. MHD touches all of it
+ * (it zeroes the pool between requests): the worst case is this times
+ * BT_MAX_CONNECTIONS, 32 MB. A query costs its text plus ~64 bytes per
+ * parameter: ~800 short parameters fit; past that MHD (0.9.75) closes the
+ * connection without an answer, and a longer request line gets 414. So
+ * BT_MAX_FIELDS is reached by form bodies only. */
+#define BT_CONN_MEMORY ((size_t)64 * 1024)
 
 /* The one piece of process-wide mutable state. A signal handler can only
  * talk to the program through a volatile sig_atomic_t, and SIGTERM/SIGINT are
@@ -75,8 +79,19 @@
  * returns); it reads and clears the flag. */
 static volatile sig_atomic_t bt_signal_caught = 0;
 
+/* The first SIGINT or SIGTERM asks run() for a clean stop, which a handler
+ * stuck in Lua never lets it see: the next one, of either kind, then does
+ * what it would have done without us (SIG_DFL: the process ends). So both
+ * go back to SIG_DFL here, not only the one that came (SA_RESETHAND);
+ * sigaction is async-signal-safe. */
 static void bt_on_signal(int sig)
 {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
     bt_signal_caught = sig;
 }
 
@@ -223,6 +238,52 @@ static int parse_urlencoded(char *p, size_t n, bt_list *out, size_t max)
         p = amp + 1;
     }
     return 0;
+}
+
+/* ---- per-connection state ----
+ * MHD decodes the path in place and hands it over as a C string: a %00 in
+ * it would cut it short (GET /ws_idsession%00junk served as /ws_idsession).
+ * The unescape callback, which decodes the path and the query's names and
+ * values, sees the decoded length: it notes where a NUL came out, and
+ * on_access refuses the request when that is its path. Query values may hold
+ * NULs (they are pushed with their length). */
+
+typedef struct {
+    /* the first (in the read buffer) string decoded with a NUL in it since
+     * the last request began: the path, if it has one, comes before its
+     * query; cleared by each request's first on_access */
+    const char *nul_at;
+} bt_conn;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(bt_conn)); /* NULL: on_access refuses */
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static bt_conn *conn_state(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    size_t len = MHD_http_unescape(s); /* what MHD does by default */
+    bt_conn *c;
+    (void)cls;
+    if (memchr(s, '\0', len) != NULL && (c = conn_state(conn)) != NULL &&
+        (c->nul_at == NULL || (uintptr_t)s < (uintptr_t)c->nul_at))
+        c->nul_at = s;
+    return len;
 }
 
 /* ---- per-request state ---- */
@@ -377,27 +438,62 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_NO;
 }
 
+/* MHD_get_connection_values_n only counts what it visited: a copy that
+ * failed is told by `failed`. */
+typedef struct {
+    bt_list *list;
+    int failed;
+} bt_copy;
+
 static enum MHD_Result on_value(void *cls, enum MHD_ValueKind kind, const char *key,
                                 size_t key_size, const char *value, size_t value_size)
 {
+    bt_copy *copy = cls;
     (void)kind;
-    return list_add(cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
+    if (list_add(copy->list, key, key_size, value, value_size))
+        return MHD_YES;
+    copy->failed = 1;
+    return MHD_NO;
 }
 
-/* Appends s to out as the inside of a JSON string; out has room for 6
- * bytes per byte of s. */
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlongs,
+ * surrogates or code points past U+10FFFF), 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
+                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                                : 0;
+    unsigned char lo = s[0] == 0xE0 ? 0xA0 : s[0] == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = s[0] == 0xED ? 0x9F : s[0] == 0xF4 ? 0x8F : 0xBF;
+    size_t i;
+    for (i = 1; i < len; i++) /* stops at the NUL: it is no continuation */
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
+            return 0;
+    return len;
+}
+
+/* Appends s to out as the inside of a JSON string: valid UTF-8 as it is
+ * (é stays é), a byte that is not as U+FFFD; out has room for 6 bytes per
+ * byte of s. */
 static char *json_chars(char *out, const char *s)
 {
-    for (; *s; s++) {
+    while (*s) {
         unsigned char c = (unsigned char)*s;
+        size_t len = c >= 0x80 ? utf8_len((const unsigned char *)s) : 1;
         if (c == '"' || c == '\\') {
             *out++ = '\\';
             *out++ = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) { /* ASCII only: never invalid UTF-8 */
+        } else if (c < 0x20 || c == 0x7f) {
             out += sprintf(out, "\\u%04x", c);
+        } else if (len == 0) {
+            out += sprintf(out, "\\ufffd");
+            len = 1;
         } else {
-            *out++ = (char)c;
+            memcpy(out, s, len);
+            out += len;
         }
+        s += len;
     }
     return out;
 }
@@ -421,8 +517,14 @@ static enum MHD_Result reply_error(const bt_server *srv, const bt_request *req, 
     r = MHD_create_response_from_buffer((size_t)(o - body), body, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-    MHD_add_response_header(r, "X-Request-Id", id);
+    /* without its headers the answer would lie (no JSON type, no id): close
+     * the connection instead */
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json; charset=utf-8") != MHD_YES ||
+        MHD_add_response_header(r, "X-Request-Id", id) != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
     ret = MHD_queue_response(req->conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -491,7 +593,7 @@ static void push_request(lua_State *L, const bt_request *req)
     lua_createtable(L, 0, 8);
     lua_pushstring(L, req->method);
     lua_setfield(L, -2, "method");
-    lua_pushstring(L, req->path);
+    lua_pushstring(L, req->path); /* holds no NUL: on_access refused those */
     lua_setfield(L, -2, "path");
     lua_pushstring(L, req->version);
     lua_setfield(L, -2, "version");
@@ -746,6 +848,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 {
     bt_server *srv = cls;
     bt_request *req = *con_cls;
+    bt_conn *c;
+    int nul;
+    bt_copy query = { NULL, 0 }, headers = { NULL, 0 };
     size_t i, j;
 
     if (req == NULL) {
@@ -759,6 +864,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->srv = srv;
         req->id = ++srv->next_id;
         *con_cls = req;
+        if ((c = conn_state(conn)) == NULL) {
+            req->answered = 1;
+            return reply_error(srv, req, 500, "out of memory");
+        }
+        nul = c->nul_at == url;
+        c->nul_at = NULL;
+        if (nul) {
+            req->answered = 1;
+            return reply_error(srv, req, 400, "NUL byte in the path");
+        }
         /* Refuse an announced oversized body before it is sent (this also
          * answers "Expect: 100-continue" with 413 instead of 100). */
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
@@ -792,7 +907,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         /* counted in every state: a malformed body is cut at max_body too */
         req->received += n;
-        if (req->oom || req->bad_form)
+        if (req->oom || req->bad_form || req->answered)
             return MHD_YES;
         if (req->pp) {
             if (MHD_post_process(req->pp, upload_data, n) != MHD_YES)
@@ -829,8 +944,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return reply_error(srv, req, 500, "out of memory");
     if (req->bad_form)
         return reply_error(srv, req, 400, "malformed form body");
-    if (MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, on_value, &req->query) < 0 ||
-        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, on_value, &req->headers) < 0)
+    query.list = &req->query;
+    headers.list = &req->headers;
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, on_value, &query);
+    if (!query.failed)
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, on_value, &headers);
+    if (query.failed || headers.failed)
         return reply_error(srv, req, 500, "out of memory");
     if (req->query.n + req->fields.n > BT_MAX_FIELDS)
         return reply_error(srv, req, 413, BT_TOO_MANY_FIELDS);
@@ -955,11 +1074,10 @@ static int srv_run(lua_State *L)
     if (srv->signals) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = bt_on_signal; /* no SA_RESTART: wake the poll up */
-        /* The first signal asks for a clean stop, which a handler stuck in
-         * Lua never lets run() see: the second one then does what it would
-         * have done without us (SIG_DFL: the process ends). */
-        sa.sa_flags = SA_RESETHAND;
-        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        sigemptyset(&sa.sa_mask); /* both blocked in the handler: one runs */
+        sigaddset(&sa.sa_mask, SIGINT);
+        sigaddset(&sa.sa_mask, SIGTERM);
         bt_signal_caught = 0;
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
@@ -1108,15 +1226,28 @@ static int httpd_new(lua_State *L)
     bt_setuservalue(L, -2);
 
     errno = 0;
-    srv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, srv,
-                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)BT_MAX_CONNECTIONS,
-                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)BT_CONN_MEMORY,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)BT_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)BT_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
     if (srv->daemon == NULL) {
-        int e = errno;
+        int e = errno, fd;
         lua_pushnil(L);
+        /* MHD says nothing when its listening socket is past select()'s
+         * reach: see whether the next descriptor would be */
+        if (e == 0 && (fd = socket(ss.ss_family, SOCK_STREAM, 0)) >= 0) {
+            if (fd >= FD_SETSIZE)
+                lua_pushfstring(L,
+                                "cannot listen on %s:%d: too many open files for select(): "
+                                "the socket would be descriptor %d, select() serves 0 to %d",
+                                host, (int)port, fd, FD_SETSIZE - 1);
+            close(fd);
+            if (fd >= FD_SETSIZE)
+                return 2;
+        }
         lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
                         e ? strerror(e) : "MHD_start_daemon failed");
         return 2;

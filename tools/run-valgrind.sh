@@ -10,4 +10,4 @@ VG='valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kind
 SPECS=$(ls spec/*_spec.lua | grep -E 'core|xml|client|s360_wire' | tr '\n' ' ')
 timeout 1500 $VG lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua $SPECS
 SANDBOX_LUA="$VG lua5.4" timeout 900 $VG lua5.4 /usr/bin/busted --helper=spec/support/gc_stress.lua \
-  spec/httpd4_server_spec.lua spec/httpd4_sandbox_spec.lua spec/sandbox_faults_spec.lua
+  spec/httpd_server_spec.lua spec/httpd_sandbox_spec.lua spec/sandbox_faults_spec.lua

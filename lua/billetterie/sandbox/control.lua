@@ -66,7 +66,7 @@ local ENDPOINTS = {
     end,
     DELETE = function(ctx, _, id, sub)
       if sub then -- /_sandbox/faults/ID; an id that is no rule's (or no id) is not all of them
-        if not (id and ctx.faults:remove(id)) then return 404, nil, "no fault rule " .. sub end
+        if not (id and ctx.faults:remove(id)) then return 404, nil, "no fault rule '" .. sub .. "'" end
       else
         ctx.faults:clear()
       end
@@ -114,8 +114,9 @@ local function control(ctx, req)
   end
   local path, id = req.path:gsub("/$", ""), nil
   -- /_sandbox/faults/ID: a rule, DELETE only; ID a whole number in range
-  -- (else no rule has it: 404, never "every rule")
-  local base, sub = path:match("^(/_sandbox/faults)/([^/]+)$")
+  -- (else no rule has it: 404, never "every rule"). Matched before the
+  -- trailing "/" is dropped: /_sandbox/faults/ is an empty ID, not the list.
+  local base, sub = req.path:match("^(/_sandbox/faults)/([^/]*)/?$")
   if base then
     path = base
     id = sub:find("^%d+$") and math.tointeger(tonumber(sub)) or nil
@@ -182,7 +183,8 @@ function M.handler(ctx)
       local logged, why = pcall(journal.record, journal, {
         at = t0, request_id = headers["X-Request-Id"], method = req.method, path = path,
         params = req.params, status = not (delivery and delivery.drop) and status or nil,
-        code = req.code, duration_ms = (now() - t0) * 1000, latency_ms = plan and plan.latency,
+        -- the delay applied (faults.delivery caps the rules' sum), not asked
+        code = req.code, duration_ms = (now() - t0) * 1000, latency_ms = delivery and delivery.delay,
         fault = plan and plan.text,
       })
       if not logged then log_error(headers["X-Request-Id"], "journal", why) end

@@ -222,7 +222,10 @@ end
 function M.open(path, schemas, existing)
   if existing then
     local f, why = io.open(path, "rb")
-    if not f then return nil, ("cannot open %s: %s"):format(path, why) end
+    if not f then -- io.open's message already starts with the path
+      if why:sub(1, #path + 2) == path .. ": " then why = why:sub(#path + 3) end
+      return nil, ("cannot open %s: %s"):format(path, why)
+    end
     f:close()
   end
   local env = luasql.sqlite3()

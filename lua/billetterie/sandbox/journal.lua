@@ -7,7 +7,11 @@
 -- (x_rsi_ws_mdp, x_rsi_token, web_passe, v_passe...) is stored as "***", and
 -- the values of those parameters and of the server's own secrets (web-service
 -- password, API key, S-360 operator password: sandbox/init.lua) are also
--- blanked wherever else they appear in the request's parameters.
+-- blanked wherever else they appear in the request's parameters, names
+-- included (`...&xrsimdp` sends the password as a name: it is stored as
+-- "***", "***#2"... so that distinct names stay distinct). A secret cut in
+-- pieces by an unencoded "&" cannot be recognised: each piece is only a
+-- fragment of it, stored as it came.
 -- The table keeps the latest `max` rows (it is pruned every PRUNE_EVERY
 -- inserts, so it may briefly hold up to PRUNE_EVERY more; reads return at
 -- most `max`).
@@ -21,7 +25,8 @@ local M = {}
 M.MASK = "***"
 local PRUNE_EVERY = 64
 -- Bytes of parameter names and values a row keeps (a body may hold 8 MB of
--- them, and 10000 rows are kept): a value cut short ends with TRUNCATED, and
+-- them, and 10000 rows are kept), counted as stored: UTF-8 cleaned and JSON
+-- escaped (a %01 costs 6 bytes). A value cut short ends with TRUNCATED, and
 -- the parameters past the budget are left out, their number under the name
 -- "(truncated)".
 M.MAX_PARAMS = 65536
@@ -54,6 +59,27 @@ local function scrub(text, secrets)
   return text
 end
 
+-- The bytes text takes in the stored JSON (without its quotes).
+local function stored_size(text) return #codec.encode(text) - 2 end
+
+-- text, cleaned to UTF-8, cut so that it takes at most budget stored bytes
+-- (then marked TRUNCATED). -> the text, its stored size
+local function fit(text, budget)
+  local clean, size
+  if #text <= budget then -- else it cannot fit: no byte is stored in less than one
+    clean = clean_utf8(text)
+    size = stored_size(clean)
+    if size <= budget then return clean, size end
+  end
+  local n = math.min(#text, budget)
+  repeat -- each round cuts in proportion to the overshoot: a few rounds
+    clean = clean_utf8(text:sub(1, n))
+    size = stored_size(clean)
+    if size > budget then n = math.min(n - 1, math.floor(n * budget / size)) end
+  until size <= budget
+  return clean .. M.TRUNCATED, size
+end
+
 -- req.params ({ {name, value}, ... } in arrival order) -> JSON object text;
 -- a repeated name (liste[]=1&liste[]=2) gives an array.
 function M.mask_params(params, known_secrets)
@@ -64,10 +90,28 @@ function M.mask_params(params, known_secrets)
   for _, kv in ipairs(params) do
     if catalogue.secrets[kv[1]] and #kv[2] >= 4 then secrets[#secrets + 1] = kv[2] end
   end
-  local out, budget, left_out = {}, M.MAX_PARAMS, 0
+  -- alias: real name holding a secret -> its stored name; taken: those
+  local out, budget, left_out, alias, taken = {}, M.MAX_PARAMS, 0, {}, {}
   for _, kv in ipairs(params) do
     local name, value = kv[1], kv[2]
-    budget = budget - #name
+    if alias[name] then
+      name = alias[name]
+    elseif #secrets > 0 and not catalogue.secrets[name] then
+      -- one stored name per distinct real name: a masked one, or a real one
+      -- that is spelt as a masked one, gets the first free "#n"
+      local scrubbed = scrub(name, secrets)
+      if scrubbed ~= name or taken[name] then
+        local n, unique = 1, scrubbed
+        while out[unique] ~= nil or taken[unique] do
+          n = n + 1
+          unique = scrubbed .. "#" .. n
+        end
+        alias[name], taken[unique] = unique, true
+        name = unique
+      end
+    end
+    local size = stored_size(clean_utf8(name))
+    budget = budget - size
     if budget < 0 then
       left_out = left_out + 1
     else
@@ -76,10 +120,9 @@ function M.mask_params(params, known_secrets)
       elseif #secrets > 0 then
         value = scrub(value, secrets)
       end
-      if #value > budget then value = value:sub(1, budget) .. M.TRUNCATED end
-      budget = budget - #value
       -- shown as JSON labelled UTF-8: a cut or a binary value stays valid text
-      name, value = clean_utf8(name), clean_utf8(value)
+      name, value, size = clean_utf8(name), fit(value, budget)
+      budget = budget - size
       local prev = out[name]
       if prev == nil then
         out[name] = value

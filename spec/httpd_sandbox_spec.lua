@@ -2,11 +2,12 @@
 -- sockets against `billetterie sandbox` processes (and an in-process
 -- sandbox for a route that answers what httpd cannot send): fault rules that
 -- cannot hang it, deliveries kept within httpd's limits, journal rows of
--- bounded size with the status really sent, fault ids, NUL bytes, log lines,
--- invalid UTF-8, start-up errors.
+-- bounded size (as stored, escaped) with the status and latency really sent
+-- and no secret (also one sent as a parameter name), fault ids (an empty one
+-- too), NUL bytes, log lines, invalid UTF-8, start-up errors.
 --
 -- LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' LUA_CPATH='./build/5.4/?.so;;' \
---   lua5.4 /usr/bin/busted spec/httpd4_sandbox_spec.lua
+--   lua5.4 /usr/bin/busted spec/httpd_sandbox_spec.lua
 
 local sandbox = require "spec.support.sandbox"
 local sbx = require "billetterie.sandbox"
@@ -19,13 +20,13 @@ local util = require "spec.support.util"
 local q, popen, write_file, read_file = util.q, util.popen, util.write, util.read_file
 
 -- One curl request; args: extra curl arguments (already quoted).
--- -> { status, headers, body, json }
+-- -> { status, headers, body, json }, or nil, curl's output when no answer came
 local function curl(args)
   local p = popen("curl -s -S -i --max-time 10 -H 'Expect:' " .. args .. " 2>&1")
   local raw = p:read("*a")
   p:close()
   local head, body = raw:match("^(HTTP/%S+ %d+.-)\r\n\r\n(.*)$")
-  assert(head, "no HTTP answer: " .. raw)
+  if not head then return nil, raw end
   local a = { status = tonumber(head:match("^HTTP/%S+ (%d+)")), headers = {}, body = body }
   for name, value in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do a.headers[name:lower()] = value end
   local ok, v = pcall(cjson.decode, body)
@@ -288,5 +289,103 @@ describe("start-up and journal file errors", function()
     -- each leaked attempt would hold two (the base and /dev/urandom); the
     -- collector may close an earlier test's handle meanwhile
     assert.is_true(after <= before, ("%d descriptors before, %d after"):format(before, after))
+  end)
+end)
+
+describe("a secret sent as a parameter name", function()
+  local sb
+  setup(function() sb = sandbox.start() end)
+  teardown(function() sb:stop() end)
+
+  it("never reaches the journal: the name is stored as ***", function()
+    -- the web-service password (xrsimdp) without its name, then one whose
+    -- value is the request's own password
+    assert.is_table(curl(("--data %s %sws_idsession"):format(
+      q("x_rsi_ws_login=xrsitest&x_rsi_client=677&xrsimdp"), sb.url)))
+    assert.is_table(curl(("--data %s %sws_idsession"):format(
+      q("x_rsi_ws_login=xrsitest&x_rsi_ws_mdp=S3cretPass&x_rsi_client=677&S3cretPass=1&aS3cretPassb=2"),
+      sb.url)))
+    local a = curl(sb.url .. "_sandbox/requests")
+    assert.are.equal(200, a.status)
+    assert.is_nil(a.body:find("xrsimdp", 1, true), a.body)
+    assert.is_nil(a.body:find("S3cretPass", 1, true), a.body)
+    local rows = a.json.requests
+    assert.are.equal("", rows[#rows - 1].params["***"])
+    local last = rows[#rows].params
+    assert.are.equal("***", last.x_rsi_ws_mdp)
+    assert.are.equal("1", last["***"])
+    assert.are.equal("2", last["a***b"])
+  end)
+end)
+
+describe("journal.mask_params", function()
+  it("keeps distinct names distinct once masked, a repeated one together", function()
+    local params = { { "x_rsi_ws_mdp", "zzzz" }, { "xrsimdp", "1" }, { "zzzz", "2" }, { "xrsimdp", "3" },
+      { "***", "4" } }
+    local out = cjson.decode(journal.mask_params(params, { "xrsimdp" }))
+    assert.are.same({ x_rsi_ws_mdp = "***", ["***"] = { "1", "3" }, ["***#2"] = "2", ["***#3"] = "4" }, out)
+  end)
+
+  it("bounds a row as stored: escaped bytes count as written", function()
+    local value = ("\1"):rep(70000) -- 70000 x %01: 6 bytes each in JSON
+    local text = journal.mask_params({ { "a", value }, { "b", "after" } }, {})
+    assert.is_true(#text <= journal.MAX_PARAMS + 100, #text .. " bytes")
+    local out = cjson.decode(text)
+    assert.are.equal(journal.TRUNCATED, out.a:sub(-#journal.TRUNCATED))
+    assert.is_true(#cjson.encode(out.a) - 2 <= journal.MAX_PARAMS + #journal.TRUNCATED)
+    -- U+FFFD for bad bytes (3 bytes each) counts as stored too
+    text = journal.mask_params({ { "a", ("\255"):rep(70000) } }, {})
+    assert.is_true(#text <= journal.MAX_PARAMS + 100, #text .. " bytes")
+  end)
+end)
+
+describe("journal rows over HTTP", function()
+  it("stay within journal.MAX_PARAMS bytes however the values escape", function()
+    local sb = sandbox.start()
+    local body = os.tmpname()
+    write_file(body, "x_rsi_ws_login=xrsitest&x_rsi_client=677&nom=" .. ("%01"):rep(70000))
+    assert.is_table(curl(("--data-binary @%s %sws_idsession"):format(q(body), sb.url)))
+    os.remove(body)
+    local a = curl(sb.url .. "_sandbox/requests?limit=1")
+    assert.is_true(#a.body < journal.MAX_PARAMS + 1000, #a.body .. " bytes")
+    assert.are.equal(journal.TRUNCATED, a.json.requests[1].params.nom:sub(-#journal.TRUNCATED))
+    assert.are.equal(0, sb:stop())
+  end)
+
+  it("record the latency applied (capped at 600000 ms), not the rules' sum", function()
+    local sb = sandbox.start { args = { "--fault", "ws_idsession:latency=400000",
+      "--fault", "ws_idsession:latency=400000" } }
+    -- the answer waits 10 minutes: the client gives up, the row is written
+    assert.is_nil(curl(("--max-time 1 --data %s %sws_idsession"):format(
+      q("x_rsi_ws_login=xrsitest&x_rsi_ws_mdp=xrsimdp&x_rsi_client=677"), sb.url)))
+    local rows = assert(sbx.journal(sb.url))
+    assert.are.equal(600000, rows[#rows].latency_ms)
+    assert.are.equal(0, sb:stop())
+  end)
+end)
+
+describe("DELETE /_sandbox/faults/ (an empty id)", function()
+  it("is a 404 like any bad id, and removes nothing", function()
+    local sb = sandbox.start { args = { "--fault", "ws_x:status=503", "--fault", "ws_y:status=503" } }
+    for _, path in ipairs { "_sandbox/faults/", "_sandbox/faults/x/" } do
+      local a = curl(("-X DELETE %s%s"):format(sb.url, path))
+      assert.are.equal(404, a.status, path)
+      assert.are.equal(404, a.json.error.status)
+    end
+    assert.are.equal(2, #curl(sb.url .. "_sandbox/faults").json.faults)
+    -- an id with a trailing slash is still that rule
+    assert.are.equal(200, curl(("-X DELETE %s_sandbox/faults/1/"):format(sb.url)).status)
+    assert.are.equal(1, #curl(sb.url .. "_sandbox/faults").json.faults)
+    assert.are.equal(0, sb:stop())
+  end)
+end)
+
+describe("a missing journal file", function()
+  it("is named once in the error", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local rows, err = sbx.journal(path)
+    assert.is_nil(rows)
+    assert.are.equal(("cannot open %s: No such file or directory"):format(path), err)
   end)
 end)
