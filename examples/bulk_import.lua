@@ -1,6 +1,8 @@
 -- Bulk organisme import from a CSV export (';', quotes, accents), resumable:
 -- kill it at any point and run it again, nothing is created twice.
---   lua5.4 examples/bulk_import.lua organismes.csv   (exit status 1 if a record is not created yet)
+--   lua5.4 examples/bulk_import.lua organismes.csv
+-- (exit status 1 if a record is not created yet, 2 if the import cannot run:
+-- a busy journal, a path that cannot be used)
 -- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included: README, "Quick start")
 local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"

@@ -371,7 +371,7 @@ local function register(journal, records, header)
     local what = first.state == "done" and ("created as organisme %s"):format(tostring(first.id_organisme))
       or "sent, outcome not known yet"
     return nil, ("record %d%s of the CSV changed after it was sent (%s): put it back as it was and run again; "
-      .. "only records that failed or were not sent may be corrected (ws_modification_organisme changes a "
+      .. "only records that failed or were not sent may be corrected (ws_organisme_modification changes a "
       .. "created one)"):format(first.line, #refused > 1 and (" (and %d more)"):format(#refused - 1) or "", what)
   end
   journal:exec("COMMIT")

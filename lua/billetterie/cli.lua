@@ -183,7 +183,9 @@ server before anything is sent again; one not found yet stays "unknown"
 until a later run. --concurrency: calls at once (8); --rate: at most N calls
 a second. Progress on stderr.
 Exit status: 0 every record created, 1 some failed, unknown or not sent (or
-the import could not run), 2 usage.]],
+the import could not run: an unreadable CSV, a busy journal, a sent record
+changed), 2 usage (bad options, a journal or report path that cannot be
+used).]],
 }
 cli.HELP = HELP
 
