@@ -1,22 +1,24 @@
 -- examples/bulk_import.lua tells what is left to do and why.
 local sandbox = require "spec.support.sandbox"
 local shell = require "spec.support.shell"
+local support = require "spec.support.bulk"
+local util = require "spec.support.util"
 
-local BUILD = os.getenv("BILLETTERIE_BUILD") or "build"
 local sb
 setup(function() sb = sandbox.start() end)
 teardown(function() if sb then sb:stop() end end)
+local temp = util.temp_files{ "", ".journal.db", ".journal.db-wal", ".journal.db-shm", ".failures.csv" }
+teardown(temp.clean)
 
 local function env(url, api_url)
-  return ("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./%s/5.4/?.so;;' BILLETTERIE_URL=%s "
-    .. "BILLETTERIE_LOGIN=xrsitest BILLETTERIE_PASSWORD=xrsimdp BILLETTERIE_CLIENT=677 BILLETTERIE_API_URL=%s "
-    .. "BILLETTERIE_API_LOGIN=WSCE BILLETTERIE_API_KEY=b1829f60af03c1e69a13ed44405ec898f912b63a "):format(
-    BUILD, url, api_url)
+  return util.lua54_env() .. ("BILLETTERIE_URL=%s BILLETTERIE_LOGIN=xrsitest BILLETTERIE_PASSWORD=xrsimdp "
+    .. "BILLETTERIE_CLIENT=677 BILLETTERIE_API_URL=%s BILLETTERIE_API_LOGIN=WSCE BILLETTERIE_API_KEY=%s "):format(
+    url, api_url, support.API_KEY)
 end
 
 describe("examples/bulk_import.lua", function()
   it("prints the unknown and not-sent counts, and why nothing was sent", function()
-    local copy = os.tmpname()
+    local copy = temp.new()
     assert(shell("cp examples/data/organismes.csv " .. copy))
     local dead = "http://127.0.0.1:1/"
     -- the vendor unreachable: every record sent, outcome unknown
@@ -41,8 +43,5 @@ describe("examples/bulk_import.lua", function()
     assert.is_false(ok)
     assert.matches("is the CSV file itself", out, 1, true)
     assert.not_matches("traceback", out, 1, true)
-    for _, suffix in ipairs{ "", ".journal.db", ".journal.db-wal", ".journal.db-shm", ".failures.csv" } do
-      os.remove(copy .. suffix)
-    end
   end)
 end)

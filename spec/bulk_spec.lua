@@ -1,60 +1,38 @@
 -- The bulk import against the real sandbox: resumable, never twice.
-local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"
-local sandbox = require "spec.support.sandbox"
 local shell = require "spec.support.shell"
+local support = require "spec.support.bulk"
+local util = require "spec.support.util"
 
-local API_KEY = "b1829f60af03c1e69a13ed44405ec898f912b63a"
--- the C modules of child processes: ./build, or $BILLETTERIE_BUILD (a helper's own)
-local BUILD = os.getenv("BILLETTERIE_BUILD") or "build"
+local journal_sql = support.sql
 local sb, c
 
-setup(function()
-  sb = sandbox.start()
-  c = sb:client()
-end)
+setup(function() sb, c = support.start() end)
 teardown(function() if sb then sb:stop() end end)
 
 local MAP = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
               ["adresses.1.type_adresse"] = "Type adresse", ["adresses.1.ville"] = "Ville" }
 
-local temp = {}   -- files to remove at the end (CSV, journals, reports)
-teardown(function()
-  for _, p in ipairs(temp) do
-    for _, suffix in ipairs{ "", ".db", ".db-wal", ".db-shm", ".failures.csv", ".lua" } do os.remove(p .. suffix) end
-  end
-end)
+local temp = util.temp_files(support.SUFFIXES)   -- CSV, journals, reports
+teardown(temp.clean)
 
+-- CRLF, quoted fields, the address columns; records in bad have no nature
 local function write_csv(prefix, n, bad)
-  local path = os.tmpname()
-  temp[#temp + 1] = path
-  local f = assert(io.open(path, "w"))
-  f:write("Nom;Nature;Type adresse;Ville\r\n")
+  local lines = { "Nom;Nature;Type adresse;Ville\r\n" }
   for i = 1, n do
-    f:write(('"%s %03d";%s;Siège;"Lyon"\r\n'):format(prefix, i, (bad and bad[i]) and "" or "Association"))
+    lines[#lines + 1] = ('"%s %03d";%s;Siège;"Lyon"\r\n'):format(prefix, i, (bad and bad[i]) and "" or "Association")
   end
-  f:close()
-  return path
+  local path = temp.new()
+  util.write(path, table.concat(lines))
+  return path, path .. ".db"
 end
 
 -- How many organismes of the sandbox carry each name.
-local function on_server()
-  local data = assert(c:liste_fiches_modifiees{ ts = "2000-01-01T00:00:00" })
-  local count = {}
-  for _, o in ipairs(data.liste_organismes or {}) do count[o.intitule] = (count[o.intitule] or 0) + 1 end
-  return count
-end
-
-local function journal_sql(path, sql)
-  local ok, out = shell(("sqlite3 %s %q"):format(path, sql))
-  assert(ok, out)
-  return out
-end
+local function on_server() return (support.on_server(c)) end
 
 describe("bulk.import", function()
   it("creates every record once; a second run sends nothing", function()
-    local path = write_csv("Compagnie A", 25)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie A", 25)
     local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, concurrency = 8 })
     assert.same({ total = 25, created = 25, failed = 0, unknown = 0 }, { total = r.total, created = r.created,
       failed = r.failed, unknown = r.unknown })
@@ -72,17 +50,14 @@ describe("bulk.import", function()
     local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = path .. ".db", report = report })
     assert.equal(3, r.created)
     assert.equal(2, r.failed)
-    local f = assert(io.open(report))
-    local text = f:read("*a")
-    f:close()
+    local text = assert(util.read_file(report))
     -- a record without its nature is refused by the client, never sent (2.6.2.4)
     assert.matches("^ligne;code;message\n2;;parameter organisme.nature is required\n", text)
     assert.matches("\n4;;parameter organisme.nature is required\n", text)
   end)
 
   it("finds on the server a creation whose answer was lost instead of creating it again", function()
-    local path = write_csv("Compagnie C", 6)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie C", 6)
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
     -- the crash window: record 3 was created but its answer never recorded
     journal_sql(journal, "UPDATE records SET state = 'sent', id_organisme = NULL WHERE line = 3")
@@ -94,10 +69,8 @@ describe("bulk.import", function()
   end)
 
   it("resends a record whose request never arrived only once `settle` seconds have passed", function()
-    local path = write_csv("Compagnie E", 4)
-    local journal = path .. ".db"
-    local dead = billetterie.new{ url = "http://127.0.0.1:1/", login = "xrsitest", password = "xrsimdp",
-      client_id = 677, api_url = "http://127.0.0.1:1/", api_login = "WSCE", api_key = API_KEY, retries = 0 }
+    local path, journal = write_csv("Compagnie E", 4)
+    local dead = support.client("http://127.0.0.1:1/", "http://127.0.0.1:1/", { retries = 0 })
     local r = assert(bulk.import{ client = dead, csv = path, map = MAP, journal = journal })
     assert.equal(0, r.created)
     assert.equal(4, r.unknown)       -- outcome unknown: not failed, not resent blindly
@@ -117,12 +90,9 @@ describe("bulk.import", function()
   end)
 
   it("refuses a record changed after it was created, without advising a new journal", function()
-    local path = write_csv("Compagnie D", 3)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie D", 3)
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
-    local g = assert(io.open(path, "w"))
-    g:write("Nom;Nature;Type adresse;Ville\r\nAutre;Association;Siège;Lyon\r\n")
-    g:close()
+    util.write(path, "Nom;Nature;Type adresse;Ville\r\nAutre;Association;Siège;Lyon\r\n")
     local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
     assert.is_nil(r)
     assert.equal("csv", err.param)
@@ -138,13 +108,7 @@ describe("bulk.import", function()
     local journal = path .. ".db"
     local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
     assert.same({ 2, 1 }, { r.created, r.failed })
-    local f = assert(io.open(path, "rb"))
-    local text = f:read("*a")
-    f:close()
-    text = text:gsub('"Compagnie F 002";;', '"Compagnie F 002 corrigée";Association;')
-    f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
+    util.write(path, (util.read(path):gsub('"Compagnie F 002";;', '"Compagnie F 002 corrigée";Association;')))
     r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
     assert.same({ 3, 0, 0, 2 }, { r.created, r.failed, r.unknown, r.already })
     local count = on_server()
@@ -155,40 +119,29 @@ describe("bulk.import", function()
   end)
 
   it("takes a corrected record that was not sent yet (pending)", function()
-    local path = write_csv("Compagnie G", 2)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie G", 2)
     -- a first run that could send nothing: record 1 unknown (sent, server
     -- unreachable), record 2 never tried
-    local dead = billetterie.new{ url = "http://127.0.0.1:1/", login = "xrsitest", password = "xrsimdp",
-      client_id = 677, api_url = "http://127.0.0.1:1/", api_login = "WSCE", api_key = API_KEY, retries = 0 }
+    local dead = support.client("http://127.0.0.1:1/", "http://127.0.0.1:1/", { retries = 0 })
     assert(bulk.import{ client = dead, csv = path, map = MAP, journal = journal, concurrency = 1 })
     journal_sql(journal, "UPDATE records SET state = 'pending', sent_at = NULL WHERE line = 2")
-    local f = assert(io.open(path, "rb"))
-    local text = f:read("*a"):gsub("Compagnie G 002", "Compagnie G 002 bis")
-    f:close()
-    f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
+    local text = util.read(path):gsub("Compagnie G 002", "Compagnie G 002 bis")
+    util.write(path, text)
     local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
     assert.equal(2, r.created)
     assert.equal(1, on_server()["Compagnie G 002 bis"])
     -- a record still "sent" (outcome unknown) must keep its content
     journal_sql(journal, "UPDATE records SET state = 'sent' WHERE line = 1")
-    f = assert(io.open(path, "wb"))
-    f:write((text:gsub("Compagnie G 001", "Compagnie G 001 ter")))
-    f:close()
+    util.write(path, (text:gsub("Compagnie G 001", "Compagnie G 001 ter")))
     local none, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
     assert.is_nil(none)
     assert.matches("record 1 of the CSV changed after it was sent (sent, outcome not known yet)", err.message, 1, true)
   end)
 
   it("counts only the records of a shortened CSV, and says how many journal rows are past its end", function()
-    local path = write_csv("Compagnie H", 3)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie H", 3)
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
-    local f = assert(io.open(path, "wb"))
-    f:write('Nom;Nature;Type adresse;Ville\r\n"Compagnie H 001";Association;Siège;"Lyon"\r\n')
-    f:close()
+    util.write(path, 'Nom;Nature;Type adresse;Ville\r\n"Compagnie H 001";Association;Siège;"Lyon"\r\n')
     local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
     assert.same({ total = 1, created = 1, already = 1, failed = 0, unknown = 0, pending = 0, not_in_csv = 2 },
       { total = r.total, created = r.created, already = r.already, failed = r.failed, unknown = r.unknown,
@@ -197,9 +150,7 @@ describe("bulk.import", function()
 
   it("refuses a report or journal path that is the CSV, under any name, and leaves the CSV as it was", function()
     local path = write_csv("Compagnie I", 2)
-    local f = assert(io.open(path, "rb"))
-    local before = f:read("*a")
-    f:close()
+    local before = util.read(path)
     local dir, base = path:match("^(.*)/([^/]+)$")
     for _, same in ipairs{ path, dir .. "/./" .. base, dir .. "//" .. base } do
       local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = path .. ".db", report = same }
@@ -215,27 +166,21 @@ describe("bulk.import", function()
     local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = path .. ".db", report = link }
     assert.is_nil(r)
     assert.equal("report", err.param)
-    f = assert(io.open(path, "rb"))
-    assert.equal(before, f:read("*a"))
-    f:close()
+    assert.equal(before, util.read(path))
     assert.is_nil(on_server()["Compagnie I 001"])
   end)
 
   it("returns an error value for a journal that is not one, and changes nothing in it", function()
     local path = write_csv("Compagnie J", 1)
     local text_file = path .. ".db"
-    local f = assert(io.open(text_file, "wb"))
-    f:write("not a database, just some text\n")
-    f:close()
+    util.write(text_file, "not a database, just some text\n")
     local ok, r, err = pcall(bulk.import, { client = c, csv = path, map = MAP, journal = text_file })
     assert.is_true(ok, tostring(r))
     assert.is_nil(r)
     assert.equal("invalid_param", err.kind)
     assert.equal("journal", err.param)
     assert.matches("not a journal (not a SQLite database)", err.message, 1, true)
-    f = assert(io.open(text_file, "rb"))
-    assert.equal("not a database, just some text\n", f:read("*a"))
-    f:close()
+    assert.equal("not a database, just some text\n", util.read(text_file))
     -- a SQLite database of something else is not written to either
     os.remove(text_file)
     journal_sql(text_file, "CREATE TABLE clients (id INTEGER)")
@@ -259,8 +204,7 @@ describe("bulk.import", function()
   end)
 
   it("returns a journal that fails mid-run as an error value, with its lock released", function()
-    local path = write_csv("Compagnie M", 2)
-    local journal = path .. ".db"
+    local path, journal = write_csv("Compagnie M", 2)
     local broken = false
     local map = function(rec)   -- the journal is damaged by someone else while the run goes on
       if not broken then
@@ -279,23 +223,13 @@ describe("bulk.import", function()
   end)
 
   it("survives kill -9 at a random point: after a restart each record exists exactly once", function()
-    local path = write_csv("Compagnie K", 60)
-    local journal = path .. ".db"
-    local script = path .. ".lua"
-    local f = assert(io.open(script, "w"))
-    f:write(([[
-      local billetterie = require "billetterie"
-      local c = billetterie.new{ url = %q, login = "xrsitest", password = "xrsimdp", client_id = 677,
-        api_url = %q, api_login = "WSCE", api_key = %q }
-      local r = assert(require("billetterie.bulk").import{ client = c, csv = %q, journal = %q, concurrency = 4,
-        rate = tonumber(arg[1]), settle = 1, map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature",
-        ["adresses.1.type_adresse"] = "Type adresse", ["adresses.1.ville"] = "Ville" } })
-      print("created", r.created, "unknown", r.unknown)
-    ]]):format(sb.url, sb.url, API_KEY, path, journal))
-    f:close()
-    local env = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./" .. BUILD .. "/5.4/?.so;;' "
+    local path, journal = write_csv("Compagnie K", 60)
+    -- the rate comes as arg[1]
+    local script = support.script(path .. ".lua", support.import_script(support.options(sb.url, sb.url),
+      { csv = path, journal = journal, concurrency = 4, settle = 1, map = MAP }))
     -- 60 records at 40 a second: killed about half way, mid-stream
-    local ok, out = shell(env .. "lua5.4 " .. script .. " 40 > /dev/null 2>&1 & pid=$!; sleep 0.8; kill -9 $pid; wait $pid; echo killed")
+    local ok, out = shell("(" .. support.LUA54 .. script
+      .. " 40 > /dev/null 2>&1 & pid=$!; sleep 0.8; kill -9 $pid; wait $pid; echo killed)")
     assert.matches("killed", out)
     local done_before = tonumber(journal_sql(journal, "SELECT count(*) FROM records WHERE state = 'done'"):match("%d+"))
     assert.is_true(done_before < 60, "the import was killed before the end")
@@ -303,7 +237,7 @@ describe("bulk.import", function()
     -- records in flight are checked once settled (settle = 1 s)
     assert.equal("1", journal_sql(journal, "SELECT count(*) FROM owner"):match("%d+"))
     shell("sleep 1.1")
-    ok, out = shell(env .. "lua5.4 " .. script)
+    ok, out = shell(support.LUA54 .. script)
     assert(ok, out)
     assert.matches("created\t60\tunknown\t0", out, 1, true)
     local count = on_server()

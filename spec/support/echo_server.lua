@@ -101,14 +101,19 @@ local function cpath54()
   return table.concat(own, ";") .. ";;"   -- and lua5.4's own default path
 end
 
-function M.start(opts)
-  opts = opts or {}
+-- start_script(code, args) -> srv { url, pid, stop }: code (a lua5.4
+-- program that prints its URL "http://HOST:PORT/" first, then serves) run
+-- in a process of its own with args (strings) as arg[1..]; name is for the
+-- error raised when it does not start.
+function M.start_script(code, args, name)
   local script, out = os.tmpname(), os.tmpname()
   local f = assert(io.open(script, "w"))
-  f:write(SERVER)
+  f:write(code)
   f:close()
+  local quoted = {}
+  for i, a in ipairs(args or {}) do quoted[i] = q(a) end
   local pipe = io.popen(("unset LD_PRELOAD; LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s >%s 2>&1 & echo $!; wait $!"):format(
-    q(package.path), q(cpath54()), q(script), q(serialize(opts.bodies or {})), q(out)))
+    q(package.path), q(cpath54()), q(script), table.concat(quoted, " "), q(out)))
   local pid = tonumber(pipe:read("*l"))
   local url
   for _ = 1, 250 do
@@ -128,9 +133,17 @@ function M.start(opts)
   if not url then
     local text = read_file(out)
     srv.stop()
-    error("echo server did not start: " .. text, 2)
+    error((name or "server") .. " did not start: " .. text, 2)
   end
   return srv
 end
+
+function M.start(opts)
+  opts = opts or {}
+  return M.start_script(SERVER, { serialize(opts.bodies or {}) }, "echo server")
+end
+
+-- serialize(v) -> Lua source that rebuilds v (tables of strings, numbers, booleans)
+M.serialize = serialize
 
 return M

@@ -44,6 +44,24 @@ end
 
 local function sleep(s) os.execute("sleep " .. s) end
 
+-- open_db(path) -> the sandbox's database in that file, every table made
+-- (loads the sandbox's modules in process: Lua 5.4 only)
+function M.open_db(path)
+  local services = require "billetterie.sandbox.services"
+  return assert(require("billetterie.sandbox.db").open(path, services.schemas()))
+end
+
+-- seeded_db(fill) -> the path of a fresh temp file holding every table of
+-- the sandbox, filled by fill(db) in one transaction (Lua 5.4 only). The
+-- caller removes it.
+function M.seeded_db(fill)
+  local path = os.tmpname()
+  local db = M.open_db(path)
+  db:tx(function() fill(db) end)
+  db:close()
+  return path
+end
+
 -- opts: db (path; default a fresh temp file, removed by stop), args (extra
 -- CLI arguments), lua (interpreter command, default $SANDBOX_LUA or
 -- lua5.4, e.g. "valgrind -q lua5.4"), timeout (seconds to wait for the URL

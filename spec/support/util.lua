@@ -94,4 +94,55 @@ function M.nginx_up(dir, conf)
   return true
 end
 
+
+-- lua54_env() -> "LUA_PATH=... LUA_CPATH=... " for a lua5.4 child process:
+-- this tree's entries of the search paths (the 5.4 build of the C modules,
+-- also from a LuaJIT spec), then lua5.4's own defaults.
+function M.lua54_env()
+  local function ours(path)
+    local kept = {}
+    for entry in path:gmatch("[^;]+") do
+      if not entry:match("^/usr/") then kept[#kept + 1] = (entry:gsub("/jit/", "/5.4/")) end
+    end
+    return table.concat(kept, ";") .. ";;"
+  end
+  return ("LUA_PATH=%s LUA_CPATH=%s "):format(M.q(ours(package.path)), M.q(ours(package.cpath)))
+end
+
+-- temp_files(suffixes) -> t: t.new(suffix) names a fresh temp file (plus
+-- suffix); t.clean() removes each one with every suffix (for a teardown).
+function M.temp_files(suffixes)
+  local made = {}
+  local t = {}
+  function t.new(suffix)
+    local p = os.tmpname()
+    made[#made + 1] = p
+    return p .. (suffix or "")
+  end
+  function t.clean()
+    for _, p in ipairs(made) do
+      for _, suffix in ipairs(suffixes) do os.remove(p .. suffix) end
+    end
+  end
+  return t
+end
+
+-- vendor_code(msg, err) -> err.code, asserting the call's answer was a
+-- vendor refusal (msg nil, err.kind "vendor")
+function M.vendor_code(msg, err)
+  local luassert = require "luassert"
+  luassert.is_nil(msg)
+  luassert.equal("vendor", err.kind, tostring(err))
+  return err.code
+end
+
+-- wait_for(path): until the file is not empty (raises after 10 s)
+function M.wait_for(path)
+  for _ = 1, 500 do
+    if M.read(path) ~= "" then return true end
+    os.execute("sleep 0.02")
+  end
+  error("timed out waiting for " .. path)
+end
+
 return M

@@ -1,0 +1,227 @@
+-- bulk.import's journal (real sandbox, real SQLite file, real processes):
+-- one import at a time per journal: a second run is refused while the
+-- first lives, a dead run's lock is taken over; a record written by another
+-- run between the moment it was read and the moment it is marked sent is
+-- left as that run wrote it, a record whose call never came back waits for
+-- the client's pacing too, and a journal that fails for one record does not
+-- cost the others their outcome.
+local billetterie = require "billetterie"
+local bulk = require "billetterie.bulk"
+local luasql = require "luasql.sqlite3"
+local shell = require "spec.support.shell"
+local support = require "spec.support.bulk"
+local util = require "spec.support.util"
+
+local MAP, sql = support.MAP, support.sql
+local sb, c
+
+setup(function() sb, c = support.start() end)
+teardown(function() if sb then sb:stop() end end)
+
+local temp = util.temp_files(support.SUFFIXES)
+teardown(temp.clean)
+
+local function write_csv(prefix, n) return support.write_csv(temp.new(), prefix, n) end
+local function on_server(prefix) return support.on_server(c, prefix) end
+
+local HOST = util.read("/proc/sys/kernel/hostname"):match("[^\n]*")
+
+-- The start time of a live process (field 22 of /proc/PID/stat).
+local function start_of(pid)
+  local after = util.read("/proc/" .. pid .. "/stat"):match("^.*%)%s+(.*)$")
+  local fields = {}
+  for w in after:gmatch("%S+") do fields[#fields + 1] = w end
+  return fields[20]
+end
+
+local function set_owner(journal, pid, host, proc_start, beat)
+  sql(journal, ("INSERT OR REPLACE INTO owner (id, token, pid, host, proc_start, started, beat) "
+    .. "VALUES (1, 'someone-else', %d, '%s', '%s', %d, %d)"):format(pid, host, proc_start, beat, beat))
+end
+
+describe("bulk.import's journal lock", function()
+  it("refuses a second run while another process imports into the journal; nothing is sent twice", function()
+    local path = write_csv("Verrou A", 20)
+    local journal, script = path .. ".db", path .. ".lua"
+    support.script(script, support.import_script(support.options(sb.url, sb.url),
+      { csv = path, journal = journal, concurrency = 2, rate = 10, map = MAP }))
+    local p = io.popen(support.LUA54 .. script .. " 2>&1")
+    -- wait until the first run is sending (20 records at 10 a second: 2 s)
+    for _ = 1, 100 do
+      if shell(("test -f %s && sqlite3 %s \"SELECT line FROM records WHERE state = 'done'\" | grep -q ."):format(
+          journal, journal)) then
+        break
+      end
+      shell("sleep 0.05")
+    end
+    local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    local first = p:read("*a")
+    p:close()
+    assert.is_nil(r, "the second run was refused")
+    assert.equal("invalid_param", err.kind)
+    assert.equal("journal", err.param)
+    assert.is_true(err.retryable)
+    assert.matches("in use by another import %(pid %d+ on .+, since %d%d%d%d%-%d%d%-%d%d", err.message)
+    assert.matches("created\t20", first, 1, true)
+    local count, n = on_server("Verrou A")
+    assert.equal(20, n)
+    for i = 1, 20 do assert.equal(1, count[("Verrou A %03d"):format(i)]) end
+    assert.equal("0", sql(journal, "SELECT count(*) FROM owner"))   -- released at the end
+  end)
+
+  it("refuses a second run in the same process while the first is in flight", function()
+    local path, journal = write_csv("Verrou B", 6)
+    local results = billetterie.run(function()
+      local one = billetterie.spawn(function()
+        return { bulk.import{ client = c, csv = path, map = MAP, journal = journal, concurrency = 1 } }
+      end)
+      local two = billetterie.spawn(function()
+        return { bulk.import{ client = c, csv = path, map = MAP, journal = journal, concurrency = 1 } }
+      end)
+      return { one:wait(), two:wait() }
+    end)
+    assert.equal(6, results[1][1].created)
+    assert.is_nil(results[2][1])
+    assert.matches("in use by another import", results[2][2].message, 1, true)
+    local _, n = on_server("Verrou B")
+    assert.equal(6, n)
+  end)
+
+  it("takes over the lock of a run that is gone, and keeps that of a live one", function()
+    local path, journal = write_csv("Verrou C", 2)
+    assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })   -- creates the journal
+    local now = os.time()
+    -- a pid with no process on this host (a shell that has ended)
+    local _, out = shell("sh -c 'echo $$'")
+    local dead = tonumber(out:match("%d+"))
+    set_owner(journal, dead, HOST, "12345", now)
+    local r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    assert(r, tostring(err))
+    assert.equal("0", sql(journal, "SELECT count(*) FROM owner"))
+    -- a live process of this host (the sandbox) with its own start time: alive
+    set_owner(journal, sb.pid, HOST, start_of(sb.pid), now - 3600)
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    assert.is_nil(r)
+    assert.matches("in use by another import (pid " .. sb.pid .. " on " .. HOST, err.message, 1, true)
+    -- the same pid, but started at another time: a reused pid, the owner is gone
+    set_owner(journal, sb.pid, HOST, "1", now)
+    assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    -- another host: alive while it writes to the journal, gone after 10 minutes of silence
+    set_owner(journal, 1, "elsewhere.example", "1", now - 60)
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    assert.is_nil(r)
+    assert.matches("on elsewhere.example", err.message, 1, true)
+    set_owner(journal, 1, "elsewhere.example", "1", now - 601)
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    assert(r, tostring(err))
+    assert.equal(2, r.created)
+    local _, n = on_server("Verrou C")
+    assert.equal(2, n)
+  end)
+
+  it("sends nothing more once another run took the journal over", function()
+    local path, journal = write_csv("Verrou D", 5)
+    local taken = false
+    -- a transport that hands the journal to another owner after the first creation
+    local curl = require("billetterie.transport").curl
+    local stealing = { request = function(_, req)
+      local status, body, ctype, ek, em, rid, ra = curl:request(req)
+      if req.url:find("ws_organisme_creation", 1, true) and not taken then
+        taken = true
+        set_owner(journal, 1, "elsewhere.example", "1", os.time())
+      end
+      return status, body, ctype, ek, em, rid, ra
+    end }
+    local thief = sb:client{ transport = stealing }
+    local r = assert(bulk.import{ client = thief, csv = path, map = MAP, journal = journal, concurrency = 1 })
+    assert.equal(1, r.created)
+    assert.equal(4, r.pending)
+    assert.matches("taken over by another run", r.unresolved, 1, true)
+    local _, n = on_server("Verrou D")
+    assert.equal(1, n)
+    assert.equal("someone-else", sql(journal, "SELECT token FROM owner"))   -- not removed by the loser
+  end)
+end)
+
+local function organisme(rec) return { organisme = { intitule = rec["Nom"], nature = rec["Nature"] } } end
+
+describe("bulk.import's journal records", function()
+  it("does not mark sent, nor send, a record another run created after this run read it", function()
+    local path, journal = write_csv("Garde", 3)
+    local other_id
+    -- Record 2 is pending when the run reads its records; before it is
+    -- marked sent, an older run (taken over while its own request for
+    -- record 2 was in flight) gets its answer: created, and writes it done.
+    local map = function(rec)
+      if rec["Nom"] == "Garde 002" then
+        local key = sql(journal, "SELECT v FROM meta WHERE k = 'prefix'") .. ":2"
+        local msg = assert(c:organisme_creation{ organisme = { intitule = rec["Nom"], nature = rec["Nature"],
+                                                               code_libre_stru = key } })
+        other_id = msg.organisme.id_organisme
+        sql(journal, ("UPDATE records SET state = 'done', id_organisme = %d WHERE line = 2"):format(other_id))
+      end
+      return organisme(rec)
+    end
+    local r = assert(bulk.import{ client = c, csv = path, map = map, journal = journal, concurrency = 1 })
+    assert.same({ 3, 0, 0 }, { r.created, r.failed, r.unknown })
+    assert.same({ ["Garde 001"] = 1, ["Garde 002"] = 1, ["Garde 003"] = 1 }, (on_server("Garde")))
+    assert.equal("done|" .. other_id, sql(journal, "SELECT state, id_organisme FROM records WHERE line = 2"))
+  end)
+
+  it("waits, for a record whose call never came back, as long as the client's cap on calls may have held it", function()
+    local path, journal = write_csv("Plafond", 1)
+    local refuse = function() error("not yet") end
+    local r = assert(bulk.import{ client = c, csv = path, map = refuse, journal = journal })
+    assert.equal(1, r.failed)
+    -- what a run killed after marking record 1 sent leaves: no outcome, no message
+    sql(journal, ("UPDATE records SET state = 'sent', message = NULL, sent_at = %d WHERE line = 1"):format(
+      os.time() - 3))
+    -- one call at a time for 3 workers: its request may have waited for two
+    -- others (5 s each at most) before it left
+    local capped = sb:client{ max_in_flight = 1, timeout = 5 }
+    r = assert(bulk.import{ client = capped, csv = path, map = MAP, journal = journal, concurrency = 3, settle = 2 })
+    assert.same({ 0, 1, 0 }, { r.created, r.unknown, r.pending })
+    assert.matches("1 record%(s%) sent less than 12 s ago", r.unresolved)
+    -- a client that holds nothing: settled, not on the server, sent again
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, concurrency = 3, settle = 2 })
+    assert.same({ 1, 0 }, { r.created, r.unknown })
+    assert.same({ ["Plafond 001"] = 1 }, (on_server("Plafond")))
+  end)
+
+  it("records every other record's outcome before returning a journal error", function()
+    local path, journal = write_csv("Verrou pris", 3)
+    local env, other
+    local map = function(rec)
+      if rec["Nom"] == "Verrou pris 001" then
+        -- another connection holds the journal's write lock past the busy
+        -- timeout: marking record 1 sent fails
+        env = luasql.sqlite3()
+        other = assert(env:connect(journal))
+        assert(other:execute("BEGIN IMMEDIATE"))
+      elseif rec["Nom"] == "Verrou pris 002" then
+        assert(other:execute("ROLLBACK"))
+        other:close()
+        env:close()
+        error("no organisme for this record")
+      end
+      return organisme(rec)
+    end
+    local ok, r, err = pcall(bulk.import, { client = c, csv = path, map = map, journal = journal, concurrency = 1 })
+    assert.is_true(ok, tostring(r))
+    assert.is_nil(r)
+    assert.equal("journal", err.param)
+    assert.matches("locked", err.message, 1, true)
+    -- record 1 was never marked nor sent; record 2 failed with its text;
+    -- record 3 was created
+    assert.equal("pending", sql(journal, "SELECT state FROM records WHERE line = 1"))
+    assert.matches("^failed|.*no organisme for this record$",
+      sql(journal, "SELECT state, message FROM records WHERE line = 2"))
+    assert.equal("done", sql(journal, "SELECT state FROM records WHERE line = 3"))
+    assert.same({ ["Verrou pris 003"] = 1 }, (on_server("Verrou pris")))
+    assert.equal("0", sql(journal, "SELECT count(*) FROM owner"))
+    -- the next run creates record 1 and sends nothing else
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 3, 1, 0 }, { r.created, r.already, r.failed })
+    assert.same({ ["Verrou pris 001"] = 1, ["Verrou pris 002"] = 1, ["Verrou pris 003"] = 1 }, (on_server("Verrou pris")))
+  end)
+end)

@@ -1,0 +1,202 @@
+-- bulk.import and the outcomes of a creation that may have been applied:
+-- they are never sent again blindly. An unreadable answer to a creation that
+-- happened, a creation that commits after the client gave up, a ko saying
+-- the request was (partly) done, a request held by the client's pacing
+-- before it left, a run taken over while it looked for its unknown records.
+-- A real HTTP proxy (spec/support/bulk.lua, billetterie.httpd in a lua5.4
+-- process of its own) stands in front of the real sandbox and spoils its
+-- answers the way a vendor's front may; runs that are killed or taken over
+-- are real processes.
+local bulk = require "billetterie.bulk"
+local support = require "spec.support.bulk"
+local util = require "spec.support.util"
+
+local MAP, sql = support.MAP, support.sql
+
+local temp = util.temp_files(support.SUFFIXES)
+teardown(temp.clean)
+
+local sb, proxy, c, marker
+setup(function()
+  sb, c = support.start()
+  marker = temp.new(".marker")
+  proxy = support.start_proxy(sb.url, marker)
+end)
+teardown(function()
+  if proxy then proxy.stop() end
+  if sb then sb:stop() end
+end)
+
+local function write_csv(prefix, n) return support.write_csv(temp.new(), prefix, n) end
+-- { intitule = count }, how many, { intitule = id } of the sandbox's organismes named prefix...
+local function on_server(prefix) return support.on_server(c, prefix) end
+
+-- A client through the proxy's mode, the change feed read from the sandbox.
+local function through(mode, extra)
+  local opts = { timeout = 10 }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return support.client(proxy.url .. mode .. "/", sb.url, opts)
+end
+
+describe("bulk.import with outcomes that may have been applied", function()
+  for _, mode in ipairs{ "notice", "html" } do
+    it("finds on the server, never resends, a creation answered with an unreadable body (" .. mode .. ")", function()
+      local prefix = "Inconnu " .. mode
+      local path, journal = write_csv(prefix, 3)
+      local r = assert(bulk.import{ client = through(mode), csv = path, map = MAP, journal = journal })
+      -- every answer was a decode error; the creations are found in the change feed
+      assert.same({ 3, 0, 0 }, { r.created, r.failed, r.unknown })
+      r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+      assert.same({ 3, 0, 3 }, { r.created, r.failed, r.already })
+      local count, n = on_server(prefix)
+      assert.equal(3, n)
+      for i = 1, 3 do assert.equal(1, count[("%s %03d"):format(prefix, i)]) end
+    end)
+  end
+
+  it("keeps an unreadable answer unknown (not failed) while the change feed cannot be read", function()
+    local path, journal = write_csv("Inconnu feed", 2)
+    local r = assert(bulk.import{ client = through("notice", { api_url = "http://127.0.0.1:1/", retries = 0 }),
+      csv = path, map = MAP, journal = journal, concurrency = 1 })
+    assert.same({ 0, 0, 2 }, { r.created, r.failed, r.unknown })
+    assert.matches("could not check the server", r.unresolved, 1, true)
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 2, 0 }, { r.created, r.unknown })
+    local _, n = on_server("Inconnu feed")
+    assert.equal(2, n)
+  end)
+
+  it("keeps a timed-out creation unknown until settled, so a late commit is found, not duplicated", function()
+    local path, journal = write_csv("Tardif", 2)
+    -- record 1 times out (the proxy holds it) and commits just after the
+    -- end-of-run lookup; record 2 goes through
+    local slow = through("late", { api_url = proxy.url .. "late/", timeout = 1 })
+    local r = assert(bulk.import{ client = slow, csv = path, map = MAP, journal = journal, concurrency = 1 })
+    assert.same({ 1, 1, 0, 0 }, { r.created, r.unknown, r.pending, r.failed })
+    assert.matches("1 record%(s%) sent less than %d+ s ago are not on the server yet", r.unresolved)
+    -- the next run finds the late creation instead of sending it again
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 2, 0 }, { r.created, r.unknown })
+    assert.is_nil(r.unresolved)
+    local count, n = on_server("Tardif")
+    assert.equal(2, n)
+    assert.equal(1, count["Tardif 001"])
+  end)
+
+  it("keeps a refused request (vendor ko, HTTP 4xx) failed, and sends it again on the next run", function()
+    local path, journal = write_csv("Refus", 2)
+    local faults = "ws_organisme_creation:status=429,count=1"
+    local ok = os.execute(("curl -s -o /dev/null -d %s %s_sandbox/faults"):format(util.q("fault=" .. faults), sb.url))
+    assert.is_true(ok == true or ok == 0)
+    local r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, concurrency = 1 })
+    assert.same({ 1, 1, 0 }, { r.created, r.failed, r.unknown })
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+    assert.same({ 2, 0 }, { r.created, r.failed })
+    local _, n = on_server("Refus")
+    assert.equal(2, n)
+  end)
+end)
+
+describe("bulk.import after a ko saying the request was done", function()
+  for _, mode in ipairs{ "partial", "koid" } do
+    it("marks a record done with the id a ko still carries, and never sends it again (" .. mode .. ")", function()
+      local prefix = "Partiel " .. mode
+      local path, journal = write_csv(prefix, 3)
+      local r = assert(bulk.import{ client = through(mode), csv = path, map = MAP, journal = journal,
+                                    concurrency = 2, settle = 3600 })
+      assert.same({ 3, 0, 0, 0 }, { r.created, r.failed, r.unknown, r.pending })
+      local count, _, ids = on_server(prefix)
+      for i = 1, 3 do
+        local name = ("%s %03d"):format(prefix, i)
+        assert.equal(1, count[name])
+        assert.equal(tostring(ids[name]), sql(journal, "SELECT id_organisme FROM records WHERE line = " .. i))
+      end
+      r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
+      assert.same({ 3, 3, 0 }, { r.created, r.already, r.failed })
+      count = on_server(prefix)
+      for i = 1, 3 do assert.equal(1, count[("%s %03d"):format(prefix, i)]) end
+    end)
+  end
+
+  it("keeps a partial ko without the new id unknown and finds the creation on the server", function()
+    local path, journal = write_csv("Partiel nu", 2)
+    local r = assert(bulk.import{ client = through("bare"), csv = path, map = MAP, journal = journal, concurrency = 1 })
+    -- not failed: looked for in the change feed at the end of the run, found there
+    assert.same({ 2, 0, 0 }, { r.created, r.failed, r.unknown })
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
+    assert.same({ 2, 2 }, { r.created, r.already })
+    local count = on_server("Partiel nu")
+    assert.same({ ["Partiel nu 001"] = 1, ["Partiel nu 002"] = 1 }, count)
+  end)
+end)
+
+describe("bulk.import with the client's own pacing", function()
+  it("counts settle from when a held request's answer came back, not from when it was marked", function()
+    local path, journal = write_csv("Cadence", 3)
+    os.remove(marker)
+    -- one call every 2 s: record 3 is marked at once but leaves after 4 s,
+    -- times out 1 s later, and commits just after the end-of-run lookup
+    local paced = through("hold", { api_url = proxy.url .. "hold/", timeout = 1, rate = 0.5 })
+    local r = assert(bulk.import{ client = paced, csv = path, map = MAP, journal = journal, concurrency = 3,
+                                  settle = 2 })
+    assert.same({ 2, 1, 0 }, { r.created, r.unknown, r.pending })
+    assert.matches("1 record%(s%) sent less than 2 s ago are not on the server yet", r.unresolved)
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 2 })
+    assert.same({ 3, 0, 0 }, { r.created, r.unknown, r.pending })
+    assert.same({ ["Cadence 001"] = 1, ["Cadence 002"] = 1, ["Cadence 003"] = 1 }, (on_server("Cadence")))
+  end)
+
+  it("gives a record of a killed run the time the client's pacing may have held it", function()
+    local path, journal = write_csv("Cadence tuee", 3)
+    os.remove(marker)
+    -- the same pacing; the run is killed while record 3 (marked at the
+    -- start, sent 4 s later) is on its way: the server commits it late
+    local run = support.spawn(temp, support.import_script(
+      support.options(proxy.url .. "hold/", sb.url, { timeout = 10, rate = 0.5 }),
+      { csv = path, journal = journal, concurrency = 3, settle = 2, map = MAP }))
+    util.wait_for(marker)
+    os.execute("kill -9 " .. run.pid)
+    assert.not_matches("not killed", run.finish())
+    assert.equal("sent", sql(journal, "SELECT state FROM records WHERE line = 3"))
+    -- run again at once with the same options: record 3 may have left up to
+    -- 3 x 2 s after it was marked; not on the server yet, it is not resent
+    local paced = through("hold", { rate = 0.5 })
+    local r = assert(bulk.import{ client = paced, csv = path, map = MAP, journal = journal, concurrency = 3,
+                                  settle = 2 })
+    assert.same({ 2, 1, 0 }, { r.created, r.unknown, r.pending })
+    assert.matches("1 record%(s%) sent less than 8 s ago are not on the server yet", r.unresolved)
+    -- the next run (its lookup lets the late write commit) finds it there
+    paced = through("hold", { api_url = proxy.url .. "hold/", rate = 0.5 })
+    r = assert(bulk.import{ client = paced, csv = path, map = MAP, journal = journal, concurrency = 3, settle = 2 })
+    assert.same({ 3, 0 }, { r.created, r.unknown })
+    assert.same({ ["Cadence tuee 001"] = 1, ["Cadence tuee 002"] = 1, ["Cadence tuee 003"] = 1 },
+      (on_server("Cadence tuee")))
+  end)
+end)
+
+describe("bulk.import taken over while it looks for its unknown records", function()
+  it("does not put back to pending a record the newer run created meanwhile", function()
+    local path, journal = write_csv("Reprise", 1)
+    -- record 1's request is lost on its way (HTTP 502): sent, outcome unknown
+    local r = assert(bulk.import{ client = through("drop"), csv = path, map = MAP, journal = journal,
+                                  settle = 3600 })
+    assert.same({ 0, 1 }, { r.created, r.unknown })
+    os.remove(marker)
+    -- run A (another process) settles it at once but reads the change feed slowly...
+    local a = support.spawn(temp, support.import_script(
+      support.options(sb.url, proxy.url .. "slow/", { timeout = 10 }),
+      { csv = path, journal = journal, settle = 0, map = MAP }))
+    util.wait_for(marker)
+    -- ...and meanwhile looks gone (silent on another host: its lock is taken
+    -- over); run B finds record 1 settled, not on the server, and creates it
+    sql(journal, ("UPDATE owner SET host = 'elsewhere.example', beat = %d"):format(os.time() - 601))
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
+    assert.same({ 1, 0 }, { r.created, r.already })
+    local out = a.finish()
+    assert.matches("taken over by another run", out, 1, true)
+    assert.equal("done", sql(journal, "SELECT state FROM records WHERE line = 1"))
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
+    assert.same({ 1, 1 }, { r.created, r.already })
+    assert.same({ ["Reprise 001"] = 1 }, (on_server("Reprise")))
+  end)
+end)
