@@ -304,7 +304,9 @@ end
 -- of where to start next time. statut.next_ts is the time this call was
 -- sent, less `sync_overlap` seconds (default 60) for clock skew and writes
 -- still committing: a sync loop that always passes it on may see a record
--- twice, never miss one. The vendor's ts is local time without a zone.
+-- twice, never miss one. The vendor's ts is local time without a zone: this
+-- machine's local time is sent, right when both share a zone (a machine
+-- east of the vendor must add the difference to sync_overlap: README).
 local FINISH = {
   ws_liste_fiches_modifiees = function(self, started, payload, statut)
     if payload ~= nil then
