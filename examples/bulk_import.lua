@@ -1,8 +1,8 @@
 -- Bulk organisme import from a CSV export (';', quotes, accents), resumable:
 -- kill it at any point and run it again, nothing is created twice.
 --   lua5.4 examples/bulk_import.lua organismes.csv
--- (exit status 1 if a record is not created yet, 2 if the import cannot run:
--- a busy journal, a path that cannot be used)
+-- (exit status 1 if a record is not created yet, or the journal is busy or
+-- in use: run again; 2 if the import cannot run: a path that cannot be used)
 -- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included: README, "Quick start")
 local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"
@@ -21,9 +21,9 @@ local report, err = bulk.import{
   },
   concurrency = 8, progress = true,
 }
-if not report then   -- the CSV, the journal or the report cannot be used (or the journal is busy)
+if not report then   -- the CSV, the journal or the report cannot be used, or the journal is busy
   io.stderr:write(tostring(err), "\n")
-  os.exit(2)
+  os.exit(err.retryable and 1 or 2)
 end
 print(("%d records: %d created, %d failed (see %s), %d unknown, %d not sent"):format(
   report.total, report.created, report.failed, report.report, report.unknown, report.pending))

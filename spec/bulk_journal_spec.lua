@@ -87,7 +87,7 @@ describe("bulk.import's journal lock", function()
     assert.equal(6, n)
   end)
 
-  it("takes over the lock of a run that is gone, and keeps that of a live one", function()
+  it("takes over the lock of a run of this host that is gone, and keeps that of a live one", function()
     local path, journal = write_csv("Verrou C", 2)
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })   -- creates the journal
     local now = os.time()
@@ -103,20 +103,53 @@ describe("bulk.import's journal lock", function()
     r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
     assert.is_nil(r)
     assert.matches("in use by another import (pid " .. sb.pid .. " on " .. HOST, err.message, 1, true)
+    -- ...even when told to take over: this host can tell it lives
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal, take_over = true }
+    assert.is_nil(r)
+    assert.matches("in use by another import (pid " .. sb.pid .. " on " .. HOST, err.message, 1, true)
     -- the same pid, but started at another time: a reused pid, the owner is gone
     set_owner(journal, sb.pid, HOST, "1", now)
     assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
-    -- another host: alive while it writes to the journal, gone after 10 minutes of silence
-    set_owner(journal, 1, "elsewhere.example", "1", now - 60)
-    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
-    assert.is_nil(r)
-    assert.matches("on elsewhere.example", err.message, 1, true)
-    set_owner(journal, 1, "elsewhere.example", "1", now - 601)
-    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+    -- another host: never taken over by itself, however long silent (a
+    -- paused run resumes and sends what it held), only when told it is dead
+    for _, silent in ipairs{ 60, 601, 7 * 86400 } do
+      set_owner(journal, 1, "elsewhere.example", "1", now - silent)
+      r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal }
+      assert.is_nil(r)
+      assert.is_true(err.retryable)
+      assert.matches("pid 1 on elsewhere.example, since " .. os.date("%Y-%m-%d %H:%M:%S", now - silent),
+        err.message, 1, true)
+      assert.matches("take_over = true (--take-over)", err.message, 1, true)
+      assert.equal("someone-else", sql(journal, "SELECT token FROM owner"))
+    end
+    r, err = bulk.import{ client = c, csv = path, map = MAP, journal = journal, take_over = true }
     assert(r, tostring(err))
     assert.equal(2, r.created)
     local _, n = on_server("Verrou C")
     assert.equal(2, n)
+  end)
+
+  it("CLI: refuses another host's silent run (exit 1) and takes it over with --take-over", function()
+    local path, journal = write_csv("Verrou E", 2)
+    local map = support.script(temp.new(".lua"), 'return { ["organisme.intitule"] = "Nom", '
+      .. '["organisme.nature"] = "Nature" }\n')
+    local args = ("import %s --map %s --journal %s"):format(util.q(path), util.q(map), util.q(journal))
+    assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })   -- creates the journal
+    set_owner(journal, 4242, "elsewhere.example", "1", os.time() - 86400)
+    local ok, out = support.cli(sb.url, args)
+    assert.is_false(ok)
+    assert.matches("exit=1%s*$", out)
+    assert.matches("pid 4242 on elsewhere.example", out, 1, true)
+    assert.matches("--take-over", out, 1, true)
+    ok, out = support.cli(sb.url, args .. " --take-over")
+    assert(ok, out)
+    assert.matches("2 records: 2 created", out, 1, true)
+    assert.equal("0", sql(journal, "SELECT count(*) FROM owner"))
+    local _, n = on_server("Verrou E")
+    assert.equal(2, n)
+    ok, out = support.cli(sb.url, "import --help")
+    assert(ok, out)
+    assert.matches("--take-over", out, 1, true)
   end)
 
   it("sends nothing more once another run took the journal over", function()
@@ -134,8 +167,10 @@ describe("bulk.import's journal lock", function()
     end }
     local thief = sb:client{ transport = stealing }
     local r = assert(bulk.import{ client = thief, csv = path, map = MAP, journal = journal, concurrency = 1 })
-    assert.equal(1, r.created)
-    assert.equal(4, r.pending)
+    -- record 1's answer came after the take-over: not written (the newer
+    -- run finds it on the server)
+    assert.same({ 0, 1, 4 }, { r.created, r.unknown, r.pending })
+    assert.equal("sent", sql(journal, "SELECT state FROM records WHERE line = 1"))
     assert.matches("taken over by another run", r.unresolved, 1, true)
     local _, n = on_server("Verrou D")
     assert.equal(1, n)
@@ -210,7 +245,8 @@ describe("bulk.import's journal records", function()
     assert.is_true(ok, tostring(r))
     assert.is_nil(r)
     assert.equal("journal", err.param)
-    assert.matches("locked", err.message, 1, true)
+    assert.matches("busy (database is locked), run again", err.message, 1, true)
+    assert.is_true(err.retryable, "a journal busy for a moment passes")
     -- record 1 was never marked nor sent; record 2 failed with its text;
     -- record 3 was created
     assert.equal("pending", sql(journal, "SELECT state FROM records WHERE line = 1"))
@@ -223,5 +259,41 @@ describe("bulk.import's journal records", function()
     r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })
     assert.same({ 3, 1, 0 }, { r.created, r.already, r.failed })
     assert.same({ ["Verrou pris 001"] = 1, ["Verrou pris 002"] = 1, ["Verrou pris 003"] = 1 }, (on_server("Verrou pris")))
+  end)
+
+  it("never overwrites a newer run's id with the late answer of a run taken over", function()
+    local path, journal = write_csv("Tardif", 1)
+    local curl = require("billetterie.transport").curl
+    -- while record 1's request is on its way, a newer run takes the journal
+    -- over and settles the record (done, its own id)
+    local late = { request = function(_, req)
+      if req.url:find("ws_organisme_creation", 1, true) then
+        sql(journal, "UPDATE records SET state = 'done', id_organisme = 999999, sent_at = sent_at + 1 "
+          .. "WHERE line = 1")
+        set_owner(journal, 1, "elsewhere.example", "1", os.time())
+      end
+      return curl:request(req)
+    end }
+    bulk.import{ client = sb:client{ transport = late }, csv = path, map = MAP, journal = journal }
+    assert.equal("done|999999", sql(journal, "SELECT state, id_organisme FROM records WHERE line = 1"))
+    assert.equal("someone-else", sql(journal, "SELECT token FROM owner"))
+  end)
+
+  it("CLI: a journal busy past the busy timeout exits 1 (run again), not 2 (usage)", function()
+    local path, journal = write_csv("Occupe", 1)
+    local map = support.script(temp.new(".lua"), 'return { ["organisme.intitule"] = "Nom", '
+      .. '["organisme.nature"] = "Nature" }\n')
+    assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal })   -- creates the journal
+    local env = luasql.sqlite3()
+    local other = assert(env:connect(journal))
+    assert(other:execute("BEGIN IMMEDIATE"))   -- held past the run's 5 s busy timeout
+    local ok, out = support.cli(sb.url, ("import %s --map %s --journal %s"):format(util.q(path), util.q(map),
+      util.q(journal)))
+    assert(other:execute("ROLLBACK"))
+    other:close()
+    env:close()
+    assert.is_false(ok)
+    assert.matches("exit=1%s*$", out)
+    assert.matches("busy (database is locked), run again", out, 1, true)
   end)
 end)

@@ -2,12 +2,14 @@
 -- they are never sent again blindly. An unreadable answer to a creation that
 -- happened, a creation that commits after the client gave up, a ko saying
 -- the request was (partly) done, a request held by the client's pacing
--- before it left, a run taken over while it looked for its unknown records.
+-- before it left, a run taken over while it looked for its unknown records,
+-- an importer whose time zone is hours ahead of the server's.
 -- A real HTTP proxy (spec/support/bulk.lua, billetterie.httpd in a lua5.4
 -- process of its own) stands in front of the real sandbox and spoils its
 -- answers the way a vendor's front may; runs that are killed or taken over
 -- are real processes.
 local bulk = require "billetterie.bulk"
+local shell = require "spec.support.shell"
 local support = require "spec.support.bulk"
 local util = require "spec.support.util"
 
@@ -94,6 +96,36 @@ describe("bulk.import with outcomes that may have been applied", function()
     assert.same({ 2, 0 }, { r.created, r.failed })
     local _, n = on_server("Refus")
     assert.equal(2, n)
+  end)
+end)
+
+describe("bulk.import east of its server", function()
+  it("finds a creation whose answer was lost whatever the two time zones, instead of creating it again", function()
+    -- a sandbox that reads ts as Paris time, an import run from Nouméa (10 h
+    -- ahead): a window in the importer's local time would start 10 h late
+    local paris = require("spec.support.sandbox").start{ lua = "env TZ=Europe/Paris lua5.4" }
+    local front = support.start_proxy(paris.url, marker)
+    local ok, err = pcall(function()
+      local path, journal = write_csv("Noumea", 2)
+      local script = support.script(temp.new(".lua"), support.import_script(
+        support.options(front.url .. "html/", paris.url, { timeout = 10 }),
+        { csv = path, journal = journal, settle = 0, map = MAP }))
+      -- the answers are unreadable: both records are looked for at the end
+      -- of the run, settled at once (settle 0): not found means sent again
+      local run = "export TZ=Pacific/Noumea; " .. support.LUA54 .. script
+      local done, out = shell(run)
+      assert(done, out)
+      assert.matches("created\t2\tunknown\t0", out, 1, true)
+      done, out = shell(run)   -- sends nothing
+      assert(done, out)
+      assert.matches("created\t2\tunknown\t0", out, 1, true)
+      local count, n = support.on_server(paris:client(), "Noumea")
+      assert.equal(2, n)
+      assert.same({ ["Noumea 001"] = 1, ["Noumea 002"] = 1 }, count)
+    end)
+    front.stop()
+    paris:stop()
+    assert(ok, err)
   end)
 end)
 
@@ -187,10 +219,11 @@ describe("bulk.import taken over while it looks for its unknown records", functi
       support.options(sb.url, proxy.url .. "slow/", { timeout = 10 }),
       { csv = path, journal = journal, settle = 0, map = MAP }))
     util.wait_for(marker)
-    -- ...and meanwhile looks gone (silent on another host: its lock is taken
-    -- over); run B finds record 1 settled, not on the server, and creates it
+    -- ...and meanwhile looks dead (silent on another host: its lock is taken
+    -- over as told); run B finds record 1 settled, not on the server, and
+    -- creates it
     sql(journal, ("UPDATE owner SET host = 'elsewhere.example', beat = %d"):format(os.time() - 601))
-    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
+    r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0, take_over = true })
     assert.same({ 1, 0 }, { r.created, r.already })
     local out = a.finish()
     assert.matches("taken over by another run", out, 1, true)

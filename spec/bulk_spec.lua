@@ -203,6 +203,29 @@ describe("bulk.import", function()
     end
   end)
 
+  it("refuses a map that sets the marker field, before any file is opened or anything sent", function()
+    local path = write_csv("Compagnie N", 2)
+    for _, case in ipairs{ { "organisme.code_libre_stru" }, { "organisme.code_libre_org", "code_libre_org" } } do
+      local map = { ["organisme.intitule"] = "Nom", ["organisme.nature"] = "Nature", [case[1]] = "Ville" }
+      local r, err = bulk.import{ client = c, csv = path, map = map, journal = path .. ".db", marker_field = case[2] }
+      assert.is_nil(r)
+      assert.same({ "invalid_param", "map", false }, { err.kind, err.param, err.retryable })
+      assert.matches(case[1], err.message, 1, true)
+      assert.is_nil(io.open(path .. ".db"), "the journal was not created")
+    end
+    -- a map function: each record that sets it fails, unsent, with why
+    local r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = function(rec)
+      local o = { intitule = rec["Nom"], nature = rec["Nature"] }
+      if rec["Nom"] == "Compagnie N 002" then o.code_libre_stru = "mine" end
+      return { organisme = o }
+    end })
+    assert.same({ 1, 1 }, { r.created, r.failed })
+    assert.matches("^failed|.*organisme.code_libre_stru, the import's marker",
+      journal_sql(path .. ".db", "SELECT state, message FROM records WHERE line = 2"))
+    assert.equal("0", journal_sql(path .. ".db", "SELECT attempts FROM records WHERE line = 2"))
+    assert.is_nil(on_server()["Compagnie N 002"])
+  end)
+
   it("returns a journal that fails mid-run as an error value, with its lock released", function()
     local path, journal = write_csv("Compagnie M", 2)
     local broken = false

@@ -5,12 +5,14 @@
 --             ["adresses.1.type_adresse"] = "Type", ["adresses.1.ville"] = "Ville" },
 --     report = "organismes.failures.csv", concurrency = 8, progress = true })
 --   --> { total =, created =, already =, failed =, unknown =, pending =, not_in_csv = [, report =, unresolved =] }
---   | nil, err (a billetterie error, kind invalid_param, param "csv", "journal"
---     or "report": a path that cannot be used, a journal in use by another
---     run, a record changed after it was sent, a malformed CSV)
+--   | nil, err (a billetterie error, kind invalid_param, param "csv", "journal",
+--     "report" or "map": a path that cannot be used, a journal in use by
+--     another run or busy (both retryable), a record changed after it was
+--     sent, a malformed CSV, a map that sets the marker field)
 -- Options besides those above: rate (calls a second), marker_field, settle
--- (seconds, below). Bad options (no client, concurrency 0, rate 0...) are
--- programmer mistakes: they raise, before any file is opened.
+-- (seconds, below), take_over (below). Bad options (no client, concurrency
+-- 0, rate 0...) are programmer mistakes: they raise, before any file is
+-- opened.
 --
 -- Counts are of this CSV's records: created every record done (this run or
 -- an earlier one), already those done before this run, failed those that
@@ -47,17 +49,24 @@
 -- sent or done must keep its content (its organisme exists, or may): the
 -- run is refused. Records are identified by their rank in the file: keep
 -- every line in its place (lines may be added, or removed, at the end).
+-- The marker field is the import's: a map may not set it (refused, param
+-- "map"), and no one may edit it on the server before the import has
+-- resolved its records (a sent record whose marker was changed is not found
+-- there, and is sent again).
 --
 -- One run at a time per journal: the run writes its owner row (pid, host,
 -- process start time, heartbeat) in an immediate transaction and another
 -- run is refused while that owner lives. An owner on this host is gone when
 -- its pid has no process or one started at another time (a killed run's
--- lock is taken over at once); an owner on another host (or where /proc
--- cannot tell) when its heartbeat, refreshed as it sends records, is STALE
--- seconds old (10 minutes). Each record is marked "sent" only while this run
--- still owns the journal, so a run taken over sends nothing more; what it
--- writes afterwards is guarded by the state (and sent_at) it read, so it
--- never undoes a newer run's work.
+-- lock is taken over at once). An owner on another host (or where /proc
+-- cannot tell) is never taken over by itself, however long silent: a run
+-- paused (SIGSTOP, docker pause, a suspended VM) would send its held
+-- request on resuming, a duplicate. The refusal names its host, pid, start
+-- and last heartbeat (refreshed as it sends records); once that run is
+-- known to be dead, pass take_over = true (CLI: --take-over). Each record
+-- is marked "sent" only while this run still owns the journal, so a run
+-- taken over sends nothing more; what it writes afterwards is guarded by
+-- the state (and sent_at) it read, so it never undoes a newer run's work.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
 local errors = require "billetterie.error"
@@ -66,7 +75,6 @@ local has_lfs, lfs = pcall(require, "lfs")   -- to tell two names of one file ap
 
 local bulk = {}
 
-local STALE = 600          -- seconds of silence after which another host's owner is gone
 local HEARTBEAT = 30       -- seconds between two refreshes of the owner row
 local BUSY_MS = 5000       -- how long SQLite waits for another connection's transaction
 local SKEW = 120           -- seconds looked back in the change feed for clock skew
@@ -227,24 +235,32 @@ local function open_journal(path)
   return j
 end
 
--- Whether the owner row `o` is left by a run that is over (see the header).
-local function owner_gone(o, me, now)
+-- Whether the owner row `o` is left by a run that is over: "gone", "alive"
+-- (a live process of this host), or "unknown" (another host, or no /proc:
+-- a silent run may be paused, not dead; see the header).
+local function owner_state(o, me)
   if me.pid and o.pid and o.host == me.host then
     local start = proc_start(o.pid)
-    return start == nil or start ~= o.proc_start
+    return (start == nil or start ~= o.proc_start) and "gone" or "alive"
   end
-  return now - (tonumber(o.beat) or 0) > STALE
+  return "unknown"
 end
 
--- Makes this run the journal's owner. -> true | nil, message
-function Journal:lock(me)
+-- Makes this run the journal's owner; take_over: the owner is known to be
+-- dead (never a live process of this host). -> true | nil, message
+function Journal:lock(me, take_over)
   local now = os.time()
   self:exec("BEGIN IMMEDIATE")
   local o = self:exec("SELECT * FROM owner WHERE id = 1")[1]
-  if o and not owner_gone(o, me, now) then
+  local state = o and owner_state(o, me)
+  if o and state ~= "gone" and not (state == "unknown" and take_over) then
     self:exec("ROLLBACK")
-    return nil, ("in use by another import (pid %s on %s, since %s): wait for it to end"):format(
-      tostring(o.pid), tostring(o.host), os.date("%Y-%m-%d %H:%M:%S", o.started))
+    local fmt = "%Y-%m-%d %H:%M:%S"
+    local msg = ("in use by another import (pid %s on %s, since %s, last seen %s)"):format(
+      tostring(o.pid), tostring(o.host), os.date(fmt, o.started), os.date(fmt, o.beat))
+    if state == "alive" then return nil, msg .. ": wait for it to end" end
+    return nil, msg .. ": wait for it to end, or once it is known dead (not paused), run again with "
+      .. "take_over = true (--take-over)"
   end
   self.token = ("%s:%d:%s"):format(me.host, me.pid or 0, random_hex(4))
   self:exec("INSERT OR REPLACE INTO owner (id, token, pid, host, proc_start, started, beat) "
@@ -334,7 +350,11 @@ end
 -- Looks for organismes created since `since` whose marker is one of `keys`
 -- ({ key = line }). -> { line = id_organisme } | nil, err
 local function find_on_server(c, marker_field, keys, since)
-  local data, statut = c:liste_fiches_modifiees{ ts = os.date("%Y-%m-%dT%H:%M:%S", since) }
+  -- The server reads ts in its own time zone, which this process cannot
+  -- know: a start too late misses records (then created twice), one too
+  -- early costs only a longer list. UTC minus 12 h is never late for a
+  -- server zone from UTC-12 up.
+  local data, statut = c:liste_fiches_modifiees{ ts = os.date("!%Y-%m-%dT%H:%M:%S", since - 12 * 3600) }
   if not data then return nil, statut end
   local found = {}
   local list = data.liste_organismes
@@ -387,6 +407,9 @@ local function check_options(opts)
   end
   for _, k in ipairs{ "journal", "report", "marker_field" } do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then error("bulk.import: " .. k .. " must be a string", 3) end
+  end
+  if opts.take_over ~= nil and type(opts.take_over) ~= "boolean" then
+    error("bulk.import: take_over must be a boolean", 3)
   end
   local n = opts.concurrency
   if n ~= nil and not (type(n) == "number" and n >= 1 and n <= 1e6 and n == math.floor(n)) then
@@ -504,6 +527,9 @@ local function run(journal, records, header, opts)
     if lost then return nil, lost end
     local params = mapped(opts.map, records[line])
     params.organisme = params.organisme or {}
+    if params.organisme[marker_field] ~= nil then   -- a map function's (a table is refused up front)
+      error(("the map sets organisme.%s, the import's marker: map it to another field"):format(marker_field), 0)
+    end
     params.organisme[marker_field] = key(line)
     local stamp, claim_err = journal:claim(line)
     if not stamp then
@@ -515,8 +541,11 @@ local function run(journal, records, header, opts)
     if msg then e = nil end   -- e is the statut of an ok
     local created = new_id(msg or e.payload)
     if created then   -- a ko carrying the new id (partly done) keeps its code and message
-      journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = ?, message = ? WHERE line = ?",
-        created, e and e.code, e and e.message, line)
+      -- as the writes below, only over this run's own claim: a run taken
+      -- over never overwrites what a newer one wrote
+      journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = ?, message = ? WHERE line = ? "
+        .. "AND state = 'sent' AND sent_at = ? AND EXISTS (SELECT 1 FROM owner WHERE token = ?)",
+        created, e and e.code, e and e.message, line, stamp, journal.token)
       return true
     end
     if msg then   -- an ok without the new id
@@ -577,8 +606,23 @@ local function run(journal, records, header, opts)
   return counts, failures
 end
 
+-- A journal error (text "journal: ..."): one SQLite could not get the lock
+-- for (another connection's transaction past BUSY_MS) passes: retryable.
+local function journal_error(path, text)
+  text = tostring(text):gsub("^journal: ", "")
+  if text:find("locked", 1, true) or text:find("busy", 1, true) then
+    return bad_input("journal", ("journal %s busy (%s), run again"):format(path, text), true)
+  end
+  return bad_input("journal", "journal " .. path .. ": " .. text)
+end
+
 function bulk.import(opts)
   check_options(opts)
+  local marker = "organisme." .. (opts.marker_field or "code_libre_stru")
+  if type(opts.map) == "table" and opts.map[marker] ~= nil then
+    return bad_input("map", ("the map sets %s, the import's marker (each record's key, to find it on the "
+      .. "server): map it to another field"):format(marker))
+  end
   local f, err = io.open(opts.csv, "rb")
   if not f then return bad_input("csv", "cannot read the CSV file: " .. tostring(err)) end
   local text = f:read("*a")
@@ -596,23 +640,21 @@ function bulk.import(opts)
   end
 
   local journal, jerr = open_journal(journal_path)
-  if not journal then return bad_input("journal", "journal " .. journal_path .. ": " .. jerr) end
-  local locked, ok, counts, failures = pcall(journal.lock, journal, this_process())
+  if not journal then return journal_error(journal_path, jerr) end
+  local locked, ok, counts, failures = pcall(journal.lock, journal, this_process(), opts.take_over)
   if locked and ok then
     ok, counts, failures = pcall(run, journal, records, header, opts)
     if not ok then pcall(journal.exec, journal, "ROLLBACK") end   -- a transaction the error left open
     pcall(journal.unlock, journal)   -- a journal that cannot be written any more keeps a lock of a gone run
-  elseif locked then   -- refused: someone else's
-    ok, counts, failures = true, bad_input("journal", "journal " .. journal_path .. ": " .. counts, true)
+  elseif locked then   -- refused: someone else's (what to do first: the path last, messages are cut)
+    ok, counts, failures = true, bad_input("journal", "journal " .. counts .. " (" .. journal_path .. ")", true)
   else
     pcall(journal.exec, journal, "ROLLBACK")
     ok, counts = false, ok
   end
   journal:close()
   if not ok then
-    if tostring(counts):match("^journal: ") then
-      return bad_input("journal", journal_path .. ": " .. tostring(counts):gsub("^journal: ", ""))
-    end
+    if tostring(counts):match("^journal: ") then return journal_error(journal_path, counts) end
     error(counts, 0)   -- a programmer's mistake (a map function's own error is kept per record)
   end
   if not counts then return nil, failures end

@@ -170,7 +170,8 @@ argument after SCRIPT.lua is the script's). Exit status: 0, 1 if the
 script raised an error (its message on stderr), 2 usage.]],
   import = [[
 usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE]
-                          [--concurrency N] [--rate N] [--url URL] [--config FILE]
+                          [--concurrency N] [--rate N] [--take-over] [--url URL]
+                          [--config FILE]
 
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is
@@ -180,12 +181,16 @@ import at a time per journal). MAP.lua returns { ["organisme.intitule"] =
 those records in the CSV and run again (a record already sent must keep its
 content and its place). A record whose answer was lost is looked for on the
 server before anything is sent again; one not found yet stays "unknown"
-until a later run. --concurrency: calls at once (8); --rate: at most N calls
-a second. Progress on stderr.
+until a later run. The map must not set organisme.code_libre_stru (the
+import's marker), and no one may edit that field before the import ends.
+--concurrency: calls at once (8); --rate: at most N calls a second.
+A journal in use by a run of another host is never taken over by itself (a
+paused run would send what it held on resuming): once that run is known to
+be dead, run again with --take-over. Progress on stderr.
 Exit status: 0 every record created, 1 some failed, unknown or not sent (or
-the import could not run: an unreadable CSV, a busy journal, a sent record
-changed), 2 usage (bad options, a journal or report path that cannot be
-used).]],
+the import could not run: an unreadable CSV, a journal in use or busy, a
+sent record changed), 2 usage (bad options, a journal or report path that
+cannot be used, a map that sets the marker).]],
 }
 cli.HELP = HELP
 
@@ -273,7 +278,8 @@ end
 
 function cli.import(args)
   local opts, rest = parse(args, { map = "value", journal = "value", report = "value",
-                                   concurrency = "value", rate = "value", config = "value", url = "value" })
+                                   concurrency = "value", rate = "value", config = "value", url = "value",
+                                   ["take-over"] = "flag" })
   if not opts then die(rest .. "\n" .. HELP.import, 2) end
   if opts.help then print(HELP.import) return 0 end
   if not rest[1] or not opts.map or rest[2] then die(HELP.import, 2) end
@@ -287,13 +293,13 @@ function cli.import(args)
   local report, ierr = require("billetterie.bulk").import{
     client = client(opts), csv = rest[1], map = map,
     journal = opts.journal, report = opts.report or (rest[1] .. ".failures.csv"),
-    concurrency = concurrency, rate = rate, progress = true,
+    concurrency = concurrency, rate = rate, progress = true, take_over = opts["take-over"] or nil,
   }
   if not report then
-    -- a path that cannot be used is a usage mistake; a busy journal or an
-    -- edited record is not
+    -- a path or map that cannot be used is a usage mistake; a busy journal
+    -- or an edited record is not
     local usage = ierr.kind == "invalid_param" and not ierr.retryable
-      and (ierr.param == "journal" or ierr.param == "report")
+      and (ierr.param == "journal" or ierr.param == "report" or ierr.param == "map")
     die("billetterie import: " .. tostring(ierr.message or ierr), usage and 2 or 1)
   end
   print(("%d records: %d created, %d failed (report %s), %d unknown, %d not sent"):format(report.total,

@@ -77,6 +77,15 @@ print("not killed")
 ]]):format(echo.serialize(import), echo.serialize(client))
 end
 
+-- cli(url, args) -> ok, output ending "exit=N": `billetterie ARGS` (a
+-- lua5.4 child; its C modules from $BILLETTERIE_BUILD, else build) with the
+-- test account for the sandbox at url
+function M.cli(url, args)
+  return shell(("export BILLETTERIE_URL=%s BILLETTERIE_LOGIN=xrsitest BILLETTERIE_PASSWORD=xrsimdp "
+    .. "BILLETTERIE_CLIENT=677 BILLETTERIE_API_URL=%s BILLETTERIE_API_LOGIN=WSCE BILLETTERIE_API_KEY=%s; "
+    .. "%sbin/billetterie %s"):format(url, url, M.API_KEY, M.LUA54, args))
+end
+
 -- script(path, code) -> path, holding code
 function M.script(path, code)
   util.write(path, code)
