@@ -83,13 +83,7 @@ local function serialize(v)
   return tostring(v)
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("spec.support.util").read   -- "" when missing
 
 -- The 5.4 build of the C modules: billetterie.httpd exists only there.
 local function cpath54()

@@ -24,13 +24,7 @@ end)()
 
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("spec.support.util").read   -- "" when missing
 
 -- os.execute gives true (5.2+) or 0 (5.1, LuaJIT) on success.
 local function sh_ok(cmd)
