@@ -152,12 +152,14 @@ for _, protocol in ipairs { "soap", "rest" } do
       vendor_failure("invalid", c:listStructureMembersByCriteria{ memberSearchCriteria = {} })
     end)
 
-    it("deleteStructureMember removes it, and a second time fails", function()
+    it("deleteStructureMember removes it, succeeds again (idempotent), and refuses an unknown structure", function()
       assert(c:deleteStructureMember{ structureContactNumber = state.structure, memberContactNumber = state.number })
       local r = assert(c:listStructureMembersByCriteria{
         memberSearchCriteria = { structureContactNumber = state.structure } })
       assert.same({}, r.members)
-      vendor_failure("notfound", c:deleteStructureMember{ structureContactNumber = state.structure,
+      -- seed l.24: "all those methods are transactionnal and idempotent"
+      assert(c:deleteStructureMember{ structureContactNumber = state.structure, memberContactNumber = state.number })
+      vendor_failure("notfound", c:deleteStructureMember{ structureContactNumber = "999999999",
                                               memberContactNumber = state.number })
     end)
 
@@ -228,11 +230,12 @@ for _, protocol in ipairs { "soap", "rest" } do
                                    providerUserReference = "fb-" .. protocol })
     end)
 
-    it("removeLink unlinks, and a second time fails", function()
+    it("removeLink unlinks, succeeds again (idempotent), and refuses an unknown contact", function()
       assert(c:removeLink{ contactNumber = state.number, provider = "GOOGLE", providerUserReference = "g-" .. protocol })
       vendor_failure(nil, c:authenticate{ contactAuthenticationData = {
         socialLogin = true, identityProvider = "GOOGLE", providerUserReference = "g-" .. protocol } })
-      vendor_failure("notfound", c:removeLink{ contactNumber = state.number, provider = "GOOGLE",
+      assert(c:removeLink{ contactNumber = state.number, provider = "GOOGLE", providerUserReference = "g-" .. protocol })
+      vendor_failure("notfound", c:removeLink{ contactNumber = "999999999", provider = "GOOGLE",
                                    providerUserReference = "g-" .. protocol })
     end)
 

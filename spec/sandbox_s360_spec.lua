@@ -433,7 +433,10 @@ describe("sandbox S-360", function()
       assert.are.equal(1, #by_role.members)
       assert.are.equal("MEMBER", rest_ok(sb, "getContactData", { contactNumber = "10003" }).role)
       rest_ok(sb, "deleteStructureMember", { structureContactNumber = "10007", memberContactNumber = "10003" })
-      rest_fails(sb, "deleteStructureMember", { structureContactNumber = "10007", memberContactNumber = "10003" }, "notfound")
+      -- idempotent (seed l.24): a member already gone is a success, over either protocol
+      rest_ok(sb, "deleteStructureMember", { structureContactNumber = "10007", memberContactNumber = "10003" })
+      soap_ok(sb, "deleteStructureMember", { structureContactNumber = "10007", memberContactNumber = "10003" })
+      rest_fails(sb, "deleteStructureMember", { structureContactNumber = "31337", memberContactNumber = "10003" }, "notfound")
       assert.are.equal("PUBLIC", rest_ok(sb, "getContactData", { contactNumber = "10003" }).role)
       assert.are.equal(1, #rest_ok(sb, "listStructureMembersByCriteria",
         { memberSearchCriteria = { structureContactNumber = "10007" } }).members)
@@ -676,7 +679,14 @@ describe("sandbox S-360", function()
       assert.are.equal("10002", rest_ok(sb, "authenticate", { contactAuthenticationData = { socialLogin = true,
         identityProvider = "TWITTER", providerUserReference = "tw-7" } }).contactNumber)
       soap_ok(sb, "removeLink", { contactNumber = "10002", provider = "TWITTER", providerUserReference = "tw-7" })
-      rest_fails(sb, "removeLink", { contactNumber = "10002", provider = "TWITTER", providerUserReference = "tw-7" }, "notfound")
+      -- idempotent (seed l.24): a link already gone is a success...
+      rest_ok(sb, "removeLink", { contactNumber = "10002", provider = "TWITTER", providerUserReference = "tw-7" })
+      soap_ok(sb, "removeLink", { contactNumber = "10002", provider = "TWITTER", providerUserReference = "tw-7" })
+      -- ...another contact's link is not this one's to remove
+      rest_ok(sb, "addLink", { contactNumber = "10001", provider = "TWITTER", providerUserReference = "tw-8" })
+      soap_fails(sb, "removeLink", { contactNumber = "10002", provider = "TWITTER", providerUserReference = "tw-8" }, "conflict")
+      rest_ok(sb, "removeLink", { contactNumber = "10001", provider = "TWITTER", providerUserReference = "tw-8" })
+      rest_fails(sb, "removeLink", { contactNumber = "999", provider = "TWITTER", providerUserReference = "tw-8" }, "notfound")
       rest_fails(sb, "authenticate", { contactAuthenticationData = { socialLogin = true,
         identityProvider = "TWITTER", providerUserReference = "tw-7" } }, "notfound")
     end)

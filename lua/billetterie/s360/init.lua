@@ -108,7 +108,10 @@ function M.new(opts)
   local self = setmetatable({
     url = base,
     institution = institution and institution:upper(),
-    sale_channel = opts.sale_channel or opts.operator:match("_([%w%-]+)$"),
+    -- the operator is <InstitutionCode>_<saleChannelCode> (seed) and an
+    -- institution code has no "_": the channel follows the FIRST one
+    -- (MOSA_WEB_SHOP -> WEB_SHOP), as cookie.parse reads virtualOperator
+    sale_channel = opts.sale_channel or opts.operator:match("^[^_]+_(.+)$"),
     operator = opts.operator,
     protocol = protocol,
     version = opts.version,
@@ -203,16 +206,24 @@ function S360:_answer(method, status, body, errkind, errmsg, request_id, secrets
     return nil, e
   end
   body = body or ""
-  local function http_error()
+  local function http_error(text)
     return nil, { kind = "http", http_status = status, request_id = request_id,
                   retryable = RATE_LIMITED[status] or nil,
                   retry_after = errors.retry_after(retry_after, self.now()),
                   message = ("HTTP %d%s"):format(status,
-                    body:match("%S") and (": " .. errors.excerpt(body, secrets())) or "") }
+                    text and (": " .. errors.excerpt(text, secrets()))
+                    or body:match("%S") and (": " .. errors.excerpt(body, secrets())) or "") }
   end
   if not body:match("%S") then
     if status >= 400 then return http_error() end
     return nil, { kind = "decode", http_status = status, request_id = request_id, message = "empty answer" }
+  end
+  -- a rate-limit refusal is one whatever its body (a SOAP fault, Client or
+  -- Server, included): nothing was done, it is retried after the wait
+  if RATE_LIMITED[status] then
+    local _, fault
+    if self.protocol == "soap" then _, fault = soap.read(method, body) end
+    return http_error(fault and fault.fault and fault.message or nil)
   end
   local result, err
   if self.protocol == "soap" then

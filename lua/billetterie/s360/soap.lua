@@ -68,13 +68,15 @@ function soap.read(method, body)
   if not b then return nil, { kind = "decode", message = "SOAP envelope without a Body" } end
   local fault = child(b, "Fault", ENV)
   if fault then
-    local code = text(child(fault, "faultcode")) or ""
+    local code = (text(child(fault, "faultcode")) or ""):match("^%s*(.-)%s*$")
     local short = code:match(":(.*)$") or code
     local message = text(child(fault, "faultstring"))
     if message == nil or message == "" then message = "SOAP fault " .. code end
-    -- WS-Security's code, in the faultcode (wsse:FailedAuthentication) or
-    -- as an element of <detail> under a generic S:Client
-    local wsse = code:match("^wsse:(.+)$")
+    -- WS-Security's code, in the faultcode or as an element of <detail>
+    -- under a generic S:Client. The faultcode's prefix is the server's
+    -- choice (wsse:, ns0:, S:...) and the decoder does not give the
+    -- declarations that would resolve it: its local part decides.
+    local wsse = AUTH_FAULTS[short] and short or nil
     local detail = child(fault, "detail")
     if not wsse and detail then
       local w = child(detail, nil, WSSE)
@@ -85,7 +87,7 @@ function soap.read(method, body)
       return nil, { kind = "http", http_status = 401, code = wsse, message = message, retryable = false,
                     fault = true }
     end
-    local kind = (CLIENT_FAULTS[short] or code:match("^wsse:") or short:match("Authentication")
+    local kind = (CLIENT_FAULTS[short] or short:match("Authentication")
                   or short:match("Security") or short:match("Token")) and "vendor" or "http"
     return nil, { kind = kind, code = short ~= "" and short or nil, message = message,
                   detail = code ~= short and code or nil, fault = true }

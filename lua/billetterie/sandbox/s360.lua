@@ -385,11 +385,17 @@ function M.handle(svc, cfg, req, rid)
     return svc.http_error(400, rid, "a NUL byte in the request")
   end
   local limited, retry = over_limit(c, instit, env.now)
-  if limited then
-    return svc.http_error(c.rate_status, rid, "call rate limit exceeded",
-      { ["Retry-After"] = tostring(math.max(1, retry)) })
-  end
   local entry = SOAP_PATHS[path]
+  if limited then
+    local after = tostring(math.max(1, retry))
+    if entry then
+      -- a SOAP endpoint refuses with a SOAP fault, as a SOAP stack in front
+      -- would: a client must still read the status as the rate limit
+      return c.rate_status, { ["Content-Type"] = soap.CONTENT_TYPE, ["X-Request-Id"] = rid,
+        ["Retry-After"] = after }, soap.fault("Client", "call rate limit exceeded")
+    end
+    return svc.http_error(c.rate_status, rid, "call rate limit exceeded", { ["Retry-After"] = after })
+  end
   if entry then return serve_soap(svc, c, req, env, entry, rid) end
   local base, name = path:match("^(/tnco/backend%-apis/[^/]+/[^/]+/)([^/]+)$")
   entry = base and REST_PATHS[base]

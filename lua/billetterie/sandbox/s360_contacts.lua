@@ -537,13 +537,14 @@ function M.methods.saveStructureMember(p, env)
   return { contactNumber = m.number, contactId = m.id }
 end
 
+-- Idempotent (seed: "all those methods are transactionnal and
+-- idempotent"): a member already gone is a success, so that a repeat after
+-- a lost answer does not report a delete that happened as failed. The two
+-- contacts must still exist.
 function M.methods.deleteStructureMember(p, env)
   local db = env.db
   local s = need_contact(db, env.instit, p.structureContactNumber, "STRUCTURE", "structureContactNumber")
   local m = need_contact(db, env.instit, p.memberContactNumber, nil, "memberContactNumber")
-  if not db:one("SELECT 1 AS x FROM s360_members WHERE structure_id = ? AND member_id = ?", s.id, m.id) then
-    fail("notfound", ("contact %s is not a member of %s"):format(m.number, s.number))
-  end
   db:exec("DELETE FROM s360_members WHERE structure_id = ? AND member_id = ?", s.id, m.id)
   return {}
 end

@@ -74,10 +74,14 @@ function M.methods.createUser(p, env)
   return {}
 end
 
+-- Idempotent like addLink: a link already gone is a success (a repeat
+-- after a lost answer); the provider user linked to another contact is
+-- that contact's link, not this one's to remove: a conflict.
 function M.methods.removeLink(p, env)
   local row = contacts().need_contact(env.db, env.instit, p.contactNumber, nil, "contactNumber")
   local l = link_row(env.db, env.instit, p.provider, p.providerUserReference)
-  if not l or l.contact_id ~= row.id then fail("notfound", "no such link for this contact") end
+  if not l then return {} end
+  if l.contact_id ~= row.id then fail("conflict", "this provider user is linked to another contact") end
   env.db:exec("DELETE FROM s360_social WHERE instit = ? AND provider = ? AND reference = ?",
     env.instit, p.provider, p.providerUserReference)
   return {}
