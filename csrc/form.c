@@ -9,6 +9,9 @@
  * 12.300000000000001), and -0 as "0" (a sign on zero means nothing to the
  * vendor's integer fields). Map keys are integers (exact on Lua 5.4, even
  * above 2^53) or strings; a non-integer number key is refused.
+ * A table's shape cannot tell a map from an array ({ [1] = 2 } is both), so
+ * the caller names the fields the catalogue types as maps (the third
+ * argument): those are always written name[key]=v, whatever their keys.
  *
  * Scratch memory is on the C stack, or in userdata at fixed stack slots when
  * it grows (never malloc), so a luaL_error for a programmer mistake cannot
@@ -270,15 +273,17 @@ static void add_pair(lua_State *L, out_buf *o, const char *name, size_t namelen,
     out_escaped(o, text, len, 0);
 }
 
-/* A table value under `name`: a sequence gives name[]=v, anything else
- * name[key]=v by sorted key. One level only: the vendor reads no deeper. */
-static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen, int tidx)
+/* A table value under `name`: a sequence gives name[]=v, anything else (or
+ * any table when `keyed`: a map by the catalogue) name[key]=v by sorted key.
+ * One level only: the vendor reads no deeper. */
+static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen, int tidx,
+                      int keyed)
 {
     size_t n = bt_rawlen(L, tidx), count, i;
     sort_key few[FEW_KEYS], *keys;
     int top = lua_gettop(L);
     keys = sorted_keys(L, tidx, name, few, &count);
-    if (n > 0 && count == n) { /* a proper sequence */
+    if (!keyed && n > 0 && count == n) { /* a proper sequence */
         for (i = 1; i <= n; i++) {
             lua_rawgeti(L, tidx, (int)i);
             if (lua_type(L, -1) == LUA_TTABLE)
@@ -304,20 +309,25 @@ static void add_table(lua_State *L, out_buf *o, const char *name, size_t namelen
     lua_settop(L, top);
 }
 
-/* form_encode(fields [, prefix]) -> "a=1&b%5B%5D=..."
+/* form_encode(fields [, prefix [, maps]]) -> "a=1&b%5B%5D=..."
  * prefix: text already encoded (a client's credentials, encoded once) that
- * goes first, joined with '&' when fields is not empty. */
+ * goes first, joined with '&' when fields is not empty. maps: a set of
+ * field names ({ liste_maj_code_envoi = true }) whose tables are maps. */
 static int l_form_encode(lua_State *L)
 {
     out_buf o;
     sort_key few[FEW_KEYS], *keys;
     size_t count, i, prefix_len = 0;
     const char *prefix;
+    int maps;
     luaL_checktype(L, 1, LUA_TTABLE);
     prefix = luaL_optlstring(L, 2, NULL, &prefix_len);
-    lua_settop(L, 2);
-    out_init(L, &o);                             /* slot 3 */
-    keys = sorted_keys(L, 1, NULL, few, &count); /* slot 4 */
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    maps = lua_istable(L, 3);
+    out_init(L, &o);                             /* slot 4 */
+    keys = sorted_keys(L, 1, NULL, few, &count); /* slot 5 */
     if (prefix)
         out_add(&o, prefix, prefix_len);
     for (i = 0; i < count; i++) {
@@ -329,9 +339,16 @@ static int l_form_encode(lua_State *L)
         namelen = keys[i].len;
         lua_pushlstring(L, name, namelen);
         lua_rawget(L, 1);
-        if (lua_type(L, -1) == LUA_TTABLE)
-            add_table(L, &o, name, namelen, lua_gettop(L));
-        else
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int keyed = 0;
+            if (maps) {
+                lua_pushlstring(L, name, namelen);
+                lua_rawget(L, 3);
+                keyed = lua_toboolean(L, -1);
+                lua_pop(L, 1);
+            }
+            add_table(L, &o, name, namelen, lua_gettop(L), keyed);
+        } else
             add_pair(L, &o, name, namelen, NULL, 0, 0, lua_gettop(L));
         lua_pop(L, 1);
     }

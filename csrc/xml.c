@@ -93,9 +93,19 @@ typedef struct {
     FILE *fp; /* closed by libxml2 through io_close */
     char *fbuf;
     int eof;
-    int intag;  /* the last piece ended inside a tag named `tag` */
-    char quote; /* ... and inside a value quoted with this (or 0) */
+    /* The pre-scan's state at srcpos (io_read_source): */
+    int scan;   /* SC_* */
+    int back;   /* the mode SC_SKIP returns to */
+    char quote; /* open quote in SC_TAG or SC_DTD (or 0) */
+    char skipc; /* SC_SKIP ends at skipn skipc then '>': "-->" "]]>" "?>" */
+    int skipn;
+    int run;     /* skipc seen at the end of the previous piece */
+    int dtdopen; /* '[' open in the DOCTYPE */
 } xreader;
+
+/* Pre-scan modes: text and tags; in a tag named `tag`; in a comment, CDATA
+ * section or PI; in the DOCTYPE. */
+enum { SC_TEXT, SC_TAG, SC_SKIP, SC_DTD };
 
 /* ---- libxml2 side: no Lua calls in here ---- */
 
@@ -128,32 +138,6 @@ static int name_stop(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' || c == '/' || c == '<';
 }
 
-/* The first tag in [p, end) whose local name is `tag` (n bytes): <tag ...>,
- * </tag>, <p:tag/>...; returns its '<', or NULL. *partial is set when the
- * name of the returned tag runs to `end` (it may go on past the window).
- * Text never holds '<', so only comments and CDATA can fake a match, which
- * costs nothing but a useless cut. */
-static const char *find_tag(const char *p, const char *end, const char *tag, size_t n, int *partial)
-{
-    *partial = 0;
-    while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
-        const char *s = p + 1, *q;
-        if (s < end && *s == '/')
-            s++;
-        for (q = s; q < end && !name_stop(*q); q++)
-            if (*q == ':')
-                s = q + 1; /* the local name follows the last ':' */
-        if (q == end) {
-            *partial = 1;
-            return p;
-        }
-        if ((size_t)(q - s) == n && memcmp(s, tag, n) == 0)
-            return p;
-        p = q;
-    }
-    return NULL;
-}
-
 /* Just past the '>' that ends a tag, scanning from p inside it, with
  * quoted attribute values skipped ('>' is allowed in them); NULL if that
  * '>' is not in [p, end). *quote carries an open quote across windows. */
@@ -178,6 +162,144 @@ static const char *tag_end(const char *p, const char *end, char *quote)
     }
     *quote = q;
     return NULL;
+}
+
+/* Just past the '>' that ends a comment, CDATA section or PI: the first
+ * '>' after x->skipn x->skipc, or NULL if that '>' is not in [p, end);
+ * x->run carries the skipc that ended the previous window. */
+static const char *skip_end(xreader *x, const char *p, const char *end)
+{
+    const char *start = p, *g, *b;
+    int n;
+    while ((g = memchr(p, '>', (size_t)(end - p))) != NULL) {
+        for (b = g, n = 0; b > p && b[-1] == x->skipc && n < x->skipn; b--)
+            n++;
+        if (b == start)
+            n += x->run;
+        x->run = 0;
+        if (n >= x->skipn)
+            return g + 1;
+        p = g + 1;
+    }
+    for (b = end, n = 0; b > p && b[-1] == x->skipc && n < x->skipn; b--)
+        n++;
+    n += b == start ? x->run : 0;
+    x->run = n < x->skipn ? n : x->skipn;
+    return NULL;
+}
+
+static int starts(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+static void enter_skip(xreader *x, char c, int n, int back)
+{
+    x->scan = SC_SKIP;
+    x->skipc = c;
+    x->skipn = n;
+    x->back = back;
+    x->run = 0;
+}
+
+/* Where the piece [w, end) handed to libxml2 must end (io_read_source),
+ * moving the pre-scan's state along it. Comments, CDATA sections, PIs and
+ * the DOCTYPE (its literals and internal subset) are skipped as libxml2
+ * reads them: a fake tag in them with an open quote would hide the real
+ * tags that follow. Text and attribute values never hold '<'. A construct
+ * whose start runs to `end` is cut before, to be read whole next time. */
+static const char *scan_piece(xreader *x, const char *w, const char *end, int last)
+{
+    const char *p = w, *t, *s, *q, *g;
+    size_t n = strlen(x->tag);
+    while (p < end) {
+        switch (x->scan) {
+        case SC_TAG: /* a tag named `tag` longer than a piece */
+            if ((g = tag_end(p, end, &x->quote)) == NULL)
+                return end;
+            x->scan = SC_TEXT;
+            return g;
+        case SC_SKIP:
+            if ((g = skip_end(x, p, end)) == NULL)
+                return end;
+            x->scan = x->back;
+            p = g;
+            break;
+        case SC_DTD:
+            for (; p < end && x->scan == SC_DTD; p++) {
+                if (x->quote != 0) {
+                    if (*p == x->quote)
+                        x->quote = 0;
+                } else if (*p == '"' || *p == '\'') {
+                    x->quote = *p;
+                } else if (*p == '[') {
+                    x->dtdopen++;
+                } else if (*p == ']') {
+                    x->dtdopen -= x->dtdopen > 0;
+                } else if (*p == '>' && x->dtdopen == 0) {
+                    x->scan = SC_TEXT;
+                } else if (*p == '<') {
+                    if (end - p < 4 && p > w && !last)
+                        return p;
+                    if (starts(p, end, "<!--")) {
+                        enter_skip(x, '-', 2, SC_DTD);
+                        p += 3;
+                    } else if (p + 1 < end && p[1] == '?') {
+                        enter_skip(x, '?', 1, SC_DTD);
+                        p++;
+                    }
+                }
+            }
+            break;
+        default: /* SC_TEXT */
+            if ((t = memchr(p, '<', (size_t)(end - p))) == NULL)
+                return end;
+            s = t + 1;
+            if (s < end && (*s == '!' || *s == '?')) {
+                if (end - t < 9 && t > w && !last)
+                    return t;
+                if (*s == '?') {
+                    enter_skip(x, '?', 1, SC_TEXT);
+                    p = s + 1;
+                } else if (starts(s, end, "!--")) {
+                    enter_skip(x, '-', 2, SC_TEXT);
+                    p = s + 3;
+                } else if (starts(s, end, "![CDATA[")) {
+                    enter_skip(x, ']', 2, SC_TEXT);
+                    p = s + 8;
+                } else if (starts(s, end, "!DOCTYPE")) {
+                    x->scan = SC_DTD;
+                    x->quote = 0;
+                    x->dtdopen = 0;
+                    p = s + 8;
+                } else {
+                    p = s + 1;
+                }
+                break;
+            }
+            if (s < end && *s == '/')
+                s++;
+            for (q = s; q < end && !name_stop(*q); q++)
+                if (*q == ':')
+                    s = q + 1; /* the local name follows the last ':' */
+            /* a name running to `end` may go on past the window */
+            if (q == end)
+                return t > w && !last ? t : end;
+            if ((size_t)(q - s) != n || memcmp(s, x->tag, n) != 0) {
+                p = q;
+                break;
+            }
+            x->quote = 0;
+            if ((g = tag_end(q, end, &x->quote)) != NULL)
+                return g;
+            if (t > w)
+                return t;
+            x->scan = SC_TAG;
+            return end;
+        }
+    }
+    return end;
 }
 
 #define XR_FILE_BUF 65536 /* > 2 x the 4096 bytes libxml2 asks for */
@@ -214,13 +336,14 @@ static int refill(xreader *x, size_t want)
  *   - a piece is at most XR_PIECE bytes: libxml2 2.9 parses 512-byte
  *     blocks and reads again before parsing a shorter leftover, so a
  *     shorter piece is parsed whole, alone, in the push that read it.
- * A tag longer than a piece is followed across reads (x->intag). */
+ * A tag longer than a piece, a comment... are followed across reads
+ * (x->scan). */
 static int io_read_source(void *ctx, char *buf, int len)
 {
     xreader *x = ctx;
-    const char *w, *end, *t, *g;
+    const char *w, *end;
     size_t n, avail;
-    int partial, last;
+    int last;
     if (refill(x, XR_PIECE) != 0)
         return -1;
     w = x->src + x->srcpos;
@@ -230,25 +353,7 @@ static int io_read_source(void *ctx, char *buf, int len)
         n = XR_PIECE;
     end = w + n;
     last = n == avail && (x->fp == NULL || x->eof); /* nothing after this */
-    if (x->intag) {
-        if ((g = tag_end(w, end, &x->quote)) != NULL) {
-            end = g;
-            x->intag = 0;
-        }
-    } else if ((t = find_tag(w, end, x->tag, strlen(x->tag), &partial)) != NULL) {
-        char q = 0;
-        if (partial) {
-            if (t > w && !last)
-                end = t; /* read the name whole next time */
-        } else if ((g = tag_end(t + 1, end, &q)) != NULL) {
-            end = g;
-        } else if (t > w) {
-            end = t;
-        } else { /* a tag longer than a piece */
-            x->intag = 1;
-            x->quote = q;
-        }
-    }
+    end = scan_piece(x, w, end, last);
     n = (size_t)(end - w);
     memcpy(buf, w, n);
     x->srcpos += n;
@@ -758,7 +863,7 @@ static int l_decode(lua_State *L)
         /* the reader parses the root's subtree into a tree it owns */
         xmlNodePtr root = xmlTextReaderExpand(x->r);
         if (root == NULL || too_deep(x) || !push_element(L, x, root, 1))
-            return push_fail(L, x); /* 6: element */
+            return push_fail(L, x);   /* 6: element */
         rc = xmlTextReaderNext(x->r); /* past the subtree, not through it again */
     } else if (!build(L, x, arrays)) {
         return push_fail(L, x); /* 6: tree */

@@ -18,9 +18,11 @@ if since then params.filtre, params.date_modif = 1, since end
 local count = 0
 for show, err in c:programmation(params) do
   if not show then error(tostring(err)) end
-  local reps = show.REPRESENTATIONS and show.REPRESENTATIONS.REPRESENTATION or {}
-  if reps.REP_DATE then reps = { reps } end   -- one performance: a table, not a list
-  shows[show.IDENT] = { nom = show.NOM, type = show.TYPE, representations = #reps }
+  -- REPRESENTATION is always a list, even of one; a show without any has an
+  -- empty <REPRESENTATIONS/>, which decodes to ""
+  local reps = type(show.REPRESENTATIONS) == "table" and show.REPRESENTATIONS.REPRESENTATION or {}
+  -- IDENT is an integer; the store is a JSON object, whose keys are strings
+  shows[tostring(show.IDENT)] = { nom = show.NOM, type = show.TYPE, representations = #reps }
   count = count + 1
 end
 -- A show missing from a filtered answer is NOT withdrawn (spec 2.1.1): keep it.

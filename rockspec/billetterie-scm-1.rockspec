@@ -91,6 +91,7 @@ build = {
     ["billetterie.sandbox.services"] = "lua/billetterie/sandbox/services.lua",
     ["billetterie.sandbox.sessions"] = "lua/billetterie/sandbox/sessions.lua",
     ["billetterie.session"] = "lua/billetterie/session.lua",
+    ["billetterie.stream"] = "lua/billetterie/stream.lua",
     ["billetterie.transport"] = "lua/billetterie/transport.lua",
     ["billetterie.transport_ngx"] = "lua/billetterie/transport_ngx.lua",
     ["billetterie.xml"] = "lua/billetterie/xml.lua",

@@ -51,6 +51,40 @@ describe("billetterie command", function()
     assert.matches('^{"retour":', out)
   end)
 
+  -- Failed before (every empty table printed as {}).
+  it("call prints an empty list of the answer as [] (the change feed, nothing since the ts)", function()
+    local ok, out = billetterie("call ws_liste_fiches_modifiees ts=2099-12-31T00:00:00")
+    assert(ok, out)
+    for _, name in ipairs{ "adresses", "contacts", "envois", "interets", "liens", "niveaux_relations", "organismes" } do
+      assert.matches('"liste_' .. name .. '": []', out, 1, true)
+    end
+    assert.is_table(require("cjson").decode((out:gsub("exit=%d+%s*$", ""))))
+    ok, out = billetterie("call ws_liste_fiches_modifiees ts=2099-12-31T00:00:00 type_export=liste_organisme")
+    assert(ok, out)
+    assert.matches('"liste_organismes_id": []', out, 1, true)
+  end)
+
+  it("pretty prints an empty table as [] for a list field, else as {}", function()
+    local cli = require "billetterie.cli"
+    local json = require "billetterie.json"
+    local out = cli.pretty({
+      liste_organismes = {}, ws_cat_contacts_liste = {}, contacts = {}, historique = {},
+      organisme = {}, statut = {}, marked = json.array(), items = { {}, { liste_place = {} } },
+      outer = { inner = {}, liste_x = {} }, n = 1,
+    })
+    for _, field in ipairs{ "liste_organismes", "ws_cat_contacts_liste", "contacts", "historique", "marked",
+                            "liste_place", "liste_x" } do
+      assert.matches('"' .. field .. '": []', out, 1, true)
+    end
+    for _, field in ipairs{ "organisme", "statut", "inner" } do
+      assert.matches('"' .. field .. '": {}', out, 1, true)
+    end
+    assert.matches('"items": [\n    {},\n    {\n      "liste_place": []\n    }\n  ]', out, 1, true)
+    assert.are.equal("{}", cli.pretty({}))
+    assert.are.equal("[]", cli.pretty({}, nil, "liste_a"))
+    assert.are.equal("[\n  1,\n  2\n]", cli.pretty({ 1, 2 }))
+  end)
+
   it("takes the address from --url and the credentials from a config file", function()
     local config = os.tmpname()
     local f = assert(io.open(config, "w"))

@@ -441,6 +441,71 @@ describe("contacts (annex 4.1 and 4.7)", function()
     assert.matches("x_rsi_ws_login=xrsitest", body, 1, true)   -- credential mode: no token
     assert.not_matches("x_rsi_token", body, 1, true)
   end)
+
+  it("sends the catalogue's maps keyed even when their ids are 1..n", function()
+    local url = nginx.canned("majkeys", [[{"retour":{"message":{},"statut":{"code":508,"traitement":"ok","message":"ok"}}}]])
+    local c = client(url)
+    assert(c:modification_contact{ id_contact = 7, maj_code_envoi = 1, liste_maj_code_envoi = { [1] = 2 },
+      maj_interet = 1, liste_maj_interet = { 3, 2 } })
+    local body = select(3, nginx.last_request("majkeys"))
+    assert.matches("liste_maj_code_envoi[1]=2&liste_maj_interet[1]=3&liste_maj_interet[2]=2", body, 1, true)
+    assert.not_matches("[]", body, 1, true)
+    -- a token call (the caller's own credential) goes through the same encoding
+    assert(c:call("ws_modification_contact", { x_rsi_token = ("A"):rep(32), maj_code_envoi = 1,
+      liste_maj_code_envoi = { [1] = 3 } }))
+    assert.matches("liste_maj_code_envoi[1]=3", select(3, nginx.last_request("majkeys")), 1, true)
+  end)
+
+  it("refuses id_contact with a session token before sending (the token's contact is used)", function()
+    local url = nginx.canned("idtok", [[{"retour":{"message":{},"statut":{"code":508,"traitement":"ok","message":"ok"}}}]])
+    local counting = require("spec.support.counting").new()
+    local c = client(url, { transport = counting })
+    for _, ws in ipairs{ "ws_modification_contact", "ws_info_contact" } do
+      local msg, err = c:call(ws, { x_rsi_token = ("A"):rep(32), id_contact = 3 })
+      assert.is_nil(msg)
+      assert.same({ "invalid_param", "id_contact" }, { err.kind, err.param })
+      assert.matches("session's contact", err.message, 1, true)
+    end
+    assert.equal(0, counting.n)
+    assert(c:call("ws_modification_contact", { id_contact = 3 }))   -- the web-service account: fine
+    assert.equal(1, counting.n)
+  end)
+end)
+
+describe("clear raises for common mistakes", function()
+  it("names the session for a session-only method called on a client", function()
+    local c = client("http://127.0.0.1:9/")
+    for _, m in ipairs{ "historique_contact", "ccontact", "info_telechargement", "suppression_compte" } do
+      assert.has_error(function() c[m](c, {}) end,
+        m .. " needs a session: local s = c:session(); s:login(...); s:" .. m .. "{}")
+    end
+    assert.has_error(function() c:logout() end, "logout needs a session: local s = c:session(); s:login(...); s:logout()")
+    assert.not_function(c.historique_contact)   -- type(c[name]) still tells a client's own method
+    assert.is_function(c.info_contact)          -- ws_or_token: on both
+    assert.equal("xrsitest", c.login)           -- the option keeps its name and its value
+  end)
+end)
+
+describe("a password written in the URL", function()
+  it("is masked in tostring(client) and scrubbed from every error", function()
+    local pw = "url-Secret-77"
+    local url = nginx.canned("urlpw", ("<html><head><title>500 for http://wsuser:%s@host/ (%s)</title></head></html>")
+      :format(pw, pw), 500)
+    local with = url:gsub("^http://", "http://wsuser:" .. pw .. "@")
+    local c = client(with)
+    assert.equal(with, c.url)
+    assert.not_matches(pw, tostring(c), 1, true)
+    assert.matches("http://wsuser:***@", tostring(c), 1, true)
+    local _, err = c:call("ws_idsession")
+    assert.equal("http", err.kind)
+    assert.matches("wsuser:***@", err.message, 1, true)
+    assert.not_matches(pw, tostring(err), 1, true)
+    -- api_url too, and a URL without a password is shown as it is
+    local c2 = client("http://127.0.0.1:9/", { api_url = "http://api:" .. pw .. "@127.0.0.1:9/" })
+    assert.equal("billetterie client http://127.0.0.1:9/ (login xrsitest)", tostring(c2))
+    local _, neterr = c2:call("ws_liste_fiches_modifiees", { ts = "2024-01-01T00:00:00" })
+    assert.not_matches(pw, tostring(neterr), 1, true)
+  end)
 end)
 
 describe("organismes", function()
@@ -516,7 +581,7 @@ describe("streaming an XML answer (each = TAG)", function()
       end
     end
     assert.equal(20000, n)
-    assert.equal("20000", last.IDENT)
+    assert.equal(20000, last.IDENT)   -- an id: an integer (catalogue xml_integers)
     assert.equal("Théâtre", last.TYPE)
     -- the whole document as tables would take tens of MB; one element at a time stays small
     assert.is_true(peak < 1024, "Lua memory held grew by " .. peak .. " KB")

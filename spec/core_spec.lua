@@ -14,6 +14,20 @@ describe("core.form_encode", function()
     assert.equal("a=1&b=2&c=3", core.form_encode{ c = 3, a = 1, b = 2 })
   end)
 
+  it("writes the fields named as maps keyed, whatever their keys (ids 1..n look like an array)", function()
+    local maps = { liste_maj_code_envoi = true, liste_maj_interet = true }
+    assert.equal("liste_maj_code_envoi[]=2", core.form_encode{ liste_maj_code_envoi = { [1] = 2 } })
+    assert.equal("liste_maj_code_envoi[1]=2", core.form_encode({ liste_maj_code_envoi = { [1] = 2 } }, nil, maps))
+    assert.equal("x=1&liste[]=1&liste_maj_code_envoi[1]=2&liste_maj_code_envoi[2]=3&liste_maj_interet[1]=3",
+      core.form_encode({ liste_maj_code_envoi = { 2, 3 }, liste_maj_interet = { 3 }, liste = { 1 } }, "x=1", maps))
+    assert.equal("liste_maj_code_envoi[145]=1&liste_maj_code_envoi[152]=3",
+      core.form_encode({ liste_maj_code_envoi = { [152] = 3, [145] = 1 } }, nil, maps))
+    assert.equal("liste_maj_code_envoi=2", core.form_encode({ liste_maj_code_envoi = 2 }, nil, maps))
+    assert.equal("", core.form_encode({ liste_maj_code_envoi = {} }, nil, maps))
+    assert.equal("a[]=1", core.form_encode({ a = { 1 } }, nil, { a = false }))
+    assert.has_error(function() core.form_encode({}, nil, "liste_maj_code_envoi") end)
+  end)
+
   it("writes integer-valued numbers without a decimal part", function()
     assert.equal("id=5442", core.form_encode{ id = 5442.0 })
     assert.equal("id=5442", core.form_encode{ id = 5442 })
@@ -542,6 +556,188 @@ describe("core http engine", function()
     if not ok then assert.matches("closed", err) end
     e:close()
     e2:close()
+    if before then assert.equal(before, sockets()) end
+  end)
+
+  -- Closing, collecting and cancelling while transfers run. Each check is on
+  -- what the process holds right after the call (sockets, the body's file),
+  -- so a release skipped or deferred forever fails here, and a handle freed
+  -- twice or used after its release fails under ASan and valgrind.
+  local function fds_on(path)
+    local f = io.open("/proc/self/stat")
+    if not f then return nil end
+    local pid = f:read("*l"):match("^(%d+)")
+    f:close()
+    local p = io.popen(("ls -l /proc/%s/fd 2>/dev/null | grep -cF -- ' -> %s'"):format(pid, path))
+    local n = tonumber(p:read("*a"))
+    p:close()
+    return n
+  end
+
+  -- Garbage whose finalizer runs f (LuaJIT: only userdata have __gc, and an
+  -- error in one reaches the code that allocated; Lua 5.4 only warns).
+  local function garbage_running(f)
+    if rawget(_G, "newproxy") then
+      getmetatable(newproxy(true)).__gc = f
+    else
+      setmetatable({}, { __gc = f })
+    end
+  end
+
+  -- An engine with three transfers nginx answers in 30 s (never, for the
+  -- test): a GET, a GET writing to a file, a POST; all connected.
+  local function busy_engine(path)
+    local e = engine()
+    local idle = sockets()   -- with the multi handle's own (its wakeup pair)
+    local ids = {
+      e:start{ url = nginx.url .. "sleep?s=30", method = "GET" },
+      e:start{ url = nginx.url .. "sleep?s=30", method = "GET", file = path },
+      e:start{ url = nginx.url .. "sleep?s=30", body = ("b"):rep(100000) },
+    }
+    for _ = 1, 5 do e:poll(20) end
+    assert.equal(3, e:pending())
+    return e, ids, idle
+  end
+
+  local function settle()
+    collectgarbage()
+    collectgarbage()
+    return sockets()
+  end
+
+  it("closes an engine whose transfers still run: sockets and files released at once", function()
+    local path = os.tmpname()
+    local before = settle()
+    local e, ids = busy_engine(path)
+    if before then assert.is_true(sockets() >= before + 3) end
+    assert.equal(1, fds_on(path) or 1)
+    e:close()
+    if before then assert.equal(before, sockets()) end
+    assert.equal(0, fds_on(path) or 0)
+    e:close()
+    for _, m in ipairs{ "wait", "result", "cancel" } do
+      assert.has_error(function() e[m](e, ids[1]) end, "http engine is closed")
+    end
+    assert.has_error(function() e:pending() end, "http engine is closed")
+    assert.has_error(function() e:start{ url = nginx.url } end, "http engine is closed")
+    e = nil
+    collectgarbage()   -- __gc after close: nothing left to free
+    collectgarbage()
+    os.remove(path)
+  end)
+
+  it("releases the sockets and files of running transfers when the engine is collected", function()
+    local path = os.tmpname()
+    local before = settle()
+    local weak = setmetatable({}, { __mode = "v" })
+    do
+      local e = busy_engine(path)
+      weak[1] = e
+    end
+    assert.equal(1, fds_on(path) or 1)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+    if before then assert.equal(before, sockets()) end
+    assert.equal(0, fds_on(path) or 0)
+    os.remove(path)
+  end)
+
+  it("cancels a running transfer: its file and socket are released, its slot serves the next", function()
+    local path = os.tmpname()
+    settle()
+    local e, ids, idle = busy_engine(path)
+    e:cancel(ids[2])
+    assert.equal(0, fds_on(path) or 0)
+    e:cancel(ids[1])
+    e:cancel(ids[3])
+    assert.equal(0, e:pending())
+    if idle then assert.equal(idle, sockets()) end
+    assert.has_error(function() e:cancel(ids[1]) end)   -- freed: no such transfer now
+    -- a start that fails on its file leaves no transfer behind
+    local id, err = e:start{ url = nginx.url .. "echo", file = "/nonexistent/dir/body" }
+    assert.is_nil(id)
+    assert.matches("cannot write /nonexistent/dir/body", err, 1, true)
+    assert.equal(0, e:pending())
+    id = e:start{ url = nginx.url .. "fixed?body=again", method = "GET" }
+    assert.equal(ids[1], id)
+    local status, body = e:wait(id)
+    assert.equal(200, status)
+    assert.equal("again", body)
+    e:close()
+    os.remove(path)
+  end)
+
+  it("a finalizer that closes the engine, then raises, while a result is pushed: closed and released", function()
+    local path = os.tmpname()
+    local pause, stepmul = collectgarbage("setpause"), collectgarbage("setstepmul")
+    local before = settle()
+    local exercised = false
+    for _ = 1, 5 do
+      local e, ids = busy_engine(path)
+      local done = e:start{ url = nginx.url .. "big?n=300000", method = "GET", gzip = false }
+      while e:pending() > 3 do e:poll(50) end
+      local inside = false
+      collectgarbage("stop")
+      garbage_running(function()
+        exercised = exercised or inside
+        e:close()
+        error("finalizer failed")
+      end)
+      collectgarbage("setpause", 0)
+      collectgarbage("setstepmul", 1e6)   -- one step, a whole cycle: at the first allocation
+      collectgarbage("restart")
+      inside = true
+      local ok, status = pcall(e.result, e, done)
+      inside = false
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+      pcall(collectgarbage)   -- the finalizer has run by now (LuaJIT: it may raise)
+      if ok then assert.equal(200, status) else assert.matches("finalizer failed", status, 1, true) end
+      -- released by now, while e is still referenced: by the method if the
+      -- finalizer ran inside it (deferred close), else by close itself
+      if before then assert.equal(before, sockets()) end
+      assert.equal(0, fds_on(path) or 0)
+      assert.has_error(function() e:wait(ids[1]) end, "http engine is closed")
+      e:close()
+      if exercised then break end
+    end
+    assert.is_true(exercised, "the finalizer never ran while the result was pushed")
+    os.remove(path)
+  end)
+
+  it("stays usable after a finalizer raised while a result was pushed (LuaJIT), and closes at once", function()
+    local pause, stepmul = collectgarbage("setpause"), collectgarbage("setstepmul")
+    local before = settle()
+    local e = engine()
+    local slow = e:start{ url = nginx.url .. "sleep?s=30", method = "GET" }
+    local id = e:start{ url = nginx.url .. "big?n=300000", method = "GET", gzip = false }
+    while e:pending() > 1 do e:poll(50) end
+    collectgarbage("stop")
+    local inside, ran_inside = false, false
+    garbage_running(function()
+      ran_inside = inside
+      error("finalizer failed")
+    end)
+    collectgarbage("setpause", 0)
+    collectgarbage("setstepmul", 1e6)
+    collectgarbage("restart")
+    inside = true
+    local ok, status, body = pcall(e.result, e, id)
+    inside = false
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+    pcall(collectgarbage)
+    assert.is_true(ran_inside, "the finalizer never ran while the result was pushed")
+    if not ok then   -- the push stopped halfway: the result is still there
+      assert.matches("finalizer failed", status, 1, true)
+      status, body = e:result(id)
+    end
+    assert.equal(200, status)
+    assert.equal(300000, #body)
+    assert.equal(1, e:pending())
+    assert.is_nil(select(2, pcall(e.cancel, e, slow)))
+    e:close()   -- not deferred: the failed push left the engine idle
     if before then assert.equal(before, sockets()) end
   end)
 

@@ -36,6 +36,12 @@ local function valid(p)
     for _, f in ipairs(object and object.fields or {}) do
       if f.required then t[f.name] = valid(f) end
     end
+    -- and those this service requires (organisme.id_organisme of ws_organisme_modification)
+    for _, name in ipairs(p.required_attributes or {}) do
+      for _, f in ipairs(object.fields) do
+        if f.name == name then t[name] = valid(f) end
+      end
+    end
     return t
   end
   if p.type == "bracket_array" then return { 1 } end

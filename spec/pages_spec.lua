@@ -22,6 +22,24 @@ describe("page links", function()
     assert.equal("http://x.fr/catalogue_abonnement?filtre=1&code_regroup=Super%20r%26d&x_rsi_option=170515-tito", url)
   end)
 
+  it("writes x_rsi_provenance as the seed's link does, from the origin, never encoded twice (2.7.1.3)", function()
+    local seed = BASE .. "catalogue_spectacle?lng=1&x_rsi_provenance=http%3A%2F%2F127.0.0.1"
+    assert.equal(seed, pages.url(BASE, "catalogue_spectacle", { lng = 1, x_rsi_provenance = "http://127.0.0.1" }))
+    -- a value the caller encoded already: decoded once, so the same bytes
+    assert.equal(seed, pages.url(BASE, "catalogue_spectacle", { lng = 1, x_rsi_provenance = "http%3A%2F%2F127.0.0.1" }))
+    assert.equal(seed, pages.url(BASE, "catalogue_spectacle", { lng = 1, x_rsi_provenance = "http%3a%2f%2f127.0.0.1" }))
+    assert.equal(BASE .. "home?x_rsi_provenance=https%3A%2F%2Fwww.th%C3%A9%C3%A2tre.fr%3A8443",
+      pages.url(BASE, "home", { x_rsi_provenance = "https://www.théâtre.fr:8443" }))
+    -- as catalogue data: the other params keep "/" (3.2 date_debut=04/09/2015)
+    local global
+    for _, p in ipairs(require("billetterie.catalogue").page_global_params) do
+      if p.name == "x_rsi_provenance" then global = p end
+    end
+    assert.equal("component", global.query_encoding)
+    assert.matches("http://127.0.0.1", global.format, 1, true)
+    assert.equal(BASE .. "home?x_rsi_iframe=a/b", pages.url(BASE, "home", { x_rsi_iframe = "a/b" }))
+  end)
+
   it("checks parameters and never sends an empty token", function()
     local url, err = pages.url(BASE, "basket", { x_rsi_token = "" })
     assert.is_nil(url)

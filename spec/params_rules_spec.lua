@@ -151,7 +151,8 @@ describe("annex objects (2.6.x, 4.3-4.6)", function()
       { { intitule = "T", nature = "A", champ_libre6 = "six" }, "organisme.champ_libre6", "must be a number" },
       { { intitule = "T", nature = "A", adresses = { { ville = ("x"):rep(39) } } },
         "organisme.adresses[1].ville", "longer than 38" },
-      { { intitule = "T", nature = "A", fiche_supprimee = "oui" }, "organisme.fiche_supprimee", "boolean" },
+      { { intitule = "T", nature = "A", adresses = { { prioritaire = "oui" } } },
+        "organisme.adresses[1].prioritaire", "boolean" },
     }
     for _, case in ipairs(cases) do
       local name, reason = refused("ws_organisme_creation", { organisme = case[1] })

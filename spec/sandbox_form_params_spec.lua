@@ -140,7 +140,7 @@ describe("filtre=0: no filter (2.1.1.2, 2.4.5.3)", function()
     -- the anonymous token's answer (602), not a parameter refusal
     assert.equal(602, historique("").code)
     assert.equal(602, historique("&filtre=0").code)
-    assert.equal(4, historique("&filtre=0&categorie=ABO").statut.code)
+    assert.equal(4, historique("&filtre=0&categorie=ABO").code)   -- the flat retour (2.4.5.4)
   end)
 
   it("still refuses dates without filtre=1, and other filtre values (code 4)", function()

@@ -234,7 +234,8 @@ describe("ws_organisme_modification", function()
     assert.is_table(modify(id, { Niveau_de_relations = { { Niveau_relation = "ÉLAN", checked = false } } }))
     assert.same({ "Fournisseur" }, niveaux(id))
     -- an item without Niveau_relation or a boolean checked is ignored and named
-    local msg, st = modify(id, { Niveau_de_relations = { { Niveau_relation = "Mécène", checked = 1 },
+    -- (pre-encoded: the client would send checked = 1 as true)
+    local msg, st = modify(id, { Niveau_de_relations = b64 { { Niveau_relation = "Mécène", checked = 1 },
       { checked = true } } })
     assert.is_table(msg, tostring(st))
     assert.matches("Niveau_de_relations%[1%]", st.detail)

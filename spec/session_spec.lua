@@ -16,8 +16,12 @@ describe("generated methods", function()
     assert.equal(904, err.code)
     assert.is_function(c.programmation)
     assert.is_function(c.organisme_contacts)
-    assert.is_nil(c.ccontact)      -- a token service: on the session only
-    assert.is_nil(c.status_session)
+    -- a token service: on the session only; its name on a client says so when called
+    assert.not_function(c.ccontact)
+    assert.has_error(function() c:status_session() end,
+      "status_session needs a session: local s = c:session(); s:login(...); s:status_session{}")
+    assert.has_error(function() c:historique_contact{} end,
+      "historique_contact needs a session: local s = c:session(); s:login(...); s:historique_contact{}")
     local _, bad = c:info_organisme{}
     assert.equal("invalid_param", bad.kind)
   end)
@@ -35,8 +39,8 @@ describe("sessions", function()
     assert.equal(611, statut.code)
     local msg, err = s:status()
     assert.is_nil(msg)
-    assert.equal("invalid_param", err.kind)
-    assert.equal(605, err.code)
+    -- the vendor's kind and code for a dead session, marked local (nothing sent)
+    assert.are.same({ "vendor", 605, false, true }, { err.kind, err.code, err.retryable, err.is_local })
     assert.matches("closed", err.message)
   end)
 
@@ -61,7 +65,7 @@ describe("sessions", function()
     assert.matches("closed", tostring(s), 1, true)
     local st, dead = s:status()
     assert.is_nil(st)
-    assert.are.same({ "invalid_param", 605 }, { dead.kind, dead.code })
+    assert.are.same({ "vendor", 605, true }, { dead.kind, dead.code, dead.is_local })
     -- the vendor still holds the session: a retry sends the logout again
     local _, alive = c:call("ws_status_session", { x_rsi_token = s.token })
     assert.equal(603, alive.code)
@@ -87,7 +91,7 @@ describe("sessions", function()
     now = now + 172800
     local msg, err = s:info_contact{}
     assert.is_nil(msg)
-    assert.equal(605, err.code)
+    assert.are.same({ "vendor", 605, true }, { err.kind, err.code, err.is_local })
     assert.matches("expired", err.message)
   end)
 

@@ -398,13 +398,15 @@ describe("xml.reader", function()
       return table.concat(t)
     end
     local function item(i)
-      local kind = math.random(6)
+      local kind = math.random(8)
       local body
       if kind == 1 then body = "<v>" .. text(math.random(0, 1500)) .. "</v>"
       elseif kind == 2 then body = "<![CDATA[ <it> > ]]>" .. text(math.random(0, 40))
       elseif kind == 3 then body = "<!-- it > <it> -->" .. text(math.random(0, 20))
       elseif kind == 4 then body = ('<w a="x>it>y" b=\'%s>\'/>'):format(("z"):rep(math.random(0, 700)))
       elseif kind == 5 then body = "<p:v xmlns:p='u'>" .. text(3) .. "</p:v>"
+      elseif kind == 6 then body = '<!-- <it a="' .. text(math.random(0, 900)) .. " -->"
+      elseif kind == 7 then body = "<![CDATA[ <p:it b='" .. text(math.random(0, 900)) .. "]]>"
       else body = text(math.random(0, 10)) end
       local attr = ("q>"):rep(math.random(0, 3) == 0 and math.random(0, 400) or 1)
       if math.random(4) == 1 then return ('<it n="%d" q="%s"/>'):format(i, attr) end
@@ -429,6 +431,83 @@ describe("xml.reader", function()
       assert.is_nil(err, ("seed %d round %d"):format(seed, round))
       assert.are.equal(n, #items)
       for i = 1, n do assert.are.equal(tostring(i), items[i].n) end
+    end
+  end)
+
+  -- Passes on the build before the comment-aware pre-scan too: libxml2
+  -- reports what follows the root, and next() reads to the end.
+  it("junk after a root element named like the tag is an error (string or file)", function()
+    local roots = {
+      function(n) return "<it>" .. ("y"):rep(n) .. "</it>" end,
+      function(n) return "<it a='>'><b>" .. ("y"):rep(n) .. "</b></it>" end,
+      function(n) return "<?xml version='1.0'?>\n<p:it xmlns:p='u'>" .. ("<c>1</c>"):rep(n % 97) .. "</p:it>" end,
+      function(n) return ("<it a='%s'/>"):format(("q>"):rep(n % 300)) end,
+    }
+    local junks = { "junk", "<x/>", "<it/>", "<it>2</it>", "</it>", "&amp;", "<![CDATA[x]]>", "\n<!-- c -->\n<x/>", "<it" }
+    for k, root in ipairs(roots) do
+      for _, n in ipairs({ 0, 1, 495, 503, 507, 508, 509, 510, 511, 1020, 65530, 65536 }) do
+        for _, junk in ipairs(junks) do
+          local doc = root(n) .. (n % 2 == 0 and "" or "\n ") .. junk
+          local sources = { { string = doc } }
+          if n > 1000 or n % 5 == 0 then sources[2] = { file = write_tmp(doc) } end
+          for _, source in ipairs(sources) do
+            local got = {}
+            for item, err in xml.each(source, "it") do got[#got + 1] = item or err end
+            local last = got[#got]
+            assert.is_string(last, ("root %d, %d bytes, then %q (%s)"):format(k, n, junk, next(source)))
+            assert.matches("^line %d+: ", last)
+            -- the root, if yielded at all, comes whole before the error
+            assert.is_true(#got <= 2)
+          end
+        end
+      end
+      -- whitespace, comments and PIs after the root are allowed
+      local doc = root(7) .. "\n  <!-- c --> <?pi x?>\n"
+      for _, source in ipairs({ { string = doc }, { file = write_tmp(doc) } }) do
+        local items, err = collect_all(source, "it")
+        assert.is_nil(err)
+        assert.are.equal(1, #items)
+      end
+    end
+  end)
+
+  -- Failed before the pre-scan knew comments, CDATA, PIs and the DOCTYPE: the
+  -- fake tag's open quote hid the ends of the items that followed, so items
+  -- shared a piece with the malformation and were lost.
+  it("a tag-like text with an open quote in a comment, CDATA, PI or DOCTYPE does not hide items", function()
+    local fakes = {
+      '<!-- <it a="x -->', "<!-- <it a='x -->", "<!--<it a=\"x--><!-- ' -->",
+      '<![CDATA[ <it a="x ]]>', '<?pi <it a="x ?>', '<?pi <it a="x??>',
+    }
+    local doctypes = {
+      "<!DOCTYPE r [ <!ENTITY e \"<it a='x\"> ]>",
+      "<!DOCTYPE r [ <!-- <it a=\"x --> ]>", -- (libxml2's push parser rejects a quote in a PI there)
+      "<!DOCTYPE r SYSTEM \"<it a='x]\">",
+    }
+    local function check(doc, want, pattern, label)
+      for _, source in ipairs({ { string = doc }, { file = write_tmp(doc) } }) do
+        local items, err = collect_all(source, "it")
+        assert.are.equal(want, #items, label .. " " .. next(source))
+        for i = 1, want do assert.are.equal(tostring(i), items[i]) end
+        if pattern then assert.matches(pattern, err, 1, true) else assert.is_nil(err, label) end
+      end
+    end
+    for f, fake in ipairs(fakes) do
+      for _, pad in ipairs({ 0, 1, 200, 490, 505, 510, 511, 600, 1021 }) do
+        local before = "<r>" .. ("<x/>"):rep(math.floor(pad / 4)) .. ("\n"):rep(pad % 4)
+        local items = "<it>1</it><it>2</it><it>3</it>"
+        check(before .. fake .. items .. "&bogus;</r>", 3, "bogus", ("fake %d pad %d"):format(f, pad))
+        check(before .. fake .. items .. "<bad></r>", 3, "mismatch", ("fake %d pad %d"):format(f, pad))
+        check(before .. fake .. items .. "</r>", 3, nil, ("fake %d pad %d"):format(f, pad))
+        if not fake:find("CDATA", 1, true) then -- the fake before the root
+          check(fake .. "\n<r>" .. items .. "<bad></r>", 3, "mismatch", ("fake %d first"):format(f))
+        end
+      end
+    end
+    for d, doctype in ipairs(doctypes) do
+      local doc = '<?xml version="1.0"?>\n' .. doctype .. "\n<r><it>1</it><it>2</it>"
+      check(doc .. "</r>", 2, nil, "doctype " .. d)
+      check(doc .. "<bad></r>", 2, "mismatch", "doctype " .. d)
     end
   end)
 

@@ -54,7 +54,16 @@ local function required_text(p, criteria)
   return text
 end
 
+-- The contact_fields placeholder (`champs` in the catalogue) is not a
+-- parameter of its own: each annex 4.1 field is given at the top level.
+local function contact_fields_line(p)
+  return ("| annex 4.1 fields: `v_nom`, `v_prenom`, `v_mail`... | | each its own parameter "
+    .. "(`{ v_nom = \"Durand\", v_mail = \"...\" }`), never a `champs` table; see [Contact fields](#contact-fields) | %s |")
+    :format(cell(p.description))
+end
+
 local function param_line(p, criteria)
+  if p.type == "contact_fields" then return contact_fields_line(p) end
   local what = { p.type }
   if p.format then what[#what + 1] = "format " .. p.format end
   if p.max then what[#what + 1] = "max " .. p.max end
@@ -131,6 +140,12 @@ add("`filtre` adds `filtre=1` (the only value the spec allows); spaces are writt
 local page_names = {}
 for name in pairs(catalogue.pages) do page_names[#page_names + 1] = name end
 table.sort(page_names)
+add("")
+add("Every page also takes:")
+add("")
+add("| parameter | required | type | meaning |")
+add("|---|---|---|---|")
+for _, p in ipairs(catalogue.page_global_params) do add(param_line(p)) end
 for _, name in ipairs(page_names) do
   local page = catalogue.pages[name]
   add("")
@@ -141,6 +156,21 @@ for _, name in ipairs(page_names) do
     add("|---|---|---|---|")
     for _, p in ipairs(page.params) do add(param_line(p, page.filter_criteria)) end
   end
+end
+add("")
+add('## <a id="contact-fields"></a>Contact fields (annex 4.1)')
+add("")
+add("What `ws_ccontact` and `ws_modification_contact` take at the top level (send name) and what")
+add("`ws_info_contact` answers (receive name); either name is accepted when sending.")
+add("")
+add("| send | receive | type | meaning |")
+add("|---|---|---|---|")
+for _, f in ipairs(catalogue.contact_fields) do
+  local what = { f.type }
+  if f.format then what[#what + 1] = "format " .. f.format end
+  if f.max then what[#what + 1] = "max " .. f.max end
+  add(("| `%s` | %s | %s | %s |"):format(f.send, f.receive and ("`" .. f.receive .. "`") or "",
+    cell(table.concat(what, "; ")), cell(f.description .. (f.note and (". " .. f.note) or ""))))
 end
 add("")
 local text = table.concat(out, "\n")

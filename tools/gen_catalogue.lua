@@ -29,7 +29,7 @@ local KEY_ORDER = {
   -- services, params, fields
   "code", "name", "send", "receive", "mode", "section", "title", "summary", "path",
   "method", "methods_accepted", "host", "auth", "auth_modes", "fixed",
-  "direction", "response", "envelope", "xml_arrays", "xml_integers", "codes", "codes_likely",
+  "direction", "response", "envelope", "xml_arrays", "xml_each", "xml_integers", "codes", "codes_likely",
   "codes_as_printed", "obsolete_params",
   "required", "required_when", "required_in_mode", "required_with_any", "required_unless",
   "filter_criteria", "type", "format", "max", "enum", "default",
@@ -310,6 +310,12 @@ local CATALOGUE_XML_ARRAYS = {
   "SALLE", "SPECTACLE", "ZONE",
 }
 
+-- What a show's catalogue holds (ws_cat_spectacle, ws_det_spectacle,
+-- ws_det_representation): see the OVERRIDES below.
+local SHOW_XML_EACH = { "CATEGORIE_PUBLIQUE", "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE", "ZONE" }
+-- The ids of the catalogue XML read as integers (OVERRIDES below).
+local CATALOGUE_XML_IDS = { "ID", "IDENT", "REP_SALLE", "SALLE_ID", "SALLE_MERE_ID" }
+
 -- Objects (annex 4.3-4.6 and 2.6.4.2) that base64_json / json params carry.
 -- list = the param is a JSON array of such objects (examples of 4.3.1,
 -- 4.5.1, 2.6.4.4); otherwise a single object (2.6.2.3, 4.6.1.1).
@@ -329,6 +335,15 @@ local PARAM_OBJECTS = {
 ---------------------------------------------------------------------------
 
 local APOS = "\u{2019}" -- the seed's typographic apostrophe
+
+-- x_rsi_provenance (2.7.1.3, l.4177 ...&x_rsi_provenance=http%3A%2F%2F127.0.0.1):
+-- the origin as is; the link encodes it whole, "/" included (query_encoding
+-- "component"). A value with %XX in it was encoded already: it is decoded
+-- once first, so it is never encoded twice.
+local PROVENANCE = {
+  format = "origin, e.g. http://127.0.0.1 (sent as http%3A%2F%2F127.0.0.1; an already encoded value is not encoded twice)",
+  query_encoding = "component",
+}
 
 local OVERRIDES = {
   -- Titles: the seed headings use the typographic apostrophe (U+2019); the
@@ -383,11 +398,70 @@ local OVERRIDES = {
     },
     why = "seed 2.3.3.2, l.1164-1166; annex 4.7, l.6444-6462" },
 
+  -- The catalogue XML (2.1.x.3 refer to SPT_RSI_XML_Vx.pdf, not in the
+  -- seed; element names: reference 6.2, observed in a public integration).
+  -- xml_each: the repeated elements each answer holds, i.e. the tags
+  -- c:call(ws, { each = TAG }) accepts, from what the seed says each
+  -- service returns: the whole catalogue "salles, grilles tarifaire,
+  -- articles, abonnements" (2.1.1.1, l.165), the shows (2.1.2.1, one show
+  -- or performance: 2.1.5, 2.1.6) with the venues and price grids their
+  -- performances use (reference 6.2), the subscriptions (2.1.3, 2.1.7),
+  -- the shop articles (2.1.4, 2.1.8).
+  -- xml_integers: ids the seed types "Entier long" with numeric examples:
+  -- SPECTACLE IDENT = id_spectacle (l.420) = ref_spect (l.2218);
+  -- REPRESENTATION ID = id_representation (l.465) = ref_rep (l.2216);
+  -- ABONNEMENT ID = id_abonnement (l.511); ARTICLE ID = id_article (l.556)
+  -- = ref_article (l.2256); CATEGORIE_PUBLIQUE ID = ref_categ (l.2214);
+  -- SALLE_ID, SALLE_MERE_ID, REP_SALLE = id_salle (l.2797). The names are
+  -- not scoped by element: GRILLE and ZONE IDs (no seed id) come as
+  -- integers too. Labels, dates, prices ("5,5") and TS_MODIF stay text.
+  { service = "ws_programmation", set = { xml_each = CATALOGUE_XML_ARRAYS, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.1.1, l.165; ids: l.420, 465, 511, 556, 2214, 2797" },
+  { service = "ws_cat_spectacle", set = { xml_each = SHOW_XML_EACH, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.2.1; ids: l.420, 465, 2214, 2797" },
+  { service = "ws_det_spectacle", set = { xml_each = SHOW_XML_EACH, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.5.1; ids: l.420, 465, 2214, 2797" },
+  { service = "ws_det_representation", set = { xml_each = SHOW_XML_EACH, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.6.1; ids: l.420, 465, 2214, 2797" },
+  { service = "ws_cat_abonnement", set = { xml_each = { "ABONNEMENT" }, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.3.1; id: l.511" },
+  { service = "ws_det_abonnement", set = { xml_each = { "ABONNEMENT" }, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.7.1; id: l.511" },
+  { service = "ws_cat_article", set = { xml_each = { "ARTICLE" }, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.4.1; id: l.556" },
+  { service = "ws_det_article", set = { xml_each = { "ARTICLE" }, xml_integers = CATALOGUE_XML_IDS },
+    why = "seed 2.1.8.1; id: l.556" },
+
   { service = "ws_modification_contact",
     order = { "id_formulaire", "champs", "maj_code_envoi", "liste_maj_code_envoi",
               "maj_interet", "liste_maj_interet", "Adresses", "id_contact",
               "Niveau_de_relations", "v_passe", "v_passec" },
     why = "seed 2.3.3.2 / 2.3.3.3, l.1173-1352 (parameter order)" },
+
+  -- What one service requires or refuses of the object a param carries
+  -- (params.lua checks it before sending, as organisme.<attribute>): the
+  -- modification needs the record's id, the creation leaves to the vendor
+  -- what it fills.
+  { service = "ws_organisme_modification", param = "organisme",
+    param_set = { required_attributes = { "id_organisme" } },
+    why = "seed 2.6.3.2 l.3569 and 2.6.3.3 l.3608: L'attribut id_organisme doit être renseigné" },
+  { service = "ws_organisme_creation", param = "organisme",
+    param_set = { refused_attributes = { "id_organisme", "date_creation", "fiche_supprimee" } },
+    why = "seed 2.6.2.5 l.3493: date_creation, id_organisme et fiche_supprimee sont retournés remplis" },
+
+  -- x_rsi_provenance: the caller gives the origin, pages.url encodes it
+  { service = "postmessage", param = "x_rsi_provenance", param_set = PROVENANCE,
+    why = "seed 2.7.1.3 l.4177: x_rsi_provenance=http%3A%2F%2F127.0.0.1" },
+}
+
+-- Attributes of the annex objects the reference does not list.
+local OBJECT_OVERRIDES = {
+  -- the input item of Niveau_de_relations is {Niveau_relation, checked};
+  -- the 4.5 table lists the stored record only
+  { object = "niveau_de_relations",
+    add = { { name = "checked", type = "boolean",
+              description = "true adds the relation level, false removes it" } },
+    why = "seed 4.5.1 l.6245 (repose sur l'attribut checked), example l.6266 \"checked\": true" },
 }
 
 ---------------------------------------------------------------------------
@@ -572,6 +646,8 @@ local function convert_service(s)
     response = s.response,
     envelope = s.envelope,
     xml_arrays = xml_arrays,
+    -- the catalogue XML's come from OVERRIDES (per service, from the seed)
+    xml_each = s.envelope ~= "xml_catalogue" and xml_arrays or nil,
     xml_integers = s.response == "xml" and xml_integers_of(s.response_schema) or nil,
     direction = s.direction,
     params = params,
@@ -679,6 +755,22 @@ end
 
 local build_pages  -- defined below
 
+-- The params of every page (3.15), x_rsi_provenance given as an origin.
+local function page_global_params()
+  local list, found = {}, false
+  for i, p in ipairs(REF.page_global_params) do
+    local q = {}
+    for k, v in pairs(p) do q[k] = v end
+    if q.name == "x_rsi_provenance" then
+      for k, v in pairs(PROVENANCE) do q[k] = v end
+      found = true
+    end
+    list[i] = q
+  end
+  assert(found, "no page param x_rsi_provenance")
+  return list
+end
+
 local function build_catalogue()
   local all, order = {}, {}
   for _, s in ipairs(REF.services) do
@@ -686,6 +778,9 @@ local function build_catalogue()
     order[#order + 1] = s.name
   end
   apply_overrides(all)
+  for name, svc in pairs(all) do   -- each = TAG is refused unless listed: none may be forgotten
+    assert(svc.response ~= "xml" or svc.xml_each, "no xml_each for the XML service " .. name)
+  end
 
   local services, pushes = {}, {}
   for _, name in ipairs(order) do
@@ -728,6 +823,29 @@ local function build_catalogue()
       objects.organisme_contact = { section = "2.6.4.2", fields = p.items }
     end
   end
+  for _, o in ipairs(OBJECT_OVERRIDES) do
+    local obj = assert(objects[o.object], "override for unknown object " .. o.object)
+    for _, f in ipairs(o.add) do
+      for _, g in ipairs(obj.fields) do
+        assert(g.name ~= f.name, "override adds an existing attribute " .. o.object .. "." .. f.name)
+      end
+      obj.fields[#obj.fields + 1] = f
+    end
+  end
+  -- a service's attribute rules name attributes of the param's object
+  for name, svc in pairs(services) do
+    for _, p in ipairs(svc.params or {}) do
+      for _, list in ipairs { p.required_attributes or {}, p.refused_attributes or {} } do
+        for _, attr in ipairs(list) do
+          local found = false
+          for _, f in ipairs(assert(objects[p.object], name .. "." .. p.name .. " has no object").fields) do
+            found = found or f.name == attr
+          end
+          assert(found, name .. "." .. p.name .. ": unknown attribute " .. attr)
+        end
+      end
+    end
+  end
 
   local secrets = {}
   for _, n in ipairs(SECRETS) do secrets[n] = true end
@@ -746,7 +864,7 @@ local function build_catalogue()
     password_rules = REF.password_rules,
     languages = REF.languages,
     pages = build_pages(),
-    page_global_params = REF.page_global_params,
+    page_global_params = page_global_params(),
     b2b_return = REF.b2b_return,
   }
 end
@@ -836,8 +954,14 @@ local CATALOGUE_HEADER = [[
 --                      name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
---                      field each. xml_arrays: XML elements that are lists;
---                      xml_integers: leaf elements read as integers.
+--                      field each. required_attributes /
+--                      refused_attributes: attributes of the param's object
+--                      this service needs / refuses (organisme.id_organisme).
+--                      xml_arrays: XML elements that are lists;
+--                      xml_each: the repeated elements the answer holds
+--                      (the tags c:call(ws, { each = TAG }) accepts);
+--                      xml_integers: leaf elements and attributes read as
+--                      integers.
 --   pushes[name]       what the ticketing side sends to the integrator or
 --                      the browser (informational, same shape).
 --   contact_fields     annex 4.1 (send -> receive), in the seed's order,
@@ -846,6 +970,8 @@ local CATALOGUE_HEADER = [[
 --   objects            annex 4.3-4.6 and the 2.6.4.2 contact item.
 --   pages[name]        chapter 3 pages (GET, HTML) with their own params;
 --                      page_global_params apply to every page (3.15);
+--                      query_encoding "component": the value is encoded
+--                      whole in the link, "/" too (x_rsi_provenance);
 --                      b2b_return is the return URL of 3.15.4.
 ]]
 

@@ -18,8 +18,14 @@
 --                      name[<key>]=v; base64_json = base64 of
 --                      minified JSON; json = plain JSON; contact_fields = the
 --                      annex 4.1 fields (contact_fields[].send), one form
---                      field each. xml_arrays: XML elements that are lists;
---                      xml_integers: leaf elements read as integers.
+--                      field each. required_attributes /
+--                      refused_attributes: attributes of the param's object
+--                      this service needs / refuses (organisme.id_organisme).
+--                      xml_arrays: XML elements that are lists;
+--                      xml_each: the repeated elements the answer holds
+--                      (the tags c:call(ws, { each = TAG }) accepts);
+--                      xml_integers: leaf elements and attributes read as
+--                      integers.
 --   pushes[name]       what the ticketing side sends to the integrator or
 --                      the browser (informational, same shape).
 --   contact_fields     annex 4.1 (send -> receive), in the seed's order,
@@ -28,6 +34,8 @@
 --   objects            annex 4.3-4.6 and the 2.6.4.2 contact item.
 --   pages[name]        chapter 3 pages (GET, HTML) with their own params;
 --                      page_global_params apply to every page (3.15);
+--                      query_encoding "component": the value is encoded
+--                      whole in the link, "/" too (x_rsi_provenance);
 --                      b2b_return is the return URL of 3.15.4.
 return {
   source = "Spécifications techniques L@billetterie, revision 13 (02/2024)",
@@ -70,6 +78,11 @@ return {
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
       },
+      xml_each = { "ABONNEMENT" },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
+      },
       codes = {},
       codes_likely = {},
       note = "Output structure is defined in section 2 ('Les sections du fichier XML') of the vendor document SPT_RSI_XML_Vx.pdf, which is NOT available. See the 'Observed in a public integration' section for what is known and for the inferred sandbox shape.",
@@ -93,6 +106,11 @@ return {
       xml_arrays = {
         "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE", "GRILLE",
         "REPRESENTATION", "SALLE", "SPECTACLE", "ZONE",
+      },
+      xml_each = { "ARTICLE" },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
       },
       codes = {},
       codes_likely = {},
@@ -141,6 +159,7 @@ return {
       response = "xml",
       envelope = "xml_xmlrequest",
       xml_arrays = { "caddy" },
+      xml_each = { "caddy" },
       xml_integers = { "montant" },
       codes = {},
       codes_likely = { 4 },
@@ -216,6 +235,14 @@ return {
         "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE",
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
+      },
+      xml_each = {
+        "CATEGORIE_PUBLIQUE", "GRILLE", "REPRESENTATION",
+        "SALLE", "SPECTACLE", "ZONE",
+      },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
       },
       codes = {},
       codes_likely = {},
@@ -401,6 +428,11 @@ return {
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
       },
+      xml_each = { "ABONNEMENT" },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
+      },
       codes = {},
       codes_likely = { 101, 102, 103, 104 },
       note = "Output structure is defined in section 2 ('Les sections du fichier XML') of the vendor document SPT_RSI_XML_Vx.pdf, which is NOT available. See the 'Observed in a public integration' section for what is known and for the inferred sandbox shape.",
@@ -428,6 +460,7 @@ return {
       response = "xml",
       envelope = "xml_caddy",
       xml_arrays = { "article", "billet", "carte", "prestation" },
+      xml_each = { "article", "billet", "carte", "prestation" },
       xml_integers = {
         "frais", "id_detail", "montant", "prix_total",
         "prix_unitaire", "qtte", "ref_article", "ref_categ",
@@ -467,6 +500,11 @@ return {
         "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE", "GRILLE",
         "REPRESENTATION", "SALLE", "SPECTACLE", "ZONE",
       },
+      xml_each = { "ARTICLE" },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
+      },
       codes = {},
       codes_likely = { 301, 302, 303 },
       note = "Output structure is defined in section 2 ('Les sections du fichier XML') of the vendor document SPT_RSI_XML_Vx.pdf, which is NOT available. See the 'Observed in a public integration' section for what is known and for the inferred sandbox shape.",
@@ -498,6 +536,14 @@ return {
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
       },
+      xml_each = {
+        "CATEGORIE_PUBLIQUE", "GRILLE", "REPRESENTATION",
+        "SALLE", "SPECTACLE", "ZONE",
+      },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
+      },
       codes = {},
       codes_likely = { 204, 205, 206, 207 },
       note = "Output structure is defined in section 2 ('Les sections du fichier XML') of the vendor document SPT_RSI_XML_Vx.pdf, which is NOT available. See the 'Observed in a public integration' section for what is known and for the inferred sandbox shape.",
@@ -528,6 +574,14 @@ return {
         "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE",
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
+      },
+      xml_each = {
+        "CATEGORIE_PUBLIQUE", "GRILLE", "REPRESENTATION",
+        "SALLE", "SPECTACLE", "ZONE",
+      },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
       },
       codes = {},
       codes_likely = { 201, 202, 203 },
@@ -1209,6 +1263,10 @@ return {
           format = "base64(minified JSON organisme object, annex 4.4)",
           object = "organisme",
           description = "The organisation. Object of annex 4.4 minus read-only attributes. intitule and nature are mandatory (903 otherwise).",
+          refused_attributes = {
+            "id_organisme", "date_creation",
+            "fiche_supprimee",
+          },
         },
         {
           name = "adresses",
@@ -1279,6 +1337,7 @@ return {
           object = "organisme",
           description = "The organisation; id_organisme must be set; intitule and nature must be present and non-empty.",
           note = "The 2.6.3 table says 'Objet organisme au format json' without mentioning base64 (2.6.2 does); emulator accepts both (plain JSON if the value starts with '{').",
+          required_attributes = { "id_organisme" },
         },
         {
           name = "adresses",
@@ -1330,6 +1389,14 @@ return {
         "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE",
         "GRILLE", "REPRESENTATION", "SALLE", "SPECTACLE",
         "ZONE",
+      },
+      xml_each = {
+        "ABONNEMENT", "ARTICLE", "CATEGORIE_PUBLIQUE", "GRILLE",
+        "REPRESENTATION", "SALLE", "SPECTACLE", "ZONE",
+      },
+      xml_integers = {
+        "ID", "IDENT", "REP_SALLE", "SALLE_ID",
+        "SALLE_MERE_ID",
       },
       codes = {},
       codes_likely = {},
@@ -1481,6 +1548,7 @@ return {
       response = "xml",
       envelope = "xml_notify",
       xml_arrays = {},
+      xml_each = {},
       xml_integers = {
         "id_clistru", "id_contact", "id_organisme",
       },
@@ -1516,8 +1584,9 @@ return {
         {
           name = "x_rsi_provenance",
           type = "string",
-          format = "URL-encoded origin, e.g. http%3A%2F%2F127.0.0.1",
+          format = "origin, e.g. http://127.0.0.1 (sent as http%3A%2F%2F127.0.0.1; an already encoded value is not encoded twice)",
           description = "Query parameter of the iframe URL: origin of the parent (used when the Referer is not usable).",
+          query_encoding = "component",
         },
         {
           name = "x_rsi_iframe",
@@ -1541,6 +1610,9 @@ return {
       response = "xml",
       envelope = "xml_caddy",
       xml_arrays = {
+        "article", "billet", "carte", "prestation",
+      },
+      xml_each = {
         "article", "billet", "carte", "prestation",
       },
       xml_integers = {
@@ -2200,6 +2272,11 @@ return {
           type = "string",
           max = 40,
           description = "Relation level label",
+        },
+        {
+          name = "checked",
+          type = "boolean",
+          description = "true adds the relation level, false removes it",
         },
       },
       input_item = {
@@ -3271,8 +3348,9 @@ return {
       name = "x_rsi_provenance",
       required = false,
       type = "string",
-      format = "URL-encoded origin",
+      format = "origin, e.g. http://127.0.0.1 (sent as http%3A%2F%2F127.0.0.1; an already encoded value is not encoded twice)",
       description = "Origin of the parent page for the PostMessage API (2.7.1.3).",
+      query_encoding = "component",
     },
     {
       name = "x_rsi_iframe",

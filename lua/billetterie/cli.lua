@@ -121,13 +121,30 @@ local function value_of(name, v)
   return v
 end
 
--- JSON with sorted keys and indentation, for people.
-local function pretty(v, indent)
+-- Fields whose empty value prints as []. lua-cjson 2.1.0 (Debian) decodes []
+-- and {} alike to an empty table (it has no decode_array_with_array_mt), so
+-- an empty table is a list by the name of its field: liste_* or *_liste, or
+-- a name the vendor's answers (seed, sandbox) only ever use for lists. Any
+-- other empty table, an empty item of a list and an empty payload (its
+-- field is ours) print as {}; a table marked with json.array prints as [].
+local LIST_FIELDS = {}
+for name in ("contacts adresses historique valeur option option_value option_code code_envoi formulaire "
+  .. "action_fieldset interet"):gmatch("%S+") do LIST_FIELDS[name] = true end
+
+local function is_list(v, name)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__jsontype == "array" or type(name) == "string"
+    and (LIST_FIELDS[name] or name:find("^liste_") ~= nil or name:find("_liste$") ~= nil)
+end
+
+-- JSON with sorted keys and indentation, for people; `name` is the field
+-- holding v (see LIST_FIELDS).
+local function pretty(v, indent, name)
   indent = indent or ""
   if type(v) ~= "table" then return cjson.encode(v) end
+  if next(v) == nil then return is_list(v, name) and "[]" or "{}" end
   local inner = indent .. "  "
-  if #v > 0 or next(v) == nil then
-    if next(v) == nil then return "{}" end
+  if #v > 0 then
     local parts = {}
     for i = 1, #v do parts[i] = inner .. pretty(v[i], inner) end
     return "[\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "]"
@@ -139,7 +156,7 @@ local function pretty(v, indent)
   for i, k in ipairs(keys) do
     local value = v[k]
     if value == nil then value = v[tonumber(k)] end
-    parts[i] = inner .. cjson.encode(k) .. ": " .. pretty(value, inner)
+    parts[i] = inner .. cjson.encode(k) .. ": " .. pretty(value, inner, k)
   end
   return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
 end
@@ -154,7 +171,9 @@ the answer as it came over the wire, unmasked). Values are strings; name[]=v
 repeats for lists. name=- reads the value from stdin (one line) and
 name=env:VAR from the environment variable VAR: use them for passwords
 (web_passe=-), which `ps` would show on the command line. Contact passwords
-in an answer are printed as "***". Credentials come from the environment or
+in an answer are printed as "***". each=TAG streams an XML answer (the
+catalogue: each=SPECTACLE): one JSON document per TAG element, printed as it
+comes (not with --raw). Credentials come from the environment or
 the config file (the environment fills what the file and --url leave out):
 a Lua file returning billetterie.new's options, which may read the
 environment (password = os.getenv("MY_PW")) but not files or commands.
@@ -170,8 +189,10 @@ argument after SCRIPT.lua is the script's). Exit status: 0, 1 if the
 script raised an error (its message on stderr), 2 usage.]],
   import = [[
 usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE]
-                          [--concurrency N] [--rate N] [--take-over] [--url URL]
-                          [--config FILE]
+                          [--concurrency N] [--rate N] [--feed-margin SECONDS]
+                          [--take-over] [--url URL] [--config FILE]
+       billetterie import [FILE.csv] [--journal FILE] --settle LINE=ID|LINE=absent
+                          [--take-over]
 
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is
@@ -184,15 +205,42 @@ server before anything is sent again; one not found yet stays "unknown"
 until a later run. The map must not set organisme.code_libre_stru (the
 import's marker), and no one may edit that field before the import ends.
 --concurrency: calls at once (8); --rate: at most N calls a second.
+--feed-margin: how far (seconds, 0 to 86400) before a lost answer's time
+the change feed is read; 43200 (12 h) by default, safe whatever the
+server's time zone but a long list. Lower it (e.g. 0) only when the server
+and this machine share a time zone (both in metropolitan France): the
+lookup stays short.
+--settle: a record still unknown (its lookup keeps failing, e.g. timing
+out on a long list) once looked for on the server by hand, as the organisme
+whose code_libre_stru is "PREFIX:LINE" (the prefix is in the message of the
+run): LINE=ID marks it created as organisme ID, LINE=absent puts it back
+to be sent again by the next run. Refused for a record that is not unknown.
 A journal in use by a run of another host is never taken over by itself (a
 paused run would send what it held on resuming): once that run is known to
 be dead, run again with --take-over. Progress on stderr.
-Exit status: 0 every record created, 1 some failed, unknown or not sent (or
-the import could not run: an unreadable CSV, a journal in use or busy, a
-sent record changed), 2 usage (bad options, a journal or report path that
-cannot be used, a map that sets the marker).]],
+Exit status: 0 every record created (or settled), 1 some failed, unknown or
+not sent (or the import could not run: an unreadable CSV, a journal in use
+or busy, a sent record changed; or the record cannot be settled), 2 usage
+(bad options, a journal or report path that cannot be used, a map that sets
+the marker).]],
 }
 cli.HELP = HELP
+
+-- call WS each=TAG: one document per streamed element, printed as it
+-- comes; a failure after some were printed still exits 1.
+local function call_each(c, name, params)
+  -- a tag that is not a string, or a JSON service, raises in the client
+  local ok, items, state, init = pcall(c.call, c, name, params)
+  if not ok then die("billetterie call: " .. tostring(items):gsub("^[^:]*:%d+: ", ""), 2) end
+  for item, err in items, state, init do
+    if not item then
+      io.stderr:write(tostring(err), "\n")
+      return 1
+    end
+    print(pretty(errors.mask(item, MASKED)))
+  end
+  return 0
+end
 
 function cli.call(args)
   local opts, rest = parse(args, { raw = "flag", config = "value", url = "value" })
@@ -213,6 +261,9 @@ function cli.call(args)
       params[k] = v
     end
   end
+  if params.each ~= nil and opts.raw then
+    die("billetterie call: --raw prints the whole answer, each=TAG its elements: give one of them", 2)
+  end
   local raw
   local extra = {}
   if opts.raw then   -- keep what the transport returned, as it came
@@ -224,6 +275,7 @@ function cli.call(args)
     end }
   end
   local c = client(opts, extra)
+  if params.each ~= nil then return call_each(c, name, params) end
   local msg, statut = c:call(name, params, nil)
   if msg == nil then
     io.stderr:write(tostring(statut), "\n")
@@ -276,15 +328,49 @@ local function number_option(opts, name, whole)
   return n
 end
 
+-- import --settle LINE=ID|LINE=absent: one unknown record settled by hand.
+local function settle(opts, rest)
+  for _, name in ipairs{ "map", "report", "concurrency", "rate", "feed-margin" } do
+    if opts[name] then die("billetterie import: --settle takes no --" .. name .. "\n" .. HELP.import, 2) end
+  end
+  if rest[2] or not (opts.journal or rest[1]) then die(HELP.import, 2) end
+  local line, what = opts.settle:match("^(%d+)=(%w+)$")
+  local id = what and what:match("^%d+$") and tonumber(what)
+  if not line or tonumber(line) < 1 or not (what == "absent" or (id and id >= 1)) then
+    die("billetterie import: --settle is LINE=ID_ORGANISME or LINE=absent, got " .. opts.settle, 2)
+  end
+  local done, err = require("billetterie.bulk").settle{
+    journal = opts.journal or (rest[1] .. ".journal.db"), line = tonumber(line),
+    id_organisme = what ~= "absent" and id or nil, absent = what == "absent" or nil,
+    take_over = opts["take-over"] or nil,
+  }
+  if not done then   -- a journal path that cannot be used is a usage mistake
+    local usage = err.param == "journal" and not err.retryable
+    die("billetterie import: " .. tostring(err.message or err), usage and 2 or 1)
+  end
+  if done.state == "done" then
+    print(("record %d: created, organisme %d"):format(done.line, done.id_organisme))
+  else
+    print(("record %d: not created, the next run sends it again"):format(done.line))
+  end
+  return 0
+end
+
 function cli.import(args)
   local opts, rest = parse(args, { map = "value", journal = "value", report = "value",
                                    concurrency = "value", rate = "value", config = "value", url = "value",
-                                   ["take-over"] = "flag" })
+                                   ["take-over"] = "flag", ["feed-margin"] = "value", settle = "value" })
   if not opts then die(rest .. "\n" .. HELP.import, 2) end
   if opts.help then print(HELP.import) return 0 end
+  if opts.settle then return settle(opts, rest) end
   if not rest[1] or not opts.map or rest[2] then die(HELP.import, 2) end
   local concurrency = number_option(opts, "concurrency", true) or 8
   local rate = number_option(opts, "rate", false)
+  local margin = opts["feed-margin"]
+  local feed_margin = margin and tonumber(margin)
+  if margin and not (margin:match("^%d+%.?%d*$") and feed_margin <= 86400) then
+    die("billetterie import: --feed-margin must be a number of seconds from 0 to 86400, got " .. margin, 2)
+  end
   local map = load_data("map", opts.map)
   if type(map) ~= "table" and type(map) ~= "function" then
     die("billetterie import: " .. opts.map .. " must return a table { [\"organisme.intitule\"] = \"Column\" } "
@@ -294,6 +380,7 @@ function cli.import(args)
     client = client(opts), csv = rest[1], map = map,
     journal = opts.journal, report = opts.report or (rest[1] .. ".failures.csv"),
     concurrency = concurrency, rate = rate, progress = true, take_over = opts["take-over"] or nil,
+    feed_margin = feed_margin,
   }
   if not report then
     -- a path or map that cannot be used is a usage mistake; a busy journal

@@ -49,6 +49,17 @@ local function with_slash(url)
   return url:sub(-1) == "/" and url or url .. "/"
 end
 
+-- The password of a URL's userinfo (http://user:pw@host/), or nil.
+local function url_password(url)
+  return url and url:match("^https?://[^/@]-:([^/@]*)@")
+end
+
+-- A URL as it may be shown: the userinfo's password masked.
+local function shown_url(url)
+  return (url:gsub("^(https?://[^/@:]*):[^/@]*@", "%1:***@", 1))
+end
+Client.shown_url = shown_url
+
 -- billetterie.new{ url=, login=, password=, client_id=, timeout=10, ... }
 -- Option mistakes are programmer mistakes: they raise.
 function Client.new(opts)
@@ -120,12 +131,22 @@ function Client.new(opts)
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] then secrets.list[#secrets.list + 1] = opts[k] end
   end
+  -- a password written into a URL is a secret too: scrubbed from every
+  -- error text (as written and percent-decoded)
+  for _, u in ipairs{ self.url, self.api_url or "" } do
+    local pw = url_password(u)
+    if pw and pw ~= "" then
+      secrets.list[#secrets.list + 1] = pw
+      local plain = pw:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+      if plain ~= pw then secrets.list[#secrets.list + 1] = plain end
+    end
+  end
   secrets_of[self] = secrets
   return self
 end
 
 function Client:__tostring()
-  return ("billetterie client %s (login %s)"):format(self.url, tostring(self.login))
+  return ("billetterie client %s (login %s)"):format(shown_url(self.url), tostring(self.login))
 end
 
 -- code: the vendor's code for the same refusal where the spec has one
@@ -316,52 +337,6 @@ local FINISH = {
   end,
 }
 
--- An iterator that yields false, err once: how a streamed call reports a
--- failure inside a for-in loop (where nil would just end the loop).
-local function failing(err)
-  local sent = false
-  return function()
-    if sent then return nil end
-    sent = true
-    return false, err
-  end
-end
-
--- c:call("ws_name", { each = "TAG", ... }): the answer goes to a temporary
--- file and comes back one TAG element at a time, in bounded memory.
-function Client:_stream(service, fields, url, body, each)
-  local path = os.tmpname()
-  local request = {}  -- its own table: a `file` must not reach other calls
-  for k, v in pairs(self._request) do request[k] = v end
-  request.url, request.method, request.body, request.file = url, service.method, body, path
-  local status, _, content_type, errkind, errmsg, request_id, retry_after = self.transport:request(request)
-  local f = io.open(path, "rb")
-  local head = f and f:read(512) or ""
-  if errkind or status >= 400 or not head:match("^%s*<") or head:lower():match("^%s*<!doctype html")
-      or head:lower():match("^%s*<html") then
-    -- not an XML document: read what came (an error page or envelope) for the error
-    local rest = f and f:read(64 * 1024) or ""
-    if f then f:close() end
-    os.remove(path)
-    local _, err = self:_answer(service, fields, status, head .. rest, content_type, errkind, errmsg, request_id,
-      retry_after)
-    return failing(err or errors.new{ kind = "decode", ws = service.name, message = "the answer is not XML" })
-  end
-  f:close()
-  xml = xml or require "billetterie.xml"
-  local items = xml.each({ file = path }, each, XML_OPTIONS[service])
-  os.remove(path)   -- the reader holds the file open; nothing is left behind
-  local integers = XML_INTEGERS[service]
-  return function()
-    local item, err = items()
-    if item and integers then xml.integers(item, integers) end
-    if item == false then
-      return false, errors.new{ kind = "decode", ws = service.name, message = "malformed XML: " .. tostring(err) }
-    end
-    return item
-  end
-end
-
 -- Services that change the vendor's data: repeating one after a timeout
 -- could apply it twice, so they are retried only when the caller says the
 -- call is idempotent. Everything else reads (ws_idsession and ws_login
@@ -383,8 +358,11 @@ local function exchange(self, service, fields, url, body)
 end
 
 -- Sends a prepared request, pacing it and retrying what may be retried.
-function Client:_send(service, fields, url, body, opts)
+-- `fetch` replaces the one-attempt exchange (billetterie.stream's one
+-- writes the answer to a file): it returns a value | nil, err as exchange does.
+function Client:_send(service, fields, url, body, opts, fetch)
   local request = self._request
+  fetch = fetch or exchange
   local retries = opts and opts.retries or self.retries
   if WRITES[service.name] and not (opts and opts.idempotent) then retries = 0 end
   local attempt = 0
@@ -397,14 +375,14 @@ function Client:_send(service, fields, url, body, opts)
       -- programmer's mistake) must not leave the client unusable
       in_flight:acquire()
       local ok
-      ok, payload, statut = pcall(exchange, self, service, fields, url, body)
+      ok, payload, statut = pcall(fetch, self, service, fields, url, body)
       in_flight:release()
       if not ok then
         request.url, request.body = nil, nil
         error(payload, 0)
       end
     else
-      payload, statut = exchange(self, service, fields, url, body)
+      payload, statut = fetch(self, service, fields, url, body)
     end
     -- a server asking for a longer wait than retry_after_max is answered
     -- at once: the caller has err.retry_after to plan with
@@ -461,20 +439,15 @@ function Client:call(name, given, opts)
                             message = "unknown web service " .. name }
   end
   local each = given and given.each
-  if each ~= nil then
-    if type(each) ~= "string" or service.response ~= "xml" then
-      error("each = \"TAG\" streams the elements of an XML answer; " .. name .. " cannot", 2)
+  if each ~= nil then   -- streamed: billetterie.stream
+    if type(each) ~= "string" then error("each must be one tag name (a string)", 2) end
+    if service.response ~= "xml" then
+      error("each = \"TAG\" streams the elements of an XML answer; " .. name .. " does not answer XML", 2)
     end
-    local copy = {}
-    for k, v in pairs(given) do if k ~= "each" then copy[k] = v end end
-    given = copy
+    return require("billetterie.stream").call(self, service, given, opts)
   end
   local fields, url, body = self:_prepare(service, given or NO_PARAMS)
-  if not fields then
-    if each then return failing(url) end
-    return nil, url
-  end
-  if each then return self:_stream(service, fields, url, body, each) end
+  if not fields then return nil, url end
   if self.cache then   -- static or slow-changing answers: billetterie.client_cache
     client_cache = client_cache or require "billetterie.client_cache"
     if client_cache.applies(service, fields, opts) then
@@ -534,11 +507,12 @@ function Client:_prepare(service, given)
   if own then
     local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
     if missing then return invalid(name, missing, hint) end
-    body = core.form_encode(fields)
+    body = core.form_encode(fields, nil, params.maps(service))
   else
     local prefix, missing, hint = credentials_prefix(self, mode)
     if not prefix then return invalid(name, missing, hint) end
-    body = core.form_encode(fields, prefix)
+    -- the catalogue's maps are written keyed, whatever their keys
+    body = core.form_encode(fields, prefix, params.maps(service))
   end
   local url = self._urls[service]
   if not url then
@@ -582,5 +556,27 @@ for name, service in pairs(catalogue.services) do
   end
 end
 table.sort(Client.methods, function(a, b) return a.method < b.method end)
+
+-- c:historique_contact{} on a client (a session method) would fail with
+-- "attempt to call a nil value": the name of a session-only method reads
+-- as a callable that raises what to do instead. Not a function, so code
+-- testing type(c[name]) == "function" still finds it on the session only.
+-- c:login is not covered: `login` is the client's account name (an option
+-- of billetterie.new) and must stay a string.
+local SESSION_ONLY = { logout = true, status = true, remaining = true }
+for name, service in pairs(catalogue.services) do
+  if service.auth == "token" or service.auth == "ws_and_token" then SESSION_ONLY[(name:gsub("^ws_", ""))] = true end
+end
+SESSION_ONLY.login = nil
+local hints = {}
+for method in pairs(SESSION_ONLY) do
+  local says = ("%s needs a session: local s = c:session(); s:login(...); s:%s%s"):format(method, method,
+    (method == "logout" or method == "status" or method == "remaining") and "()" or "{}")
+  hints[method] = setmetatable({}, {
+    __call = function() error(says, 2) end,
+    __tostring = function() return "session method " .. method .. " (not on a client)" end,
+  })
+end
+setmetatable(Client, { __index = hints })
 
 return Client

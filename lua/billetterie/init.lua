@@ -27,7 +27,8 @@ local billetterie = {
 -- billetterie.from_env([extra options]): a client configured from the
 -- environment, so scripts never carry credentials: BILLETTERIE_URL,
 -- BILLETTERIE_LOGIN, BILLETTERIE_PASSWORD, BILLETTERIE_CLIENT, and for the
--- change feed BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN, BILLETTERIE_API_KEY.
+-- change feed BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN, BILLETTERIE_API_KEY,
+-- and BILLETTERIE_PWD_KEY (x_rsi_pwd_key of ws_modification_pwd).
 local ENV = {
   url = "BILLETTERIE_URL", login = "BILLETTERIE_LOGIN", password = "BILLETTERIE_PASSWORD",
   client_id = "BILLETTERIE_CLIENT", api_url = "BILLETTERIE_API_URL", api_login = "BILLETTERIE_API_LOGIN",

@@ -7,7 +7,8 @@
 --   pages.confirm_b2b(c, ret)              -- what the vendor says of that cart
 -- Parameters are checked like a web service's (types, formats, enumerations,
 -- "needs", date windows in order); the query keeps the spec's parameter
--- order, values percent-encoded. A filter criterion (the page's
+-- order, values percent-encoded (x_rsi_provenance, given as the origin
+-- http://127.0.0.1, whole: http%3A%2F%2F127.0.0.1). A filter criterion (the page's
 -- filter_criteria) sent without filtre adds filtre=1, the only value the spec
 -- allows, so the link is never silently unfiltered; filtre=0 is refused.
 local catalogue = require "billetterie.catalogue"
@@ -44,6 +45,19 @@ local function escape(s)
   return (s:gsub("[^%w%-%._~/]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- Params the catalogue marks query_encoding = "component" are encoded whole,
+-- "/" and ":" too: x_rsi_provenance=http%3A%2F%2F127.0.0.1 (2.7.1.3). An
+-- origin holds no "%": a value with %XX was encoded by the caller, so it is
+-- decoded once first and never comes out encoded twice.
+local function escape_component(s)
+  if s:find("%%%x%x") then s = s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end) end
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 -- url(base, name, given) -> absolute URL | nil, err
 function pages.url(base, name, given)
   if type(base) ~= "string" or not base:match("^https?://") then
@@ -63,7 +77,10 @@ function pages.url(base, name, given)
   local query = {}
   for _, p in ipairs(page.params) do
     local v = fields[p.name]
-    if v ~= nil then query[#query + 1] = p.name .. "=" .. escape(text(v)) end
+    if v ~= nil then
+      local encode = p.query_encoding == "component" and escape_component or escape
+      query[#query + 1] = p.name .. "=" .. encode(text(v))
+    end
   end
   local url = (base:sub(-1) == "/" and base or base .. "/") .. page.path
   if #query > 0 then url = url .. "?" .. table.concat(query, "&") end
@@ -76,10 +93,6 @@ function pages.names()
   for name in pairs(PAGES) do out[#out + 1] = name end
   table.sort(out)
   return out
-end
-
-local function unescape(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
 -- b2b_return(url_or_query) -> { idcaddy = "040708408135", cycle = "fin", paid = true }

@@ -150,19 +150,89 @@ local function required_because(spec, present, mode)
 end
 params.required_because = required_because
 
--- One attribute against its field: -> true | nil, reason, deeper path.
-local function check_attribute_value(f, v, t)
+-- Inside the JSON objects (annex 4.3-4.6, 2.6.4.2) a value is sent in the
+-- JSON type of its annex row: "Réél" a number (4.4 example "champ_libre6":
+-- 0), "Entier long" an integer, "Booléen" true/false (4.3 example
+-- "prioritaire": true). The vendor drops a value of another JSON type and
+-- still answers ok, so the update would be lost: text is converted where it
+-- reads only one way, anything else refused. -> value | nil, reason
+local JSON_TYPED = {
+  number = function(v)
+    if type(v) == "number" then
+      if v ~= v or v == 1 / 0 or v == -1 / 0 then return nil, "must be a finite number" end
+      return v
+    end
+    if type(v) == "string" then
+      if v:match("^%-?%d+$") or v:match("^%-?%d+%.%d+$") then return tonumber(v) end
+      -- "12,5": a French decimal is converted on purpose, never silently
+      if v:match("^%s*[-+]?[%d \194\160\226\128\175]+,%d+%s*$") then
+        return nil, "must be a number: a decimal comma is converted explicitly, with billetterie.decimal"
+      end
+    end
+    return nil, "must be a number (a Lua number, or digits with \".\" as decimal point)"
+  end,
+  integer = function(v)
+    local n = v
+    if type(v) == "string" and v:match("^%-?%d+$") then n = tonumber(v) end
+    if type(n) ~= "number" or n ~= floor(n) or n <= -2^53 or n >= 2^53 then
+      return nil, "must be an integer"
+    end
+    return math.tointeger and math.tointeger(n) or n
+  end,
+  boolean = function(v)
+    if v == true or v == 1 or v == "1" or v == "true" then return true end
+    if v == false or v == 0 or v == "0" or v == "false" then return false end
+    return nil, "must be a boolean (true/false, 1/0, \"true\"/\"false\")"
+  end,
+}
+
+-- A param's rules on its object's attributes in one service (catalogue
+-- required_attributes / refused_attributes: ws_organisme_modification needs
+-- organisme.id_organisme, ws_organisme_creation refuses what the vendor
+-- fills), worked out once: { by_name = { name = "required" | "refused" },
+-- required = { names } }, or false.
+local attribute_rules_cache = setmetatable({}, { __mode = "k" })
+local function attribute_rules(spec)
+  local rules = attribute_rules_cache[spec]
+  if rules == nil then
+    rules = false
+    if spec.required_attributes or spec.refused_attributes then
+      rules = { by_name = {}, required = spec.required_attributes or NONE }
+      for _, name in ipairs(rules.required) do rules.by_name[name] = "required" end
+      for _, name in ipairs(spec.refused_attributes or NONE) do rules.by_name[name] = "refused" end
+    end
+    attribute_rules_cache[spec] = rules
+  end
+  return rules
+end
+
+-- One attribute against its field (rules: attribute_rules of the param, or
+-- nil): -> true, the value to encode | nil, reason, deeper path.
+local function check_attribute_value(f, v, t, rules)
+  local rule = rules and rules.by_name[f.name]
+  if rule == "refused" and v ~= nil then
+    return nil, "is filled by the vendor in this service: leave it out"
+  end
   if v == nil or v == json.null or (v == "" and f.type == "date") then
     -- an empty date means none ("vide si pas de début", 4.3)
-    local why = required_because(f, t)
+    local why = rule == "required" and "is required" or required_because(f, t)
     if why then return nil, why end
-  elseif v == "" and f.required then
-    return nil, "must not be empty"   -- "doivent être renseignés et présents" (2.6.3.3)
-  else
-    local ok, reason, deeper = check(f, v)
-    if ok == nil then return nil, reason, deeper end
+    return true, v
   end
-  return true
+  if v == "" and (f.required or rule == "required") then
+    return nil, "must not be empty"   -- "doivent être renseignés et présents" (2.6.3.3)
+  end
+  local typed = JSON_TYPED[f.type]
+  if typed then
+    local value, reason = typed(v)
+    if value == nil then return nil, reason end
+    v = value
+  end
+  local out, reason, deeper = check(f, v)
+  if out == nil then return nil, reason, deeper end
+  -- check() gives form values (a boolean as 1/0); JSON keeps its own types
+  if typed then return true, v end
+  return true, out
 end
 
 -- Per object (its field list): fields by name, and those with a rule on
@@ -182,54 +252,71 @@ local function object_plan(fields)
 end
 
 -- Checks a Lua table against an object of annex 4.3-4.6 (or the 2.6.4.2
--- contact item): -> true | nil, reason, path below the param (".intitule").
--- Attributes the object does not describe are left to the vendor. The
--- attributes given and the rules on absent ones are checked first (an
--- object has 31 fields, a call sets a few); on a failure the fields are
--- read in the annex's order, so the one reported is always the first.
-local function check_object(fields, t, path)
+-- contact item): -> the copy to encode, its described attributes in their
+-- JSON types | nil, reason, path below the param (".intitule"). The
+-- caller's table is never changed. Attributes the object does not describe
+-- are left to the vendor, as given. The attributes given and the rules on
+-- absent ones are checked first (an object has 31 fields, a call sets a
+-- few); on a failure the fields are read in the annex's order, so the one
+-- reported is always the first.
+local function check_object(fields, t, path, rules)
   if type(t) ~= "table" or (next(t) ~= nil and is_list(t)) then
     return nil, "must be an object (a table of attributes)", path
   end
   local plan, bad = object_plan(fields), false
+  local out = setmetatable({}, getmetatable(t))
   for k, v in pairs(t) do
     local f = plan.by_name[k]
-    if f and not check_attribute_value(f, v, t) then bad = true; break end
+    if f then
+      local ok, value = check_attribute_value(f, v, t, rules)
+      if not ok then bad = true; break end
+      out[k] = value
+    else
+      out[k] = v
+    end
   end
   if not bad then
     for _, f in ipairs(plan.ruled) do
-      if not check_attribute_value(f, t[f.name], t) then bad = true; break end
+      if not check_attribute_value(f, t[f.name], t, rules) then bad = true; break end
     end
-    if not bad then return true end
+    for _, name in ipairs(rules and rules.required or NONE) do
+      if t[name] == nil then bad = true; break end
+    end
+    if not bad then return out end
   end
   for _, f in ipairs(fields) do
-    local ok, reason, deeper = check_attribute_value(f, t[f.name], t)
+    local ok, reason, deeper = check_attribute_value(f, t[f.name], t, rules)
     if not ok then return nil, reason, path .. "." .. f.name .. (deeper or "") end
   end
-  return true
+  -- a rule naming an attribute the object does not describe (the
+  -- catalogue generator refuses those)
+  error("check_object: a failure without a field at " .. path)
 end
 
 -- Objects a param may carry alone instead of in a list: ws_organisme_contacts'
 -- contacts is "un ou plusieurs contacts" (2.6.4.2), sent as given.
 local ONE_OR_MANY = { organisme_contact = true }
 
--- A JSON array of objects (1..n, no gaps): -> true | nil, reason, path
--- ("[2].ville"); one object alone only where ONE_OR_MANY says so.
-local function check_list(fields, t, what)
+-- A JSON array of objects (1..n, no gaps): -> the copy to encode | nil,
+-- reason, path ("[2].ville"); one object alone only where ONE_OR_MANY says so.
+local function check_list(fields, t, what, rules)
   if type(t) ~= "table" then return nil, "must be a list of " .. what .. " objects" end
   if not is_list(t) then
-    if ONE_OR_MANY[what] then return check_object(fields, t, "") end
+    if ONE_OR_MANY[what] then return check_object(fields, t, "", rules) end
     return nil, "must be a list (1..n) of " .. what .. " objects"
   end
+  local out = setmetatable({}, getmetatable(t))
   for i = 1, #t do
-    local ok, reason, path = check_object(fields, t[i], "[" .. i .. "]")
-    if not ok then return nil, reason, path end
+    local item, reason, path = check_object(fields, t[i], "[" .. i .. "]", rules)
+    if not item then return nil, reason, path end
+    out[i] = item
   end
-  return true
+  return out
 end
 
 -- Object attribute types beyond the params' own (annex 4.4: adresses is an
--- array<adresse>; 4.6.1.1: liste_champs is an array of items).
+-- array<adresse>; 4.6.1.1: liste_champs is an array of items): -> true, the
+-- value to encode | nil, reason, path | false (not such a type).
 local function check_attribute(spec, v)
   local t = spec.type
   if t and t:find("|", 1, true) then
@@ -237,7 +324,9 @@ local function check_attribute(spec, v)
     local first, shaped
     for _, alt in ipairs(parts_of(spec).alternatives) do
       local ok, reason, path = check(alt, v)
-      if ok ~= nil then return true end
+      -- a list converts (array<integer>); a scalar stays as given: "603"
+      -- may be an id or a text field's content
+      if ok ~= nil then return true, type(v) == "table" and ok or v end
       first = first or { reason, path }
       if not shaped and (type(v) == "table") == (alt.type:match("^array") ~= nil) then shaped = { reason, path } end
     end
@@ -245,18 +334,31 @@ local function check_attribute(spec, v)
     return nil, "must be one of " .. t:gsub("|", ", ") .. " (" .. why[1] .. ")", why[2]
   end
   local of = t and t:match("^array<(.+)>$")
-  if of and objects[of] then return check_list(objects[of].fields, v, of) end
-  if of then   -- array<integer>: a list of values
+  local list, reason, path
+  if of and objects[of] then
+    list, reason, path = check_list(objects[of].fields, v, of)
+  elseif of then   -- array<integer>: a list of values, in their JSON type
     if type(v) ~= "table" or not is_list(v) then return nil, "must be a list" end
-    local item = { type = of }
+    local item, typed = { type = of }, JSON_TYPED[of]
+    list = setmetatable({}, getmetatable(v))
     for i = 1, #v do
-      local ok, reason = check(item, v[i])
-      if ok == nil then return nil, reason, "[" .. i .. "]" end
+      local x, why = v[i], nil
+      if typed then x, why = typed(x) end
+      if x ~= nil then
+        local ok
+        ok, why = check(item, x)
+        if ok == nil then x = nil end
+      end
+      if x == nil then return nil, why, "[" .. i .. "]" end
+      list[i] = x
     end
-    return true
+  elseif t == "array" and spec.items then
+    list, reason, path = check_list(spec.items, v, spec.name)
+  else
+    return false
   end
-  if t == "array" and spec.items then return check_list(spec.items, v, spec.name) end
-  return false
+  if not list then return nil, reason, path end
+  return true, list
 end
 
 -- Checks one value against its catalogue entry and returns the value to put
@@ -283,13 +385,16 @@ function check(spec, v)
     if type(v) == "table" then
       local object = spec.object and objects[spec.object]
       if object then
-        local ok, reason, path
+        -- the checked copy is encoded: attributes in their JSON types
+        local rules = attribute_rules(spec) or nil
+        local copy, reason, path
         if spec.object_list then
-          ok, reason, path = check_list(object.fields, v, spec.object)
+          copy, reason, path = check_list(object.fields, v, spec.object, rules)
         else
-          ok, reason, path = check_object(object.fields, v, "")
+          copy, reason, path = check_object(object.fields, v, "", rules)
         end
-        if not ok then return nil, reason, path end
+        if not copy then return nil, reason, path end
+        v = copy
       end
       local text, err = json.encode(v)
       if not text then return nil, "cannot be encoded as JSON: " .. err end
@@ -301,8 +406,9 @@ function check(spec, v)
     if type(v) == "table" then
       local object = spec.object and objects[spec.object]
       if object then
-        local ok, reason, path = check_object(object.fields, v, "")
-        if not ok then return nil, reason, path end
+        local copy, reason, path = check_object(object.fields, v, "", attribute_rules(spec) or nil)
+        if not copy then return nil, reason, path end
+        v = copy
       end
       local text, err = json.encode(v)
       if not text then return nil, "cannot be encoded as JSON: " .. err end
@@ -335,6 +441,8 @@ function check(spec, v)
       if not is_scalar(v) then return nil, "must be a string or a number" end
     elseif not ok then
       return nil, reason, path
+    else
+      v = reason   -- the checked copy (a list of objects, of ids)
     end
   end
   if spec.enum and type(v) ~= "table" and not in_enum(spec.enum, v) then
@@ -451,6 +559,19 @@ local function plan_of(service)
       plan.conditional[#plan.conditional + 1] = spec
     end
   end
+  -- Params the catalogue types as maps (liste_maj_code_envoi[id]=v), under
+  -- every spelling: form_encode writes them keyed whatever their keys, as
+  -- { [1] = 2 } has the shape of an array too. And params that pick a record
+  -- in ws mode only (id_contact): in token mode the session's contact is the
+  -- one used, so such a param is refused rather than sent along unread.
+  plan.maps, plan.ws_only = nil, {}
+  for name, spec in pairs(index) do
+    if spec.type == "bracket_map" then
+      plan.maps = plan.maps or {}
+      plan.maps[name] = true
+    end
+    if service.auth == "ws_or_token" and spec.required_in_mode == "ws" then plan.ws_only[name] = true end
+  end
   -- the password fields this service takes (annex 4.7 rules apply to them)
   plan.passwords = {}
   for _, name in ipairs(PASSWORD_FIELDS) do
@@ -458,6 +579,12 @@ local function plan_of(service)
   end
   plan_cache[service] = plan
   return plan
+end
+
+-- maps(service) -> the set of the service's map params ({ liste_maj_code_envoi
+-- = true }), for form_encode's third argument, or nil when it has none.
+function params.maps(service)
+  return (plan_cache[service] or plan_of(service)).maps
 end
 
 -- prepare(service, given, credential_names, strict, mode)
@@ -486,6 +613,11 @@ function params.prepare(service, given, credential_names, strict, mode)
     elseif spec and spec.name ~= name and given[spec.name] ~= nil then
       -- the two spellings of one param (Adresses, adresses): never both
       return nil, name, "is given twice (also as " .. spec.name .. ")"
+    end
+    if spec and mode == "token" and plan.ws_only[name] then
+      return nil, name, "is not taken with a session token: the session's contact is the one used; to reach "
+        .. "another contact, call it on the client (c:" .. (service.name:gsub("^ws_", ""))
+        .. "{...}) with the web-service account"
     end
     if spec then
       local value, reason, path = check(spec, v)

@@ -5,7 +5,8 @@
 --   s:login(ident, password)          -- ws_login: binds a contact
 --   s:info_contact{}; s:status(); s:logout()   -- closed locally from then on
 -- The session knows when it expires (temps_restant) and refuses to send a
--- dead token: the call returns an invalid_param error with code 605 instead.
+-- dead token: the call returns the error the vendor gives for one (kind
+-- "vendor", code 605, not retryable) with err.is_local = true, nothing sent.
 local catalogue = require "billetterie.catalogue"
 local errors = require "billetterie.error"
 
@@ -52,12 +53,14 @@ function Session:remaining()
   return math.max(0, self.expires_at - self.client.clock())
 end
 
--- The local refusal of a dead token (605, as the vendor's "session expirée").
+-- The local refusal of a dead token: the same kind and code as the vendor's
+-- "Session invalide" (605), so callers handle a session closed or expired
+-- here and one the vendor dropped alike; err.is_local tells them apart.
 local function dead(self, name)
   return nil, errors.new{
-    kind = "invalid_param", code = 605, ws = name, param = "x_rsi_token", retryable = false,
-    message = self.closed and "the session was closed; open a new one with c:session()"
-      or "the session has expired; open a new one with c:session()",
+    kind = "vendor", code = 605, ws = name, retryable = false, is_local = true,
+    message = self.closed and "session closed on this side (logout); nothing sent; open a new one with c:session()"
+      or "session expired on this side (its temps_restant elapsed); nothing sent; open a new one with c:session()",
   }
 end
 
@@ -72,21 +75,34 @@ function Session:call(name, params, opts)
 end
 
 -- s:page(name, params): a shop page opened already logged in (3.15.2).
+-- A dead session gives nil, err (605) rather than a link whose token the
+-- shop no longer knows.
 function Session:page(name, given)
   if not_mine(self) then error("use s:page(name, params), with a colon", 2) end
+  if self:remaining() <= 0 then return dead(self, nil) end
   local p = {}
   for k, v in pairs(given or {}) do p[k] = v end
   p.x_rsi_token = self.token
   return self.client:page(name, p)
 end
 
--- ws_login with the web identifier and password of a contact.
-function Session:login(ident, password)
+-- ws_login with the web identifier and password of a contact:
+-- s:login(ident, password [, opts]), or as every session method,
+-- s:login{ web_ident = ident, web_passe = password } [, opts] (checked
+-- against the catalogue like any call).
+function Session:login(ident, password, opts)
   if not_mine(self) then error("use s:login(ident, password), with a colon", 2) end
-  if type(ident) ~= "string" or type(password) ~= "string" then
-    error("session:login needs the identifier and the password as strings", 2)
+  if type(ident) == "table" then
+    if password ~= nil and type(password) ~= "table" then
+      error("s:login{ web_ident =, web_passe = } takes the call options as its second argument", 2)
+    end
+    return self:call("ws_login", ident, password)
   end
-  return self:call("ws_login", { web_ident = ident, web_passe = password })
+  if type(ident) ~= "string" or type(password) ~= "string" then
+    error("s:login needs the identifier and the password as strings "
+      .. "(s:login(ident, password) or s:login{ web_ident = ident, web_passe = password })", 2)
+  end
+  return self:call("ws_login", { web_ident = ident, web_passe = password }, opts)
 end
 
 -- ws_status_session; also refreshes the expiry from temps_restant.
@@ -107,15 +123,36 @@ end
 -- succeeds; s.logged_out is then true and a further logout fails locally
 -- (605). A session that expired before any logout is not sent either.
 -- opts: c:call's options ({ idempotent = true } lets the client retry it).
-function Session:logout(opts)
-  if not_mine(self) then error("use s:logout(), with a colon", 2) end
+-- given: the caller's parameters (s:deconnexion_session{...}), checked
+-- before the session is closed: a mistake there closes nothing.
+local function close(self, given, opts)
   if self.logged_out or (not self.closed and self:remaining() <= 0) then
     return dead(self, "ws_deconnexion_session")
   end
+  local p = {}
+  for k, v in pairs(given or {}) do p[k] = v end
+  p.x_rsi_token = self.token
+  if given and next(given) ~= nil then
+    local ok, err = self.client:_prepare(catalogue.services.ws_deconnexion_session, p)
+    if not ok then return nil, err end
+  end
   self.closed = true
-  local msg, statut = self.client:call("ws_deconnexion_session", { x_rsi_token = self.token }, opts)
+  local msg, statut = self.client:call("ws_deconnexion_session", p, opts)
   if msg then self.logged_out = true end
   return msg, statut
+end
+
+function Session:logout(opts)
+  if not_mine(self) then error("use s:logout(), with a colon", 2) end
+  return close(self, nil, opts)
+end
+
+-- The generated method of ws_deconnexion_session is the logout: the same
+-- local closing whichever name is called.
+function Session:deconnexion_session(given, opts)
+  if not_mine(self) then error("use s:deconnexion_session{}, with a colon", 2) end
+  if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
+  return close(self, given, opts)
 end
 
 -- Every service that takes a token is a method named without its ws_

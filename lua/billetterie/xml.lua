@@ -24,7 +24,9 @@
 -- Options (all optional): max_depth (default 256, also libxml2's own limit),
 -- max_size (bytes; string input only), arrays (set of element names).
 --
--- Numbers are never converted: use xml.decimal for the vendor's "18,50".
+-- Numbers are never converted here: the client converts the ids and
+-- amounts its catalogue lists per service (xml_integers, see xml.integers);
+-- use xml.decimal for the vendor's "18,50".
 
 local core = require "billetterie.core"
 
@@ -82,11 +84,13 @@ function M.each(source, tag, opts)
 end
 
 --- xml.integers(tree, names) -> tree, converted in place
--- Turns the text of the leaf elements named in the set `names` into
+-- Turns the text of the leaf elements and the attributes named in the set
+-- `names` (at any depth: a name is not scoped by its element) into
 -- integers where it is one ("7540" -> 7540, "000" -> 0, whitespace around
 -- it allowed as in any XML integer); anything else is left as it is. Used
--- for the centimes, ids and quantities the spec types as integers; order ids
--- (<id>070401758672</id>) are never in such a set.
+-- for the centimes, ids and quantities the spec types as integers
+-- (<SPECTACLE IDENT="2185"> -> 2185); order ids (<id>070401758672</id>)
+-- are never in such a set.
 local function to_integer(v)
   local digits = type(v) == "string" and v:match("^%s*(%-?%d+)%s*$")
   if digits and #digits < 16 then

@@ -451,21 +451,23 @@ end
 -- http_build_query, the seed's example language, numbers array items),
 -- in the order sent, unless `is_map` (liste_maj_*[id], whose keys are ids).
 -- Other `name[key]=v` set map[key]. -> list or nil when the name was not
--- sent at all, map
+-- sent at all, map, and for a map whether an entry came without its key
+-- (`name[]=v` or `name=v`: the id is missing, a parameter error)
 local function brackets(env, name, is_map)
-  local list, map, seen = {}, {}, false
+  local list, map, seen, keyless = {}, {}, false, false
   for _, kv in ipairs(env.req and env.req.params or {}) do
     local base, key = kv[1]:match("^(.-)%[(.-)%]$")
     if (base or kv[1]) == name then
       seen = true
       if key and key ~= "" and (is_map or not key:find("^%d+$")) then
         map[key] = kv[2]
-      elseif kv[2] ~= "" then
-        list[#list + 1] = kv[2]
+      else
+        if is_map then keyless = true end
+        if kv[2] ~= "" then list[#list + 1] = kv[2] end
       end
     end
   end
-  return seen and list or nil, map
+  return seen and list or nil, map, keyless
 end
 
 local function present(v) return v ~= nil and v ~= "" end
@@ -495,7 +497,10 @@ local function read_fields(env, p, client, id, notes)
     local ticks = {}
     if id and tonumber(p["maj_" .. kind]) == 1 then
       -- partial mode (2.3.3): 1 leave, 2 tick, 3 untick; code_envoi[] ignored
-      local _, changes = brackets(env, "liste_maj_" .. kind, true)
+      local _, changes, keyless = brackets(env, "liste_maj_" .. kind, true)
+      if keyless then
+        return nil, 4, ("liste_maj_%s[] : identifiant attendu entre crochets (liste_maj_%s[id]=valeur)"):format(kind, kind)
+      end
       ticks.partial = {}
       for key, v in pairs(changes) do
         local o = option_id(db, client, kind, key)

@@ -646,6 +646,7 @@ local routes = {
   -- means no filter, as on the catalogue services (2.1.1.2).
   ws_historique_contact = {
     auth = "token",
+    envelope = "retour_historique",   -- every refusal in the flat shape (2.4.5.4)
     params = { filtre = "integer", categorie = "string", categ_sec_un = "string",
       categ_sec_deux = "string", code_regroup = "string" },
     run = function(p, env)
@@ -656,10 +657,7 @@ local routes = {
         if p[name] and p.filtre ~= 1 then return ko(4) end
       end
       local s, why = logged(env)
-      if not s then
-        return { retour = { historique = codec.array({}), traitement = "ko", code = why,
-          message = codes[why].message } }
-      end
+      if not s then return ko(why) end
       local since = env.now - 3 * 365 * 86400
       local out = {}
       for _, k in ipairs(cards_of(env.db, s.client, s.id_contact, since)) do

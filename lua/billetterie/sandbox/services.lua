@@ -169,6 +169,14 @@ end
 -- reshaped from the retour form the helpers build.
 local RESHAPE = {
   statut_data = function(t) return { statut = t.retour.statut, data = t.retour.message } end,
+  -- ws_historique_contact (2.4.5.4): a flat retour {historique, traitement,
+  -- message}, refusals too (plus their code); its own answers are flat already
+  retour_historique = function(t)
+    local st = t.retour.statut
+    if type(st) ~= "table" then return t end
+    return { retour = { historique = codec.array({}), traitement = st.traitement, message = st.message,
+                        code = st.code } }
+  end,
 }
 
 ---- HTTP side ----

@@ -248,7 +248,8 @@ local function carts(now)
     { key = "sur_carte", who = "herve", at = at(now, -1, "18:20"),
       items = { ticket(12171, 363, 3, nil, { card_of = "abo" }), { article = 16 } } },
     { key = "annule2", who = "paul", at = at(now, -1, "08:05"), etat = "A", items = { { article = 31 } } },
-    { key = "jeune", who = "lan", at = now - 3600,
+    -- an hour ago, but today: the default window and day filters count it as today's
+    { key = "jeune", who = "lan", at = math.max(now - 3600, at(now, 0, "00:00")),
       items = { { carte = 364, billets = { ticket(12190, 364, 3) } },
         ticket(12152, 219, 2, "H 4", { justificatif = 4 }), { prestation = 11 } } },
   }
