@@ -4,7 +4,8 @@
 -- run between the moment it was read and the moment it is marked sent is
 -- left as that run wrote it, a record whose call never came back waits for
 -- the client's pacing too, and a journal that fails for one record does not
--- cost the others their outcome.
+-- cost the others their outcome. bulk.settle and `import --settle` obey
+-- the same lock.
 local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"
 local luasql = require "luasql.sqlite3"
@@ -295,5 +296,82 @@ describe("bulk.import's journal records", function()
     assert.is_false(ok)
     assert.matches("exit=1%s*$", out)
     assert.matches("busy (database is locked), run again", out, 1, true)
+  end)
+end)
+
+describe("bulk.settle's journal lock", function()
+  -- a journal whose only record was sent to a server that never answered,
+  -- its change feed unreachable: unknown, and no run can resolve it
+  local function stuck(prefix)
+    local path, journal = write_csv(prefix, 1)
+    local dead = support.client("http://127.0.0.1:1/", "http://127.0.0.1:1/", { retries = 0, timeout = 2 })
+    local r = assert(bulk.import{ client = dead, csv = path, map = MAP, journal = journal })
+    assert.same({ 0, 1 }, { r.created, r.unknown })
+    assert.matches("could not check the server", r.unresolved, 1, true)
+    return path, journal
+  end
+
+  it("refuses while a live run owns the journal, and another host's run until told it is dead", function()
+    local _, journal = stuck("Regle verrou")
+    local now = os.time()
+    -- a live process of this host (the sandbox): refused, even with take_over
+    set_owner(journal, sb.pid, HOST, start_of(sb.pid), now)
+    for _, take in ipairs{ false, true } do
+      local r, err = bulk.settle{ journal = journal, line = 1, absent = true, take_over = take }
+      assert.is_nil(r)
+      assert.same({ "invalid_param", "journal", true }, { err.kind, err.param, err.retryable })
+      assert.matches("in use by another import (pid " .. sb.pid .. " on " .. HOST, err.message, 1, true)
+      assert.equal("sent", sql(journal, "SELECT state FROM records WHERE line = 1"))
+    end
+    -- another host's silent run: only once told it is dead
+    set_owner(journal, 1, "elsewhere.example", "1", now - 86400)
+    local r, err = bulk.settle{ journal = journal, line = 1, absent = true }
+    assert.is_nil(r)
+    assert.matches("take_over = true (--take-over)", err.message, 1, true)
+    assert.equal("sent", sql(journal, "SELECT state FROM records WHERE line = 1"))
+    r, err = bulk.settle{ journal = journal, line = 1, absent = true, take_over = true }
+    assert(r, tostring(err))
+    assert.same({ line = 1, state = "pending" }, r)
+    assert.equal("pending|0", sql(journal, "SELECT state, (SELECT count(*) FROM owner) FROM records WHERE line = 1"))
+  end)
+
+  it("CLI: --settle LINE=ID|LINE=absent, exit 1 when refused, 2 for a usage mistake", function()
+    local path, journal = stuck("Regle CLI")
+    local function cli(args) return support.cli(sb.url, "import " .. args) end
+    local j = util.q(journal)
+    set_owner(journal, 1, "elsewhere.example", "1", os.time())
+    local ok, out = cli("--journal " .. j .. " --settle 1=absent")
+    assert.is_false(ok)
+    assert.matches("exit=1%s*$", out)
+    assert.matches("--take-over", out, 1, true)
+    ok, out = cli("--journal " .. j .. " --settle 1=absent --take-over")
+    assert(ok, out)
+    assert.matches("record 1: not created, the next run sends it again", out, 1, true)
+    -- pending now: nothing to settle
+    ok, out = cli("--journal " .. j .. " --settle 1=4242")
+    assert.is_false(ok)
+    assert.matches("exit=1%s*$", out)
+    assert.matches("record 1 was not sent yet: nothing to settle", out, 1, true)
+    assert.equal("pending", sql(journal, "SELECT state FROM records WHERE line = 1"))
+    for _, bad in ipairs{ "1=x", "0=absent", "1=0", "1", "a=absent" } do
+      ok, out = cli("--journal " .. j .. " --settle " .. bad)
+      assert.is_false(ok)
+      assert.matches("exit=2%s*$", out)
+    end
+    ok, out = cli("--journal " .. j .. " --settle 1=absent --map x.lua")
+    assert.matches("--settle takes no --map", out, 1, true)
+    assert.matches("exit=2%s*$", out)
+    local missing = temp.new(".db")
+    ok, out = cli("--journal " .. util.q(missing) .. " --settle 1=absent")
+    assert.is_false(ok)
+    assert.matches("no such file.*exit=2%s*$", out)
+    assert.is_nil(util.read_file(missing))   -- not made
+    ok, out = cli(util.q(path) .. " --settle 1=absent")   -- by default, the journal named after the CSV
+    assert.matches("journal " .. path .. ".journal.db: no such file", out, 1, true)
+    assert.matches("exit=2%s*$", out)
+    ok, out = cli("--help")
+    assert(ok, out)
+    assert.matches("--settle LINE=ID|LINE=absent", out, 1, true)
+    assert.matches("--feed-margin", out, 1, true)
   end)
 end)

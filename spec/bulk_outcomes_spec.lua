@@ -3,12 +3,15 @@
 -- happened, a creation that commits after the client gave up, a ko saying
 -- the request was (partly) done, a request held by the client's pacing
 -- before it left, a run taken over while it looked for its unknown records,
--- an importer whose time zone is hours ahead of the server's.
+-- an importer whose time zone is hours ahead of the server's; the change
+-- feed's ts by feed_margin; records settled by hand (bulk.settle) when
+-- their lookup keeps failing.
 -- A real HTTP proxy (spec/support/bulk.lua, billetterie.httpd in a lua5.4
 -- process of its own) stands in front of the real sandbox and spoils its
 -- answers the way a vendor's front may; runs that are killed or taken over
 -- are real processes.
 local bulk = require "billetterie.bulk"
+local cjson = require "cjson"
 local shell = require "spec.support.shell"
 local support = require "spec.support.bulk"
 local util = require "spec.support.util"
@@ -231,5 +234,151 @@ describe("bulk.import taken over while it looks for its unknown records", functi
     r = assert(bulk.import{ client = c, csv = path, map = MAP, journal = journal, settle = 0 })
     assert.same({ 1, 1 }, { r.created, r.already })
     assert.same({ ["Reprise 001"] = 1 }, (on_server("Reprise")))
+  end)
+end)
+
+describe("bulk.settle, for records whose lookup keeps failing", function()
+  it("marks a record found on the server done with its id, puts an absent one back: each exists once", function()
+    local prefix = "Regle main"
+    local path, journal = write_csv(prefix, 1)
+    -- record 1 is created, its answer unreadable, the change feed unreachable:
+    -- stuck unknown, whatever the number of runs
+    local blind = { api_url = "http://127.0.0.1:1/", retries = 0 }
+    local r = assert(bulk.import{ client = through("html", blind), csv = path, map = MAP, journal = journal })
+    assert.same({ 0, 1 }, { r.created, r.unknown })
+    -- the message says what to look for on the server, and how to settle it
+    local key = r.unresolved:match('unknown record %(1: the organisme whose code_libre_stru is "(imp%x+):LINE"%)')
+    assert(key, r.unresolved)
+    assert.matches("--settle LINE=ID_ORGANISME or LINE=absent", r.unresolved, 1, true)
+    local id
+    for _, o in ipairs(assert(c:liste_fiches_modifiees{ ts = "2000-01-01T00:00:00" }).liste_organismes) do
+      if o.code_libre_stru == key .. ":1" then id = o.id_organisme end
+    end
+    assert.is_number(id)
+    assert.same({ line = 1, state = "done", id_organisme = id },
+      assert(bulk.settle{ journal = journal, line = 1, id_organisme = id }))
+    -- done now: refused, left as it is
+    local again, err = bulk.settle{ journal = journal, line = 1, absent = true }
+    assert.is_nil(again)
+    assert.same({ "invalid_param", "line", false, "bulk.settle" }, { err.kind, err.param, err.retryable, err.ws })
+    assert.matches("record 1 was created (organisme " .. id .. "): nothing to settle", err.message, 1, true)
+    assert.equal("done|" .. id, sql(journal, "SELECT state, id_organisme FROM records WHERE line = 1"))
+    -- record 2, added, is lost on its way (HTTP 502) with the feed still unreachable
+    support.write_csv(path, prefix, 2)
+    r = assert(bulk.import{ client = through("drop", blind), csv = path, map = MAP, journal = journal })
+    assert.same({ 1, 1, 1 }, { r.created, r.already, r.unknown })
+    again, err = bulk.settle{ journal = journal, line = 3, id_organisme = id }
+    assert.is_nil(again)
+    assert.matches("record 3 is not in this journal", err.message, 1, true)
+    assert.same({ [prefix .. " 001"] = 1 }, (on_server(prefix)))   -- the operator checks: not there
+    assert.same({ line = 2, state = "pending" }, assert(bulk.settle{ journal = journal, line = 2, absent = true }))
+    -- no unknown record left: the next run looks nothing up (its feed is
+    -- still unreachable) and sends record 2 once
+    r = assert(bulk.import{ client = support.client(sb.url, "http://127.0.0.1:1/", { retries = 0 }), csv = path,
+                            map = MAP, journal = journal })
+    assert.same({ 2, 1, 0, 0 }, { r.created, r.already, r.unknown, r.pending })
+    assert.same({ [prefix .. " 001"] = 1, [prefix .. " 002"] = 1 }, (on_server(prefix)))
+  end)
+
+  it("raises for bad options, before the journal is opened", function()
+    local missing = temp.new(".db")
+    for _, opts in ipairs{
+      { line = 1, absent = true },
+      { journal = missing, absent = true },
+      { journal = missing, line = 0, absent = true },
+      { journal = missing, line = 1.5, absent = true },
+      { journal = missing, line = 1 },
+      { journal = missing, line = 1, absent = true, id_organisme = 3 },
+      { journal = missing, line = 1, absent = false },
+      { journal = missing, line = 1, id_organisme = -3 },
+      { journal = missing, line = 1, id_organisme = "3" },
+      { journal = missing, line = 1, absent = true, take_over = "yes" },
+    } do
+      assert.has_error(function() bulk.settle(opts) end)
+    end
+    local r, err = bulk.settle{ journal = missing, line = 1, absent = true }
+    assert.is_nil(r)
+    assert.same({ "invalid_param", "journal", false }, { err.kind, err.param, err.retryable })
+    assert.is_nil(util.read_file(missing))   -- not made
+  end)
+end)
+
+describe("bulk.import's feed_margin", function()
+  -- `date` (coreutils) for the wall clock of unix time t in zone tz
+  local function wall(tz, t)
+    local ok, out = shell(("TZ=%s date -d @%d +%%Y-%%m-%%dT%%H:%%M:%%S"):format(tz, t))
+    assert(ok, out)
+    return out:match("^(%S+)")
+  end
+
+  it("sends ts as UTC 12 h early by default, as the local wall clock with 0: both find the record", function()
+    -- a sandbox and an import both in Nouméa (UTC+11, no daylight saving
+    -- time): local and UTC wall clocks are 11 h apart
+    local zone = "Pacific/Noumea"
+    local noumea = require("spec.support.sandbox").start{ lua = "env TZ=" .. zone .. " lua5.4" }
+    local front = support.start_proxy(noumea.url, marker)
+    local ok, err = pcall(function()
+      for _, case in ipairs{ { margin = nil, tz = "UTC", shift = 12 * 3600 }, { margin = 0, tz = zone, shift = 0 },
+                             { margin = 3600, tz = zone, shift = 3600 } } do
+        local prefix = "Marge " .. tostring(case.margin)
+        local path, journal = write_csv(prefix, 1)
+        -- the creation's answer is unreadable: looked for at the end of the run
+        local script = support.script(temp.new(".lua"), support.import_script(
+          support.options(front.url .. "html/", noumea.url, { timeout = 10 }),
+          { csv = path, journal = journal, settle = 0, map = MAP, feed_margin = case.margin }))
+        local done, out = shell("export TZ=" .. zone .. "; " .. support.LUA54 .. script)
+        assert(done, out)
+        assert.matches("created\t1\tunknown\t0", out, 1, true)
+        -- the last change-feed request in the sandbox's request journal
+        local params = cjson.decode(sql(noumea.db, "SELECT params FROM sandbox_requests "
+          .. "WHERE path = '/ws_execute_programme' ORDER BY id DESC LIMIT 1"))
+        local sent_at = tonumber(sql(journal, "SELECT sent_at FROM records WHERE line = 1"))
+        -- the record's sent time, less the timeout (10 s), SKEW (120 s) and the margin
+        assert.equal(wall(case.tz, sent_at - 10 - 120 - case.shift), params.ts)
+        assert.same({ [prefix .. " 001"] = 1 }, (support.on_server(noumea:client(), prefix)))
+      end
+    end)
+    front.stop()
+    noumea:stop()
+    assert(ok, err)
+  end)
+
+  it("starts an hour earlier where the local wall clock comes twice (daylight saving time ends)", function()
+    -- 2026-10-25 00:30 UTC is 02:30 CEST in Paris, and 02:30 comes again
+    -- (CET) an hour later: a server may read it as that one
+    local t = os.time{ year = 2026, month = 10, day = 25, hour = 0, min = 30, sec = 0, isdst = false }
+    t = t + (os.time(os.date("*t", t)) - os.time(os.date("!*t", t)))   -- t was local: make it UTC
+    assert.equal("2026-10-25T00:30:00", wall("UTC", t))
+    local code = ("local f = require('billetterie.bulk')._feed_ts; print(f(%d, 0), f(%d, 0), f(%d, 43200))")
+      :format(t, t + 7200, t)
+    local done, out = shell("export TZ=Europe/Paris; " .. support.LUA54 .. "-e " .. util.q(code))
+    assert(done, out)
+    assert.same({ wall("Europe/Paris", t - 3600), wall("Europe/Paris", t + 7200), wall("UTC", t - 43200) },
+      { out:match("^(%S+)\t(%S+)\t(%S+)") })
+    assert.same({ "2026-10-25T01:30:00", "2026-10-25T03:30:00", "2026-10-24T12:30:00" },
+      { out:match("^(%S+)\t(%S+)\t(%S+)") })
+  end)
+
+  it("raises for a margin past 0..86400, and the CLI exits 2", function()
+    local path, journal = write_csv("Marge fausse", 1)
+    for _, bad in ipairs{ -1, 86401, "0", math.huge } do
+      assert.has_error(function()
+        bulk.import{ client = c, csv = path, map = MAP, journal = journal, feed_margin = bad }
+      end, "bulk.import: feed_margin must be a number of seconds from 0 to 86400")
+    end
+    assert.is_nil(util.read_file(journal))
+    local map = support.script(temp.new(".lua"), 'return { ["organisme.intitule"] = "Nom", '
+      .. '["organisme.nature"] = "Nature" }\n')
+    for _, bad in ipairs{ "-1", "86401", "x", "1e3" } do
+      local ok, out = support.cli(sb.url, ("import %s --map %s --journal %s --feed-margin %s"):format(
+        util.q(path), util.q(map), util.q(journal), bad))
+      assert.is_false(ok)
+      assert.matches("--feed-margin must be a number of seconds from 0 to 86400, got " .. bad, out, 1, true)
+      assert.matches("exit=2%s*$", out)
+    end
+    local ok, out = support.cli(sb.url, ("import %s --map %s --journal %s --feed-margin 0"):format(
+      util.q(path), util.q(map), util.q(journal)))
+    assert(ok, out)
+    assert.matches("1 records: 1 created", out, 1, true)
   end)
 end)

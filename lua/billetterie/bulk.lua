@@ -10,9 +10,9 @@
 --     another run or busy (both retryable), a record changed after it was
 --     sent, a malformed CSV, a map that sets the marker field)
 -- Options besides those above: rate (calls a second), marker_field, settle
--- (seconds, below), take_over (below). Bad options (no client, concurrency
--- 0, rate 0...) are programmer mistakes: they raise, before any file is
--- opened.
+-- (seconds, below), feed_margin (seconds, below), take_over (below). Bad
+-- options (no client, concurrency 0, rate 0, feed_margin past 0..86400...)
+-- are programmer mistakes: they raise, before any file is opened.
 --
 -- Counts are of this CSV's records: created every record done (this run or
 -- an earlier one), already those done before this run, failed those that
@@ -43,6 +43,36 @@
 -- time the client's own pacing (its rate and max_in_flight, for this run's
 -- concurrency: the same options are assumed) may have held it after it
 -- was marked.
+--
+-- The change feed's ts. The lookup asks for what changed since `since`: the
+-- earliest sent_at of the unknown records, minus the client's timeout and
+-- SKEW (120 s of clock skew between the two machines), minus feed_margin.
+-- The server reads ts as a wall clock of its own time zone, which this
+-- process cannot know; a ts read too late misses a record (created twice),
+-- one too early only lengthens the list. So, m = feed_margin:
+--   m >= 12 h (default 12 h): nothing is assumed about the server's zone:
+--     ts is UTC's wall clock at since - m, never late for a server zone
+--     from UTC-m eastwards (every zone, UTC-12 to UTC+14, by default); the
+--     list spans 12 h or more of the server's changes.
+--   m < 12 h: the server is assumed to be in this machine's time zone (the
+--     usual case: both in metropolitan France), or at most m behind it: ts
+--     is this machine's local wall clock at since - m (one hour earlier
+--     when that wall clock comes twice, the hour before daylight saving time
+--     ends), and the list stays short. Lower it (e.g. 0) only then: with a
+--     server whose zone is behind this one's by more than m, records
+--     created are missed and sent again.
+--
+-- A record stuck unknown (a lookup that keeps failing: a list too large to
+-- come back before the timeout) can be settled by hand once looked for on
+-- the server (the organisme whose marker field is "PREFIX:LINE", the prefix
+-- is in the run's unresolved message):
+--   bulk.settle{ journal = path, line = N, id_organisme = ID }   -- found: done with that id
+--   bulk.settle{ journal = path, line = N, absent = true }      -- not there: pending, sent again
+--   --> { line =, state = "done" | "pending", id_organisme = }
+--   | nil, err (invalid_param: param "line" a record that is not "sent";
+--     "journal" a missing file or not a journal, in use by a live run or
+--     busy: both retryable; take_over as in import)
+-- CLI: billetterie import --settle LINE=ID|LINE=absent --journal FILE.
 --
 -- A record may be corrected in the CSV while it is pending or failed: the
 -- new content is used (checked again before sending). A record that was
@@ -78,6 +108,8 @@ local bulk = {}
 local HEARTBEAT = 30       -- seconds between two refreshes of the owner row
 local BUSY_MS = 5000       -- how long SQLite waits for another connection's transaction
 local SKEW = 120           -- seconds looked back in the change feed for clock skew
+local ANY_ZONE = 12 * 3600 -- how far west of UTC a time zone may be (UTC-12)
+local TS_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)]],
@@ -97,10 +129,13 @@ local SCHEMA = {
 -- LuaSQL gives floats under Lua 5.4; LuaJIT has one number type.
 local tointeger = math.tointeger or function(v) return v end
 
-local function bad_input(param, message, retryable)
-  return nil, errors.new{ kind = "invalid_param", ws = "bulk.import", param = param, retryable = retryable or false,
+-- nil, an invalid_param error of `ws` (bulk.import or bulk.settle)
+local function refusal(ws, param, message, retryable)
+  return nil, errors.new{ kind = "invalid_param", ws = ws, param = param, retryable = retryable or false,
                           message = message }
 end
+
+local function bad_input(param, message, retryable) return refusal("bulk.import", param, message, retryable) end
 
 ---- this process ----
 
@@ -347,14 +382,23 @@ local function new_id(payload)
   return nil
 end
 
--- Looks for organismes created since `since` whose marker is one of `keys`
--- ({ key = line }). -> { line = id_organisme } | nil, err
-local function find_on_server(c, marker_field, keys, since)
-  -- The server reads ts in its own time zone, which this process cannot
-  -- know: a start too late misses records (then created twice), one too
-  -- early costs only a longer list. UTC minus 12 h is never late for a
-  -- server zone from UTC-12 up.
-  local data, statut = c:liste_fiches_modifiees{ ts = os.date("!%Y-%m-%dT%H:%M:%S", since - 12 * 3600) }
+-- The change feed's ts for organismes created from `since` on, `margin`
+-- (feed_margin) earlier, by the rule of the header: a start too late misses
+-- records (then created twice), one too early costs only a longer list.
+local function feed_ts(since, margin)
+  local start = since - margin
+  if margin >= ANY_ZONE then return os.date("!" .. TS_FORMAT, start) end
+  -- the hour before daylight saving time ends comes twice on the wall
+  -- clock: the server may read it as the later one, so start an hour early
+  if os.date("*t", start).isdst ~= os.date("*t", start + 3600).isdst then start = start - 3600 end
+  return os.date(TS_FORMAT, start)
+end
+bulk._feed_ts = feed_ts   -- for the specs
+
+-- Looks for organismes created since `since` (feed_margin `margin`) whose
+-- marker is one of `keys` ({ key = line }). -> { line = id_organisme } | nil, err
+local function find_on_server(c, marker_field, keys, since, margin)
+  local data, statut = c:liste_fiches_modifiees{ ts = feed_ts(since, margin) }
   if not data then return nil, statut end
   local found = {}
   local list = data.liste_organismes
@@ -419,9 +463,11 @@ local function check_options(opts)
   if rate ~= nil and not (type(rate) == "number" and rate > 0 and rate < math.huge) then
     error("bulk.import: rate must be a number of calls a second > 0", 3)
   end
-  local settle = opts.settle
-  if settle ~= nil and not (type(settle) == "number" and settle >= 0 and settle <= 86400) then
-    error("bulk.import: settle must be a number of seconds from 0 to 86400", 3)
+  for _, k in ipairs{ "settle", "feed_margin" } do
+    local v = opts[k]
+    if v ~= nil and not (type(v) == "number" and v >= 0 and v <= 86400) then
+      error("bulk.import: " .. k .. " must be a number of seconds from 0 to 86400", 3)
+    end
   end
 end
 
@@ -441,12 +487,28 @@ local function pacing_slack(c, concurrency)
   return slack
 end
 
+-- What to do about unknown records the change feed cannot be read for
+-- (an answer too large to come back in time keeps failing): check each on
+-- the server by its marker, then settle it (bulk.settle).
+local function by_hand(sent, prefix, marker_field)
+  local lines = {}
+  for i = 1, math.min(#sent, 5) do lines[i] = tostring(sent[i].line) end
+  if #sent > 5 then lines[#lines + 1] = ("%d more"):format(#sent - 5) end
+  return ("run again later, or look on the server for each unknown record (%s: the organisme whose %s is "
+    .. "\"%s:LINE\") and settle it (bulk.settle; billetterie import --settle LINE=ID_ORGANISME or LINE=absent)")
+    :format(table.concat(lines, ", "), marker_field, prefix)
+end
+
+-- A record's state -> the count it is in (any other: failed).
+local COUNTED = { done = "created", sent = "unknown", pending = "pending" }
+
 -- The run itself, on a locked journal. -> counts | nil, err (raises "journal: ...")
 local function run(journal, records, header, opts)
   local c = opts.client
   local marker_field = opts.marker_field or "code_libre_stru"
   local timeout = c.timeout or 30
   local settle = opts.settle or (timeout + (c.sync_overlap or 60))
+  local margin = opts.feed_margin or ANY_ZONE
   local concurrency = opts.concurrency or 8
   local slack = pacing_slack(c, concurrency)
 
@@ -474,7 +536,7 @@ local function run(journal, records, header, opts)
   -- is still as read. -> nil | a message saying why or until when some stay
   -- unknown, and whether they could not be checked at all
   local function resolve_unknown()
-    local sent = journal:exec("SELECT line, sent_at, message FROM records WHERE state = 'sent'")
+    local sent = journal:exec("SELECT line, sent_at, message FROM records WHERE state = 'sent' ORDER BY line")
     if #sent == 0 then return nil end
     local keys, since = {}, math.huge
     for _, r in ipairs(sent) do
@@ -482,8 +544,10 @@ local function run(journal, records, header, opts)
       -- a sent_at stamped when the answer came: the request left up to `timeout` before
       since = math.min(since, (r.sent_at or os.time()) - timeout - SKEW)
     end
-    local found, ferr = find_on_server(c, marker_field, keys, since)
-    if not found then return "could not check the server: " .. tostring(ferr), true end
+    local found, ferr = find_on_server(c, marker_field, keys, since, margin)
+    if not found then
+      return ("could not check the server: %s; %s"):format(tostring(ferr), by_hand(sent, prefix, marker_field)), true
+    end
     local now, waiting, until_t, window = os.time(), 0, 0, settle
     journal:exec("BEGIN IMMEDIATE")
     if not journal:owns() then
@@ -589,31 +653,66 @@ local function run(journal, records, header, opts)
   if not blind then unresolved = resolve_unknown() end
   if lost then unresolved = lost.message end
 
+  -- counted by SQLite: a row per record read back here would double the
+  -- memory a large import peaks at
   local counts = { total = total, created = 0, already = already, failed = 0, unknown = 0, pending = 0,
                    not_in_csv = 0 }
-  local failures = {}
-  for _, r in ipairs(journal:exec("SELECT * FROM records ORDER BY line")) do
-    if r.line > total then counts.not_in_csv = counts.not_in_csv + 1
-    elseif r.state == "done" then counts.created = counts.created + 1
-    elseif r.state == "sent" then counts.unknown = counts.unknown + 1
-    elseif r.state == "pending" then counts.pending = counts.pending + 1
-    else
-      counts.failed = counts.failed + 1
-      failures[#failures + 1] = r
-    end
+  for _, r in ipairs(journal:exec("SELECT line > ? AS past, state, count(*) AS n FROM records "
+      .. "GROUP BY past, state", total)) do
+    local k = r.past == 1 and "not_in_csv" or COUNTED[r.state] or "failed"
+    counts[k] = counts[k] + r.n
   end
+  local failures = journal:exec("SELECT line, code, message, state FROM records WHERE line <= ? "
+    .. "AND state NOT IN ('done', 'sent', 'pending') ORDER BY line", total)
   counts.unresolved = unresolved
   return counts, failures
 end
 
 -- A journal error (text "journal: ..."): one SQLite could not get the lock
 -- for (another connection's transaction past BUSY_MS) passes: retryable.
-local function journal_error(path, text)
+local function journal_error(ws, path, text)
   text = tostring(text):gsub("^journal: ", "")
   if text:find("locked", 1, true) or text:find("busy", 1, true) then
-    return bad_input("journal", ("journal %s busy (%s), run again"):format(path, text), true)
+    return refusal(ws, "journal", ("journal %s busy (%s), run again"):format(path, text), true)
   end
-  return bad_input("journal", "journal " .. path .. ": " .. text)
+  return refusal(ws, "journal", "journal " .. path .. ": " .. text)
+end
+
+-- fn(journal) on the journal at `path`, opened and owned by this run
+-- (take_over: see the header), its lock given back after.
+-- -> fn's two results | nil, err of `ws` (raises fn's non-journal errors)
+local function owning(ws, path, take_over, fn)
+  local journal, jerr = open_journal(path)
+  if not journal then return journal_error(ws, path, jerr) end
+  local locked, ok, a, b = pcall(journal.lock, journal, this_process(), take_over)
+  if locked and ok then
+    ok, a, b = pcall(fn, journal)
+    if not ok then pcall(journal.exec, journal, "ROLLBACK") end   -- a transaction the error left open
+    pcall(journal.unlock, journal)   -- a journal that cannot be written any more keeps a lock of a gone run
+  elseif locked then   -- refused: someone else's (what to do first: the path last, messages are cut)
+    ok, a, b = true, refusal(ws, "journal", "journal " .. a .. " (" .. path .. ")", true)
+  else
+    pcall(journal.exec, journal, "ROLLBACK")
+    ok, a = false, ok
+  end
+  journal:close()
+  if not ok then
+    if tostring(a):match("^journal: ") then return journal_error(ws, path, a) end
+    error(a, 0)   -- a programmer's mistake (a map function's own error is kept per record)
+  end
+  return a, b
+end
+
+-- The CSV's records, its text not kept past this call (as large as the
+-- file, it would stay alive through the whole run). -> records, header | nil, message
+local function read_csv(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, "cannot read the CSV file: " .. tostring(err) end
+  local text = f:read("*a")
+  f:close()
+  local records, header = csv.records(text)
+  if not records then return nil, path .. ": " .. tostring(header) end
+  return records, header
 end
 
 function bulk.import(opts)
@@ -623,12 +722,8 @@ function bulk.import(opts)
     return bad_input("map", ("the map sets %s, the import's marker (each record's key, to find it on the "
       .. "server): map it to another field"):format(marker))
   end
-  local f, err = io.open(opts.csv, "rb")
-  if not f then return bad_input("csv", "cannot read the CSV file: " .. tostring(err)) end
-  local text = f:read("*a")
-  f:close()
-  local records, header = csv.records(text)
-  if not records then return bad_input("csv", opts.csv .. ": " .. tostring(header)) end
+  local records, header = read_csv(opts.csv)
+  if not records then return bad_input("csv", header) end
 
   local journal_path = opts.journal or (opts.csv .. ".journal.db")
   if same_file(journal_path, opts.csv) then
@@ -639,24 +734,9 @@ function bulk.import(opts)
       same_file(opts.report, opts.csv) and "CSV file" or "journal"))
   end
 
-  local journal, jerr = open_journal(journal_path)
-  if not journal then return journal_error(journal_path, jerr) end
-  local locked, ok, counts, failures = pcall(journal.lock, journal, this_process(), opts.take_over)
-  if locked and ok then
-    ok, counts, failures = pcall(run, journal, records, header, opts)
-    if not ok then pcall(journal.exec, journal, "ROLLBACK") end   -- a transaction the error left open
-    pcall(journal.unlock, journal)   -- a journal that cannot be written any more keeps a lock of a gone run
-  elseif locked then   -- refused: someone else's (what to do first: the path last, messages are cut)
-    ok, counts, failures = true, bad_input("journal", "journal " .. counts .. " (" .. journal_path .. ")", true)
-  else
-    pcall(journal.exec, journal, "ROLLBACK")
-    ok, counts = false, ok
-  end
-  journal:close()
-  if not ok then
-    if tostring(counts):match("^journal: ") then return journal_error(journal_path, counts) end
-    error(counts, 0)   -- a programmer's mistake (a map function's own error is kept per record)
-  end
+  local counts, failures = owning("bulk.import", journal_path, opts.take_over, function(journal)
+    return run(journal, records, header, opts)
+  end)
   if not counts then return nil, failures end
 
   if opts.report then
@@ -670,6 +750,70 @@ function bulk.import(opts)
     counts.report = opts.report
   end
   return counts
+end
+
+---- settling an unknown record by hand ----
+
+local function whole(v, min) return type(v) == "number" and v >= min and v <= 2^53 and v == math.floor(v) end
+
+local function check_settle(opts)
+  if type(opts) ~= "table" then error("bulk.settle needs a table of options", 3) end
+  if type(opts.journal) ~= "string" then error("bulk.settle needs journal, the journal's path", 3) end
+  if not whole(opts.line, 1) then error("bulk.settle needs line, a record's number (1 or more)", 3) end
+  if (opts.id_organisme == nil) == (opts.absent == nil) then
+    error("bulk.settle needs either id_organisme (the organisme found on the server) or absent = true", 3)
+  end
+  if opts.id_organisme ~= nil and not whole(opts.id_organisme, 1) then
+    error("bulk.settle: id_organisme must be a whole number (1 or more)", 3)
+  end
+  if opts.absent ~= nil and opts.absent ~= true then error("bulk.settle: absent must be true", 3) end
+  if opts.take_over ~= nil and type(opts.take_over) ~= "boolean" then
+    error("bulk.settle: take_over must be a boolean", 3)
+  end
+end
+
+-- Why a record that is not "sent" is not settled.
+local NOT_UNKNOWN = {
+  done = "was created (organisme %s): nothing to settle",
+  pending = "was not sent yet: nothing to settle, the next run sends it",
+  failed = "was refused (not created): nothing to settle; correct it in the CSV and run again",
+}
+
+-- On the locked journal. -> { line, state, id_organisme } | nil, err
+local function settle_record(journal, opts)
+  local line = opts.line
+  local r = journal:exec("SELECT state, id_organisme FROM records WHERE line = ?", line)[1]
+  if not r or r.state ~= "sent" then
+    local why = r and NOT_UNKNOWN[r.state] or "is not in this journal"
+    return refusal("bulk.settle", "line", ("record %d %s"):format(line, why:format(tostring(r and r.id_organisme))))
+  end
+  -- as every write of an import: only while this run owns the journal
+  local n
+  if opts.absent then
+    n = journal:exec("UPDATE records SET state = 'pending', code = NULL, message = NULL WHERE line = ? "
+      .. "AND state = 'sent' AND EXISTS (SELECT 1 FROM owner WHERE token = ?)", line, journal.token)
+  else
+    n = journal:exec("UPDATE records SET state = 'done', id_organisme = ?, code = NULL, message = NULL "
+      .. "WHERE line = ? AND state = 'sent' AND EXISTS (SELECT 1 FROM owner WHERE token = ?)",
+      opts.id_organisme, line, journal.token)
+  end
+  if n == 0 then
+    return refusal("bulk.settle", "journal", ("record %d was written by another run meanwhile: run again"):format(
+      line), true)
+  end
+  return { line = line, state = opts.absent and "pending" or "done", id_organisme = opts.id_organisme }
+end
+
+function bulk.settle(opts)
+  check_settle(opts)
+  local path = opts.journal
+  -- an existing journal only: opening a missing or empty file would make one
+  local f = io.open(path, "rb")
+  local size = f and f:seek("end")
+  if f then f:close() end
+  if not f then return refusal("bulk.settle", "journal", "journal " .. path .. ": no such file") end
+  if size == 0 then return refusal("bulk.settle", "journal", "journal " .. path .. ": an empty file, not a journal") end
+  return owning("bulk.settle", path, opts.take_over, function(journal) return settle_record(journal, opts) end)
 end
 
 return bulk

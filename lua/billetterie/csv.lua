@@ -75,6 +75,7 @@ function csv.records(text, sep)
   local out = {}
   for r = 2, #rows do
     local row = rows[r]
+    rows[r] = nil   -- each row once converted: the rows and the records never both stay whole
     if not (#row == 1 and row[1] == "") then   -- blank line
       if #row ~= #header then
         return nil, ("record %d has %d fields, the header has %d"):format(r - 1, #row, #header)
