@@ -353,7 +353,8 @@ describe("bulk.settle's journal lock", function()
     assert.matches("exit=1%s*$", out)
     assert.matches("record 1 was not sent yet: nothing to settle", out, 1, true)
     assert.equal("pending", sql(journal, "SELECT state FROM records WHERE line = 1"))
-    for _, bad in ipairs{ "1=x", "0=absent", "1=0", "1", "a=absent" } do
+    for _, bad in ipairs{ "1=x", "0=absent", "1=0", "1", "a=absent", "1=99999999999999999999",
+                          "99999999999999999999=absent" } do
       ok, out = cli("--journal " .. j .. " --settle " .. bad)
       assert.is_false(ok)
       assert.matches("exit=2%s*$", out)

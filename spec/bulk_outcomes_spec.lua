@@ -359,6 +359,12 @@ describe("bulk.import's feed_margin", function()
       { out:match("^(%S+)\t(%S+)\t(%S+)") })
   end)
 
+  it("takes fractions of a second (a margin or a client timeout of 2.5 s) on every runtime", function()
+    assert.equal(bulk._feed_ts(1700000000, 43200), bulk._feed_ts(1700000000.5, 43200.5))
+    assert.equal(bulk._feed_ts(1699999998, 0), bulk._feed_ts(1700000000.5, 2.5))
+    assert.equal(bulk._feed_ts(1699999997, 0), bulk._feed_ts(1700000000.5, 2.6))   -- cut to the earlier second
+  end)
+
   it("raises for a margin past 0..86400, and the CLI exits 2", function()
     local path, journal = write_csv("Marge fausse", 1)
     for _, bad in ipairs{ -1, 86401, "0", math.huge } do
@@ -369,7 +375,7 @@ describe("bulk.import's feed_margin", function()
     assert.is_nil(util.read_file(journal))
     local map = support.script(temp.new(".lua"), 'return { ["organisme.intitule"] = "Nom", '
       .. '["organisme.nature"] = "Nature" }\n')
-    for _, bad in ipairs{ "-1", "86401", "x", "1e3" } do
+    for _, bad in ipairs{ "-1", "86401", "x", "1e3", "0.5" } do
       local ok, out = support.cli(sb.url, ("import %s --map %s --journal %s --feed-margin %s"):format(
         util.q(path), util.q(map), util.q(journal), bad))
       assert.is_false(ok)

@@ -59,6 +59,26 @@ describe("c:call success", function()
     assert.same({ x_rsi_ws_login = "xrsitest", x_rsi_ws_mdp = PASSWORD, x_rsi_client = "677" }, form_fields(body))
   end)
 
+  it("reads an answer that starts with a UTF-8 byte order mark, JSON or XML, streamed or not", function()
+    local bom = "\239\187\191"
+    local url = nginx.canned("bomjson", bom .. [[{"retour":{"statut":{"code":603,"traitement":"ok","message":"ok"},
+      "message":{"jeton":"A25DD850FF131140BA09A8B9ADFEE79A"}}}]])
+    local msg, statut = client(url):call("ws_idsession")
+    assert.equal(603, statut and statut.code, tostring(statut))
+    assert.equal("A25DD850FF131140BA09A8B9ADFEE79A", msg.jeton)
+    url = nginx.canned("bomxml", bom .. [[<?xml version="1.0" encoding="UTF-8"?>
+<CATALOGUE><SALLES><SALLE><SALLE_ID>28</SALLE_ID><NOM>THÉÂTRE</NOM></SALLE></SALLES></CATALOGUE>]])
+    local doc, st = client(url):call("ws_programmation")
+    assert.equal("CATALOGUE", st and st.root, tostring(st))
+    assert.equal(28, doc.SALLES.SALLE[1].SALLE_ID)
+    local names = {}
+    for salle, err in client(url):call("ws_programmation", { each = "SALLE" }) do
+      assert.is_not_false(salle, tostring(err))
+      names[#names + 1] = salle.NOM
+    end
+    assert.same({ "THÉÂTRE" }, names)
+  end)
+
   it("sends ids read from an answer exactly as the vendor wrote them", function()
     local url = nginx.canned("organisme", [[{"retour":{"message":{"organisme":{"id_organisme":5442,"intitule":"Le Pont"}},
       "statut":{"code":906,"traitement":"ok","message":"La fiche organisme a été trouvée"}}}]])
@@ -505,6 +525,21 @@ describe("a password written in the URL", function()
     assert.equal("billetterie client http://127.0.0.1:9/ (login xrsitest)", tostring(c2))
     local _, neterr = c2:call("ws_liste_fiches_modifiees", { ts = "2024-01-01T00:00:00" })
     assert.not_matches(pw, tostring(neterr), 1, true)
+  end)
+
+  it("is left out of page links and cache keys, and masked by the S-360 client too", function()
+    local pw = "url-Secret-78"
+    local c = client("https://shop:" .. pw .. "@billetterie.example.fr/")
+    assert.equal("https://billetterie.example.fr/spectacle?id_spectacle=515",
+      assert(c:page("spectacle", { id_spectacle = 515 })))
+    local key = require("billetterie.client_cache").key(c, require("billetterie.catalogue").services.ws_cat_listes, {})
+    assert.not_matches(pw, key, 1, true)
+    local s360 = require("billetterie.s360").new{ url = "http://op:" .. pw .. "@127.0.0.1:9/s360",
+      institution = "DEMO", operator = "DEMO_B2C", password = "s360-secret", retries = 0 }
+    assert.not_matches(pw, tostring(s360), 1, true)
+    local _, err = s360:getAvailableAutorizations()
+    assert.equal("network", err.kind)
+    assert.not_matches(pw, tostring(err), 1, true)
   end)
 end)
 

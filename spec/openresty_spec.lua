@@ -4,6 +4,7 @@
 local sandbox = require "spec.support.sandbox"
 local support_nginx = require "spec.support.nginx"
 local cjson = require "cjson"
+local core = require "billetterie.core"
 
 -- The repository's root, the core's build directory nginx loads, helpers.
 local util = require "spec.support.util"
@@ -211,7 +212,8 @@ local SERVER_EXTRA = [[
         local s = ngx_session.new{ dict = dict, cookie = "test_sid", ttl = 10 }
         local op, id = ngx.var.arg_op, ngx.var.cookie_test_sid
         if op == "start" then
-          assert(s:start({ who = "t" }, tonumber(ngx.var.arg_vendor)))
+          local ok, err = s:start({ who = "t" }, tonumber(ngx.var.arg_vendor))
+          if not ok then return ngx.say(err.kind, " ", err.code, " ", tostring(err.is_local)) end
           return ngx.say("started")
         elseif op == "shorten" then
           dict:expire("s:" .. id, 3)
@@ -386,6 +388,10 @@ document.querySelector('button[type=submit]').click();";
         local status, _, _, errkind, errmsg = t:request{ url = "http://billetterie-echo/echo", method = "POST",
           body = "x", headers = { "X-Secret-Header: hush-hush" } }
         seen[#seen + 1] = { status = status, errkind = errkind, errmsg = errmsg }
+        -- a password in the client's URL goes as Basic authentication, as with
+        -- libcurl (proxy_pass would refuse the URL and log it whole)
+        require("billetterie").new{ url = "http://bob:Pw%3Ahush-hush@billetterie-echo/echo/", login = "xrsitest",
+          password = "xrsimdp", client_id = 677, retries = 0, transport = recorder }:call("ws_idsession")
         ngx.say(cjson.encode(seen))
       }
     }
@@ -841,7 +847,7 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
       .. "-H 'Content-Type: text/plain' " .. q(server.url .. "/_test/upstream_headers"))
     assert.are.equal(200, code, body)
     local seen = cjson.decode(body)
-    assert.are.equal(4, #seen, body)
+    assert.are.equal(5, #seen, body)
     local soap, rest, form = seen[1].echo.headers, seen[2].echo.headers, seen[3].echo.headers
     assert.are.equal("text/xml; charset=utf-8", soap["content-type"])
     assert.are.equal('""', soap.soapaction)
@@ -864,9 +870,13 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.same({ 0, "setup" }, { seen[4].status, seen[4].errkind })
     assert.truthy(seen[4].errmsg:find("X-Secret-Header", 1, true), seen[4].errmsg)
     assert.falsy(seen[4].errmsg:find("hush-hush", 1, true))
+    assert.are.equal(200, seen[5].status, body)
+    assert.are.equal("Basic " .. core.b64encode("bob:Pw:hush-hush"), seen[5].echo.headers.authorization)
+    assert.truthy(seen[5].echo.body:find("x_rsi_ws_login=xrsitest", 1, true), seen[5].echo.body)
     -- no secret in nginx's log either
     local log = read(server.dir .. "/error.log")
     assert.falsy(log:find("s360-sandbox-secret", 1, true))
+    assert.falsy(log:find("hush-hush", 1, true))
     assert.falsy(log:find("eyJhbGciOi", 1, true))
     assert.falsy(log:find(rest.authorization:sub(8), 1, true))
   end)
@@ -958,6 +968,8 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.are.equal("started", (op("op=start&vendor=5")))
     ttl = op("op=get")
     assert.is_true(tonumber(ttl) <= 5, ttl)
+    -- none left (s:remaining() of a closed or expired session): what a call on it gives
+    assert.are.equal("vendor 605 true", (op("op=start&vendor=0")))
   end)
 
   local function account_login(ajar, password, base)

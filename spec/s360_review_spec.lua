@@ -71,6 +71,11 @@ describe("S-360 review: refused operator credentials over SOAP, whatever the fau
     assert.equal("http", e.kind)
     assert.equal("Server", e.code)
     assert.is_nil(e.http_status)
+    -- SOAP 1.1 4.4.1: Client.X is a more specific Client fault, Server.X a Server one
+    _, e = soap.read("getContactData", fault("S:Client.InvalidInput", "bad field"))
+    assert.same({ "vendor", "Client.InvalidInput" }, { e.kind, e.code })
+    _, e = soap.read("getContactData", fault("S:Server.Busy", "later"))
+    assert.equal("http", e.kind)
   end)
 end)
 

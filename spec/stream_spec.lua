@@ -334,3 +334,28 @@ describe("billetterie call each=TAG", function()
     assert.matches("exit=2", out, 1, true)
   end)
 end)
+
+describe("a streamed call never resumed", function()
+  it("leaves no temporary file once collected (nginx drops the handler of a visitor gone)", function()
+    -- a transport that parks the call, as transport_ngx does while nginx
+    -- waits on the upstream, and records the file it was to write
+    local path
+    local parked = { request = function(_, req)
+      path = req.file
+      coroutine.yield()
+      error("never resumed")
+    end }
+    local c = billetterie.new { url = sb.url, login = "xrsitest", password = "xrsimdp", client_id = 677,
+                                transport = parked }
+    local co = coroutine.create(function() for _ in c:call("ws_programmation", { each = "SPECTACLE" }) do end end)
+    assert.is_true(coroutine.resume(co))
+    assert.is_string(path)
+    assert.truthy(io.open(path, "rb"), "the temporary file exists while the call waits")
+    co = nil
+    collectgarbage()
+    collectgarbage()
+    local f = io.open(path, "rb")
+    if f then f:close() end
+    assert.is_nil(f, "the temporary file was left behind: " .. tostring(path))
+  end)
+end)

@@ -205,6 +205,34 @@ describe("s:deconnexion_session{}", function()
     assert(s:deconnexion_session())
     assert.is_true(s.logged_out)
   end)
+
+  it("is the logout when called by name too, s:call(\"ws_deconnexion_session\")", function()
+    local s = claire(client())
+    assert(s:call("ws_deconnexion_session"))
+    assert.is_true(s.closed)
+    assert.is_true(s.logged_out)
+    assert.equal(0, s:remaining())
+    clear_journal()
+    assert_dead(select(1, s:info_contact{}), select(2, s:info_contact{}), "closed")
+    assert.equal(0, #journal())
+  end)
+
+  it("raises on bad call options at the caller's line, and closes nothing", function()
+    local s = assert(client():session())
+    clear_journal()
+    for _, f in ipairs {
+      function() local r = s:logout{ bogus = 1 }; return r end,
+      function() local r = s:deconnexion_session({}, { retries = -1 }); return r end,
+      function() local r = s:call("ws_deconnexion_session", nil, "fast"); return r end,
+    } do
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      assert.matches("wire_fixes_spec.lua:%d+: ", err)
+      assert.is_nil(s.closed)
+    end
+    assert.equal(0, #journal())
+    assert(s:logout())
+  end)
 end)
 
 describe("s:login", function()

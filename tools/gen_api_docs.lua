@@ -50,6 +50,8 @@ local function required_text(p, criteria)
   if p.required_unless then parts[#parts + 1] = "without " .. table.concat(p.required_unless, " or ") end
   if #parts == 0 then return "" end
   local text = "required " .. table.concat(parts, ", or ")
+  -- params.prepare: with a session token, the session's own contact is used
+  if p.required_in_mode == "ws" then text = text .. "; refused with a session token" end
   if p.default ~= nil then text = text .. " (default " .. tostring(p.default) .. " sent when missing)" end
   return text
 end

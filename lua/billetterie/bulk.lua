@@ -386,7 +386,9 @@ end
 -- (feed_margin) earlier, by the rule of the header: a start too late misses
 -- records (then created twice), one too early costs only a longer list.
 local function feed_ts(since, margin)
-  local start = since - margin
+  -- whole seconds, earlier when cut (a timeout or margin of 2.5 s): os.date
+  -- refuses fractions on Lua 5.4
+  local start = math.floor(since - margin)
   if margin >= ANY_ZONE then return os.date("!" .. TS_FORMAT, start) end
   -- the hour before daylight saving time ends comes twice on the wall
   -- clock: the server may read it as the later one, so start an hour early

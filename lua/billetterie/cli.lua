@@ -78,7 +78,12 @@ local function client(opts, extra)
     if type(base) ~= "table" then die("billetterie: " .. config .. " must return a table of options", 2) end
   end
   for k, v in pairs(extra or {}) do base[k] = v end
-  if opts.url then base.url = opts.url end   -- an address is no secret: a flag is fine
+  -- an address is no secret, a flag is fine; but not one with a password
+  -- in it (http://user:pw@host/): ps shows the command line
+  if opts.url and opts.url:match("^%a[%w+.-]*://[^/@]-:[^/@]*@") then
+    die("billetterie: --url holds a password, which ps shows: give it in BILLETTERIE_URL or --config FILE", 2)
+  end
+  if opts.url then base.url = opts.url end
   local url = os.getenv("BILLETTERIE_URL")
   if base.url == nil and (url == nil or url == "") then
     die("billetterie: set BILLETTERIE_URL (and the credentials) or give --url URL or --config FILE", 2)
@@ -334,8 +339,9 @@ local function settle(opts, rest)
     if opts[name] then die("billetterie import: --settle takes no --" .. name .. "\n" .. HELP.import, 2) end
   end
   if rest[2] or not (opts.journal or rest[1]) then die(HELP.import, 2) end
-  local line, what = opts.settle:match("^(%d+)=(%w+)$")
-  local id = what and what:match("^%d+$") and tonumber(what)
+  -- whole numbers a double holds exactly (bulk.settle raises on others)
+  local line, what = opts.settle:match("^(%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?)=(%w+)$")
+  local id = what and #what <= 15 and what:match("^%d+$") and tonumber(what)
   if not line or tonumber(line) < 1 or not (what == "absent" or (id and id >= 1)) then
     die("billetterie import: --settle is LINE=ID_ORGANISME or LINE=absent, got " .. opts.settle, 2)
   end
@@ -368,7 +374,7 @@ function cli.import(args)
   local rate = number_option(opts, "rate", false)
   local margin = opts["feed-margin"]
   local feed_margin = margin and tonumber(margin)
-  if margin and not (margin:match("^%d+%.?%d*$") and feed_margin <= 86400) then
+  if margin and not (margin:match("^%d+$") and feed_margin <= 86400) then
     die("billetterie import: --feed-margin must be a number of seconds from 0 to 86400, got " .. margin, 2)
   end
   local map = load_data("map", opts.map)

@@ -49,16 +49,6 @@ local function with_slash(url)
   return url:sub(-1) == "/" and url or url .. "/"
 end
 
--- The password of a URL's userinfo (http://user:pw@host/), or nil.
-local function url_password(url)
-  return url and url:match("^https?://[^/@]-:([^/@]*)@")
-end
-
--- A URL as it may be shown: the userinfo's password masked.
-local function shown_url(url)
-  return (url:gsub("^(https?://[^/@:]*):[^/@]*@", "%1:***@", 1))
-end
-Client.shown_url = shown_url
 
 -- billetterie.new{ url=, login=, password=, client_id=, timeout=10, ... }
 -- Option mistakes are programmer mistakes: they raise.
@@ -134,10 +124,9 @@ function Client.new(opts)
   -- a password written into a URL is a secret too: scrubbed from every
   -- error text (as written and percent-decoded)
   for _, u in ipairs{ self.url, self.api_url or "" } do
-    local pw = url_password(u)
-    if pw and pw ~= "" then
+    local pw, plain = errors.url_password(u)
+    if pw then
       secrets.list[#secrets.list + 1] = pw
-      local plain = pw:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
       if plain ~= pw then secrets.list[#secrets.list + 1] = plain end
     end
   end
@@ -146,7 +135,7 @@ function Client.new(opts)
 end
 
 function Client:__tostring()
-  return ("billetterie client %s (login %s)"):format(shown_url(self.url), tostring(self.login))
+  return ("billetterie client %s (login %s)"):format(errors.shown_url(self.url), tostring(self.login))
 end
 
 -- code: the vendor's code for the same refusal where the spec has one
@@ -266,7 +255,12 @@ function Client:_answer(service, fields, status, body, content_type, errkind, er
     return fail(self, fields, e)
   end
   -- A JSON object first byte is the common case: no pattern to run.
-  local first = byte(body, 1) == 123 and "{" or body:match("^%s*(.)")
+  local b1 = byte(body, 1)
+  if b1 == 239 and body:sub(1, 3) == "\239\187\191" then   -- a UTF-8 byte order mark: no JSON parser takes it
+    body = body:sub(4)
+    b1 = byte(body, 1)
+  end
+  local first = b1 == 123 and "{" or body:match("^%s*(.)")
   if status >= 400 then
     local text = first and (": " .. excerpt(self, fields, body)) or ""
     return fail(self, fields, { kind = "http", ws = ws, http_status = status, request_id = request_id,
@@ -410,17 +404,23 @@ local CALL_OPTIONS = {
 local CALL_OPTION_TYPES = { idempotent = "a boolean", retries = "a whole number between 0 and 100", cache = "a boolean",
                             cache_ttl = "a number of seconds from 0.001 to a year" }
 
-local function check_call_options(opts)
+-- level: the error's level as error() takes it, from this function (3: the
+-- caller of the function that called it).
+local function check_call_options(opts, level)
   if opts == nil then return end
-  if type(opts) ~= "table" then error("call options must be a table (idempotent, retries, cache, cache_ttl)", 3) end
+  level = level or 3
+  if type(opts) ~= "table" then
+    error("call options must be a table (idempotent, retries, cache, cache_ttl)", level)
+  end
   for k, v in pairs(opts) do
     local ok = CALL_OPTIONS[k]
     if not ok then
-      error("unknown call option '" .. tostring(k) .. "' (idempotent, retries, cache, cache_ttl)", 3)
+      error("unknown call option '" .. tostring(k) .. "' (idempotent, retries, cache, cache_ttl)", level)
     end
-    if not ok(v) then error("call option " .. k .. " must be " .. CALL_OPTION_TYPES[k], 3) end
+    if not ok(v) then error("call option " .. k .. " must be " .. CALL_OPTION_TYPES[k], level) end
   end
 end
+Client._check_call_options = check_call_options   -- for sessions: checked before one closes
 
 -- c:call("ws_name", { params } [, { idempotent = true, retries = n, cache = false, cache_ttl = s }])
 --   -> payload, statut | nil, err

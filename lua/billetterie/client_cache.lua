@@ -18,6 +18,7 @@
 -- On a dict store, concurrent misses of one key make one vendor call (a
 -- short lock; the others wait up to 2 s for its answer, then call).
 local cache = require "billetterie.cache"
+local errors = require "billetterie.error"
 local catalogue = require "billetterie.catalogue"
 
 local M = {}
@@ -76,6 +77,9 @@ function M.key(client, service, fields)
   -- from an encoded prefix): its login and client number are named here.
   local api = service.host == "api"
   local base = api and client.api_url or client.url
+  -- a password in the URL (http://user:pw@host/) stays out of the key: a
+  -- shared dict's keys can be listed
+  base = base and errors.shown_url(base)
   local who = api and client.api_login or client.login
   return cache.key("billetterie", service.name, base or "", who or "", client.client_id or "", public)
 end

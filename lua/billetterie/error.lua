@@ -153,6 +153,20 @@ end
 
 M.scrub = scrub
 
+-- A site behind HTTP authentication may be given as http://user:pw@host/.
+-- url_password(url) -> the userinfo's password, as written and
+-- percent-decoded (both to scrub) | nil
+function M.url_password(url)
+  local pw = type(url) == "string" and url:match("^https?://[^/@]-:([^/@]*)@")
+  if not pw or pw == "" then return nil end
+  return pw, (pw:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The URL as it may be shown: the userinfo's password as ***.
+function M.shown_url(url)
+  return (url:gsub("^(https?://[^/@:]*):[^/@]*@", "%1:***@", 1))
+end
+
 -- The fields of an error for a transport failure (errkind and errmsg as
 -- transport:request returns them; status 0 when nothing was answered), for
 -- every client alike: { kind, message, retryable, http_status }.

@@ -117,13 +117,19 @@ end
 -- under a fresh id, dropping the visitor's previous one (no fixation).
 -- vendor_remaining: seconds the vendor's session has left (s:remaining()),
 -- if known: the visitor's never outlives it. -> true | nil, err (a
--- billetterie error: invalid_param for no time left or data JSON cannot
--- hold; http 503, retryable, when the shared dict is full)
+-- billetterie error: vendor 605 with is_local when the vendor's session
+-- has no time left, as a call on it would give; invalid_param for data
+-- JSON cannot hold; http 503, retryable, when the shared dict is full)
 function M:start(data, vendor_remaining)
   if vendor_remaining ~= nil and (type(vendor_remaining) ~= "number" or vendor_remaining ~= vendor_remaining) then
     error("ngx_session:start: vendor_remaining must be a number of seconds", 2)
   end
   local ttl = math.floor(math.min(vendor_remaining or self.ttl, self.ttl))
+  if vendor_remaining and vendor_remaining < 1 then
+    -- a vendor session closed or expired: the error a call on it gives (session.lua)
+    return nil, errors.new{ kind = "vendor", code = 605, ws = "ngx_session", retryable = false, is_local = true,
+                            message = "the vendor session has no time left (closed or expired): log in again" }
+  end
   if ttl <= 0 then
     return nil, errors.new{ kind = "invalid_param", ws = "ngx_session", retryable = false,
                             message = "the session has no time left" }

@@ -63,6 +63,9 @@ function pages.url(base, name, given)
   if type(base) ~= "string" or not base:match("^https?://") then
     error("pages.url needs the site's base URL", 2)
   end
+  -- a link goes to visitors' browsers: never with the userinfo
+  -- (http://user:password@host/) a client's URL may hold for its calls
+  base = base:gsub("^(https?://)[^/@]*@", "%1", 1)
   local page = PAGES[name]
   if not page then
     return nil, errors.new{ kind = "invalid_param", ws = name, retryable = false, message = "unknown page " .. tostring(name) }

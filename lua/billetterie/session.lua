@@ -65,8 +65,15 @@ local function dead(self, name)
 end
 
 -- s:call("ws_name", params): the service with this session's token.
+local close
+
 function Session:call(name, params, opts)
   if not_mine(self) then error("use s:call(name, params), with a colon", 2) end
+  self.client._check_call_options(opts, 3)   -- raised at the caller's line
+  if name == "ws_deconnexion_session" then   -- the logout, whichever way it is called
+    if params ~= nil and type(params) ~= "table" then error("call parameters must be a table", 2) end
+    return close(self, params, opts)
+  end
   if self:remaining() <= 0 then return dead(self, name) end
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
@@ -124,8 +131,9 @@ end
 -- (605). A session that expired before any logout is not sent either.
 -- opts: c:call's options ({ idempotent = true } lets the client retry it).
 -- given: the caller's parameters (s:deconnexion_session{...}), checked
--- before the session is closed: a mistake there closes nothing.
-local function close(self, given, opts)
+-- before the session is closed, as the options are by every caller of
+-- close: a mistake there closes nothing.
+function close(self, given, opts)
   if self.logged_out or (not self.closed and self:remaining() <= 0) then
     return dead(self, "ws_deconnexion_session")
   end
@@ -144,6 +152,7 @@ end
 
 function Session:logout(opts)
   if not_mine(self) then error("use s:logout(), with a colon", 2) end
+  self.client._check_call_options(opts, 3)   -- a mistake there closes nothing
   return close(self, nil, opts)
 end
 
@@ -152,6 +161,7 @@ end
 function Session:deconnexion_session(given, opts)
   if not_mine(self) then error("use s:deconnexion_session{}, with a colon", 2) end
   if given ~= nil and type(given) ~= "table" then error("call parameters must be a table", 2) end
+  self.client._check_call_options(opts, 3)
   return close(self, given, opts)
 end
 

@@ -50,6 +50,7 @@ end
 
 -- A body that is an XML document (an HTML error page is not).
 local function xml_head(head)
+  if head:sub(1, 3) == "\239\187\191" then head = head:sub(4) end   -- a UTF-8 byte order mark
   local lower = head:lower()
   return head:match("^%s*<") and not lower:match("^%s*<!doctype html") and not lower:match("^%s*<html[%s>]")
 end
@@ -58,16 +59,37 @@ end
 -- JSON ko envelope) is read up to this size for the error.
 local ERROR_BODY_MAX = 64 * 1024
 
+-- Removes `path` when collected, unless disarmed (guard.path = nil): a
+-- call whose coroutine is never resumed (nginx drops the handler of a
+-- visitor who went away, with lua_check_client_abort) leaves no file in
+-- /tmp. LuaJIT runs __gc on userdata only: newproxy there.
+local new_guard
+if rawget(_G, "newproxy") then
+  new_guard = function(path)
+    local guard = newproxy(true)
+    local state = { path = path }
+    getmetatable(guard).__gc = function() if state.path then os.remove(state.path) end end
+    return guard, state
+  end
+else
+  new_guard = function(path)
+    local state = { path = path }
+    return setmetatable({}, { __gc = function() if state.path then os.remove(state.path) end end }), state
+  end
+end
+
 -- One attempt, the exchange Client:_send paces and retries: the answer
 -- goes to a temporary file. -> path | nil, err (the same errors as a
 -- plain call: HTTP, network, timeout, vendor ko, HTML page).
 local function fetch(self, service, fields, url, body)
   local path = os.tmpname()
+  local guard, armed = new_guard(path)
   local request = {}   -- its own table: `file` must not reach the client's other calls
   for k, v in pairs(self._request) do request[k] = v end
   request.url, request.method, request.body, request.file = url, service.method, body, path
   local ok, status, _, ctype, errkind, errmsg, request_id, retry_after =
     pcall(self.transport.request, self.transport, request)
+  armed.path, guard = nil, nil   -- resumed: the file is removed below on every path
   if not ok then   -- a raising transport is a programmer's mistake: no file left behind
     os.remove(path)
     error(status, 0)

@@ -176,11 +176,23 @@ function M:request(req)
   if type(url) ~= "string" or not url:match("^https?://") or url:find("[%s%c]") then
     return 0, nil, nil, "setup", "the URL must be http(s):// without spaces or control characters"
   end
+  -- proxy_pass takes no user:password@ (nginx refuses it and logs the
+  -- whole address, password included): as libcurl does with it, it goes
+  -- as HTTP Basic authentication, and the address without it
+  local scheme, userinfo, rest = url:match("^(https?://)([^/?#]*)@(.*)$")
+  if userinfo then url = scheme .. rest end
   local vars = { [self.variable] = url }
   local with_headers = headers ~= nil and headers[1] ~= nil
   if with_headers then
     local ok, err = header_vars(vars, headers)
     if not ok then return 0, nil, nil, "setup", err end
+  end
+  if userinfo then
+    if vars[HEADER_VARS.authorization] then
+      return 0, nil, nil, "setup", "the URL's user:password@ and an Authorization header cannot both be sent"
+    end
+    vars[HEADER_VARS.authorization] = "Basic " .. ngx.encode_base64(ngx.unescape_uri(userinfo))
+    with_headers = true
   end
   local options = { method = m, vars = vars }
   if m ~= ngx.HTTP_GET and m ~= ngx.HTTP_HEAD then
@@ -216,8 +228,11 @@ function M:request(req)
   if file then
     local f, err = io.open(file, "wb")
     if not f then return status, nil, content_type, "network", "cannot write " .. file .. ": " .. tostring(err) end
-    f:write(data)
-    f:close()
+    local wrote, werr = f:write(data)
+    local closed, cerr = f:close()
+    if not wrote or not closed then   -- a full disk: a cut file must not pass for the answer
+      return status, nil, content_type, "network", "cannot write " .. file .. ": " .. tostring(werr or cerr)
+    end
     data = ""
   end
   return status, data, content_type, nil, nil, request_id,

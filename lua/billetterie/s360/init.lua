@@ -169,17 +169,21 @@ function M.new(opts)
     cainfo = opts.cainfo, capath = opts.capath,
   }
   self._request.config = core.http_config(self._request)
-  secrets_of[self] = { password = opts.password }
+  -- a password in the URL (http://user:pw@host/) is scrubbed too
+  local url_pw, url_plain = errors.url_password(base)
+  secrets_of[self] = { password = opts.password, url_password = url_pw, url_plain = url_plain }
   return self
 end
 
 function S360:__tostring()
-  return ("billetterie s360 client %s (%s, operator %s)"):format(self.url, self.protocol, self.operator)
+  return ("billetterie s360 client %s (%s, operator %s)"):format(errors.shown_url(self.url), self.protocol,
+    self.operator)
 end
 
 -- The secrets an error of this call must not show.
 local function secret_list(self, values, extra)
-  local list = { secrets_of[self].password }
+  local own = secrets_of[self]
+  local list = { own.password, own.url_password, own.url_plain }
   local function walk(v, depth)
     if type(v) ~= "table" or depth > 8 then return end
     for k, x in pairs(v) do

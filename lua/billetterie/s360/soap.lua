@@ -87,7 +87,8 @@ function soap.read(method, body)
       return nil, { kind = "http", http_status = 401, code = wsse, message = message, retryable = false,
                     fault = true }
     end
-    local kind = (CLIENT_FAULTS[short] or short:match("Authentication")
+    -- SOAP 1.1 §4.4.1: "Client.Something" is a more specific Client fault
+    local kind = (CLIENT_FAULTS[short:match("^[^.]*")] or short:match("Authentication")
                   or short:match("Security") or short:match("Token")) and "vendor" or "http"
     return nil, { kind = kind, code = short ~= "" and short or nil, message = message,
                   detail = code ~= short and code or nil, fault = true }
