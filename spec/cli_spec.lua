@@ -124,6 +124,11 @@ describe("billetterie command", function()
     ok, out = shell(env .. "BILLETTERIE_CLIENT=abc lua5.4 bin/billetterie call ws_idsession")
     assert.is_false(ok)
     assert.matches("BILLETTERIE_CLIENT must be a number", out, 1, true)
+    -- a password on the command line shows in ps: refused, not repeated
+    ok, out = shell(no_url_env() .. "lua5.4 bin/billetterie call ws_idsession --url http://u:cli-Secret-9@127.0.0.1:9/")
+    assert.is_false(ok)
+    assert.matches("--url holds a password", out, 1, true)
+    assert.not_matches("cli-Secret-9", out, 1, true)
   end)
 
   it("reads a value from stdin (name=-) or the environment (name=env:VAR), never from argv", function()
