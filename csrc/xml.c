@@ -101,6 +101,7 @@ typedef struct {
     int skipn;
     int run;     /* skipc seen at the end of the previous piece */
     int dtdopen; /* '[' open in the DOCTYPE */
+    size_t carry; /* bytes of a construct's opening read past the last piece */
 } xreader;
 
 /* Pre-scan modes: text and tags; in a tag named `tag`; in a comment, CDATA
@@ -207,12 +208,21 @@ static void enter_skip(xreader *x, char c, int n, int back)
  * moving the pre-scan's state along it. Comments, CDATA sections, PIs and
  * the DOCTYPE (its literals and internal subset) are skipped as libxml2
  * reads them: a fake tag in them with an open quote would hide the real
- * tags that follow. Text and attribute values never hold '<'. A construct
- * whose start runs to `end` is cut before, to be read whole next time. */
-static const char *scan_piece(xreader *x, const char *w, const char *end, int last)
+ * tags that follow. Text and attribute values never hold '<'. A
+ * construct's opening ("<!--", "<!DOCTYPE"...) is told from the bytes
+ * available up to `la`, past the piece (libxml2's first read asks for 4
+ * bytes); what of it lies past `end` is carried to the next piece. When
+ * more bytes may follow `la` (`more`), an opening running to `la` is cut
+ * before, to be read whole next time. */
+static const char *scan_piece(xreader *x, const char *w, const char *end, const char *la, int more)
 {
     const char *p = w, *t, *s, *q, *g;
     size_t n = strlen(x->tag);
+    if (x->carry > 0) {
+        size_t c = x->carry < (size_t)(end - w) ? x->carry : (size_t)(end - w);
+        p += c;
+        x->carry -= c;
+    }
     while (p < end) {
         switch (x->scan) {
         case SC_TAG: /* a tag named `tag` longer than a piece */
@@ -240,12 +250,12 @@ static const char *scan_piece(xreader *x, const char *w, const char *end, int la
                 } else if (*p == '>' && x->dtdopen == 0) {
                     x->scan = SC_TEXT;
                 } else if (*p == '<') {
-                    if (end - p < 4 && p > w && !last)
+                    if (la - p < 4 && p > w && more)
                         return p;
-                    if (starts(p, end, "<!--")) {
+                    if (starts(p, la, "<!--")) {
                         enter_skip(x, '-', 2, SC_DTD);
                         p += 3;
-                    } else if (p + 1 < end && p[1] == '?') {
+                    } else if (p + 1 < la && p[1] == '?') {
                         enter_skip(x, '?', 1, SC_DTD);
                         p++;
                     }
@@ -256,19 +266,19 @@ static const char *scan_piece(xreader *x, const char *w, const char *end, int la
             if ((t = memchr(p, '<', (size_t)(end - p))) == NULL)
                 return end;
             s = t + 1;
-            if (s < end && (*s == '!' || *s == '?')) {
-                if (end - t < 9 && t > w && !last)
+            if (s < la && (*s == '!' || *s == '?')) {
+                if (la - t < 9 && t > w && more)
                     return t;
                 if (*s == '?') {
                     enter_skip(x, '?', 1, SC_TEXT);
                     p = s + 1;
-                } else if (starts(s, end, "!--")) {
+                } else if (starts(s, la, "!--")) {
                     enter_skip(x, '-', 2, SC_TEXT);
                     p = s + 3;
-                } else if (starts(s, end, "![CDATA[")) {
+                } else if (starts(s, la, "![CDATA[")) {
                     enter_skip(x, ']', 2, SC_TEXT);
                     p = s + 8;
-                } else if (starts(s, end, "!DOCTYPE")) {
+                } else if (starts(s, la, "!DOCTYPE")) {
                     x->scan = SC_DTD;
                     x->quote = 0;
                     x->dtdopen = 0;
@@ -285,7 +295,7 @@ static const char *scan_piece(xreader *x, const char *w, const char *end, int la
                     s = q + 1; /* the local name follows the last ':' */
             /* a name running to `end` may go on past the window */
             if (q == end)
-                return t > w && !last ? t : end;
+                return t > w && (more || end < la) ? t : end;
             if ((size_t)(q - s) != n || memcmp(s, x->tag, n) != 0) {
                 p = q;
                 break;
@@ -299,6 +309,8 @@ static const char *scan_piece(xreader *x, const char *w, const char *end, int la
             return end;
         }
     }
+    if (p > end)
+        x->carry = (size_t)(p - end);
     return end;
 }
 
@@ -343,7 +355,6 @@ static int io_read_source(void *ctx, char *buf, int len)
     xreader *x = ctx;
     const char *w, *end;
     size_t n, avail;
-    int last;
     if (refill(x, XR_PIECE) != 0)
         return -1;
     w = x->src + x->srcpos;
@@ -352,8 +363,9 @@ static int io_read_source(void *ctx, char *buf, int len)
     if (n > XR_PIECE)
         n = XR_PIECE;
     end = w + n;
-    last = n == avail && (x->fp == NULL || x->eof); /* nothing after this */
-    end = scan_piece(x, w, end, last);
+    /* the source's bytes at hand bound the look-ahead; more may follow
+     * them only from a file not read to its end */
+    end = scan_piece(x, w, end, x->src + x->srclen, x->fp != NULL && !x->eof);
     n = (size_t)(end - w);
     memcpy(buf, w, n);
     x->srcpos += n;

@@ -45,6 +45,9 @@ M.decode = core.xml_decode
 -- under the same mapping, nil at the end, nil + message on malformed input
 -- (then nil), nil + "reader closed" after reader:close(). Memory stays
 -- bounded by one element. close is idempotent and is also __gc and __close.
+-- Every element completed before a malformation is yielded before the
+-- error, in UTF-8 (and the encodings that write markup in ASCII); in UTF-16
+-- the error may come first.
 M.reader = core.xml_reader
 
 --- for item, err in xml.each(source, tag [, opts]) do ... end
