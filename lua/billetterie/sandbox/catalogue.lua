@@ -155,8 +155,9 @@ end
 -- centimes -> the feed's euros with a decimal comma: 1800 -> "18",
 -- 550 -> "5,5", 1275 -> "12,75" (the public integration reads "5,5").
 function M.euros(c)
-  local s = ("%d"):format(c // 100)
-  local cents = c % 100
+  -- on the magnitude: floor division would print -150 as "-2,5"
+  local s = ("%s%d"):format(c < 0 and "-" or "", math.abs(c) // 100)
+  local cents = math.abs(c) % 100
   if cents == 0 then return s end
   return ((s .. (",%02d"):format(cents)):gsub("0$", ""))
 end

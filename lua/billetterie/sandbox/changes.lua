@@ -148,6 +148,7 @@ local routes = {
   ws_execute_programme = {
     auth = "api_key",
     envelope = "statut_data", -- {"statut": {...}, "data": {...}}, no retour
+    scalars = { ts = true, type_export = true, Filtre_client = true }, -- read by the programme
     run = function(p, env)
       local programme = PROGRAMMES[p.x_rsi_modele]
       if not programme then return ko(4) end

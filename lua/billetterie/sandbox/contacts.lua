@@ -37,8 +37,13 @@ M.DEFAULT_PWD_KEY = "B470CF16245D405986E5A546A1429B86"
 
 local SEND, RECV, SCALARS = {}, {}, {}
 local SCALAR_TYPES = { string = true, date = true, number = true, boolean = true }
+-- The form's scalar parameters (route `scalars`: their array form answers 4,
+-- services.lua); the lists (code_envoi[], interet[], liste[]) are not.
+local FORM_SCALARS = { v_passe = true, v_passec = true, Adresses = true, adresses = true,
+  Niveau_de_relations = true }
 for _, f in ipairs(catalogue.contact_fields) do
   SEND[f.send] = f
+  if SCALAR_TYPES[f.type] then FORM_SCALARS[f.send] = true end
   if f.receive then
     RECV[f.receive] = f
     if SCALAR_TYPES[f.type] then SCALARS[#SCALARS + 1] = f end
@@ -141,10 +146,6 @@ local SCHEMA = {
       WHERE id_contact IN (SELECT id_contact FROM contacts WHERE deleted_at IS NOT NULL)]],
 }
 
--- The fiche lien numbers start far from the contact ids, so a client that
--- confuses id / id_clistru with id_contact is caught at once.
-local FIRST_LIEN = 50001
-
 -- The fiche contact, with or without a web account (ws_suppression_compte
 -- ends the account, 2.3.6.1; the fiche stays, 2.3.1.1).
 local function row_of(db, client, id)
@@ -210,7 +211,7 @@ local function store(db, client, id, change, now)
     db:exec("UPDATE contacts SET data = ?, mail = ?, modified_at = ? WHERE id_contact = ?",
       codec.encode(data), lower(data.mail), now, id)
   else
-    local lien = db:one("SELECT COALESCE(MAX(id_lien) + 1, ?) AS n FROM contacts", FIRST_LIEN).n
+    local lien = db:lien_id() -- one id space with the attachments (db.lua)
     db:exec([[INSERT INTO contacts (client, id_lien, data, ident, mail, passe, created_at, modified_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], client, lien, codec.encode(data),
       lower(data.web_identifiant), lower(data.mail), change.passe, now, now)
@@ -666,6 +667,7 @@ routes.ws_info_formulaire = {
 
 routes.ws_ccontact = {
   auth = "token",
+  scalars = FORM_SCALARS,
   params = { id_formulaire = "integer!", creation_compte = "integer", account_home = "integer" },
   run = function(p, env)
     local db, notes = env.db, {}
@@ -734,6 +736,7 @@ routes.ws_login = {
 
 routes.ws_modification_contact = {
   auth = "ws_or_token",
+  scalars = FORM_SCALARS,
   params = { id_formulaire = "integer", id_contact = "integer", maj_code_envoi = "integer",
     maj_interet = "integer" },
   run = function(p, env)
@@ -761,6 +764,8 @@ routes.ws_modification_contact = {
 
 routes.ws_modification_pwd = {
   auth = "none",
+  envelope = "retour_traitement_texte", -- refusals before run too (NUL, array form)
+  scalars = { x_rsi_pwd_key = true, w_identifiant = true, v_passe = true, v_ancien_passe = true },
   run = function(p, env)
     local db = env.db
     if not present(p.x_rsi_pwd_key) or not present(p.w_identifiant) then return pwd_answer(4) end

@@ -173,6 +173,21 @@ function DB:niveau_id()
         WHERE name IN ('contact_niveaux', 'organisme_niveaux'))]]).n
 end
 
+-- The next fiche lien id (2.7.3.3 liste_liens `id`, "Identifiant de la
+-- fiche lien"): one id space for a contact's own fiche lien (contacts.id_lien,
+-- its `id` / id_clistru) and the links that attach it to an organisme
+-- (organisme_contacts.id), so an integrator can key on it. Past every id
+-- either table holds or ever held; starts at 50001, far from the contact
+-- ids, so a client that confuses id / id_clistru with id_contact is caught
+-- at once. Call inside the write's transaction.
+function DB:lien_id()
+  return self:one([[SELECT MAX(n) + 1 AS n FROM (
+      SELECT 50000 AS n
+      UNION ALL SELECT COALESCE(MAX(id_lien), 0) FROM contacts
+      UNION ALL SELECT COALESCE(MAX(id), 0) FROM organisme_contacts
+      UNION ALL SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'organisme_contacts')]]).n
+end
+
 -- The id of the row just inserted.
 function DB:last_id()
   return math.tointeger(self.conn:getlastautoid())

@@ -143,6 +143,10 @@ local function open(opts, held)
     url = ("http://%s:%d/"):format(host:find(":", 1, true) and "[" .. host .. "]" or host, port),
   }
   ctx.url = sb.url
+  -- where links the sandbox builds point when a request has no Host
+  -- (HTTP/1.0): its own listening address, a wildcard one as loopback
+  local own = ({ ["0.0.0.0"] = "127.0.0.1", ["::"] = "::1" })[host] or host
+  svc.config.own_authority = ("%s:%d"):format(own:find(":", 1, true) and "[" .. own .. "]" or own, port)
   function sb.run() return srv:run() end
   function sb.step(_, ms) return srv:step(ms) end
   function sb.close()

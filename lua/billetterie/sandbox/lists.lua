@@ -58,17 +58,18 @@ function M.add(db, client, id_liste, id_contact)
     client, id_liste, id_contact).id
 end
 
--- retour_traitement (2.5): message is an array, traitement beside statut.
+-- retour_traitement (2.5): message is an array, traitement beside statut;
+-- the routes' envelope (services.lua RESHAPE) gives refusals of the
+-- common checks (credentials, parameters) the same shape.
 local function answer(code, list)
-  local a = (code == 2 and ok or ko)(code, codec.array(list or {}))
-  a.retour.traitement = a.retour.statut.traitement
-  return a
+  return (code == 2 and ok or ko)(code, codec.array(list or {}))
 end
 
 M.routes = {
   -- Only the lists available on the web (2.5.1.4), events included.
   ws_cat_listes = {
     auth = "ws",
+    envelope = "retour_traitement",
     run = function(_, env)
       local out = {}
       for _, l in ipairs(env.db:rows("SELECT * FROM listes WHERE client = ? AND web = 1 ORDER BY id_liste",
@@ -88,6 +89,7 @@ M.routes = {
   -- otherwise its own fiche lien, with structure {id 0, structure ""}.
   ws_cat_contacts_liste = {
     auth = "ws",
+    envelope = "retour_traitement",
     params = { id_liste = "integer!" },
     run = function(p, env)
       local db = env.db

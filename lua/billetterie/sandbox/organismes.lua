@@ -118,6 +118,15 @@ local SCHEMA = {
       portable     TEXT NOT NULL DEFAULT '',
       email        TEXT NOT NULL DEFAULT ''
     )]],
+  -- Files of the previous version numbered attachments from 1, apart from
+  -- the contacts' own fiches lien (50001...): now one id space
+  -- (db:lien_id); an attachment whose id a contact's fiche lien has moves
+  -- past every id (a no-op once done; contacts' schema runs first).
+  [[UPDATE organisme_contacts SET id = id + (SELECT MAX(n) FROM (
+      SELECT COALESCE(MAX(id_lien), 0) AS n FROM contacts
+      UNION ALL SELECT COALESCE(MAX(id), 0) FROM organisme_contacts
+      UNION ALL SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'organisme_contacts'))
+    WHERE id IN (SELECT id_lien FROM contacts)]],
   [[CREATE INDEX IF NOT EXISTS organisme_contacts_org
       ON organisme_contacts (client, id_organisme, id_contact)]],
 }
@@ -285,9 +294,11 @@ end
 
 local function link_insert(db, client, id_org, it, fonction)
   local l = it.link
+  -- an attachment is a fiche lien of its own (see M.links_of), numbered
+  -- with the contacts' own fiches lien
   db:exec([[INSERT INTO organisme_contacts
-      (client, id_organisme, id_contact, fonction, service, telephone, portable, email)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], client, id_org, it.id_contact, fonction or "",
+      (id, client, id_organisme, id_contact, fonction, service, telephone, portable, email)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]], db:lien_id(), client, id_org, it.id_contact, fonction or "",
     l.service or "", l.telephone or "", l.portable or "", l.email or "")
 end
 
@@ -391,6 +402,11 @@ local function with_detail(answer, detail)
   answer.retour.detail = table.concat(detail, " ; ")
   return answer
 end
+
+-- The optional parameters of creation and modification (read below, not
+-- declared): scalars, so their array form answers 4 (services.lua).
+local OPTIONAL_SCALARS = { adresses = true, Adresses = true, Niveau_de_relations = true, contacts = true,
+  criteres = true, critere = true }
 
 -- Decodes the optional base64-JSON parameters into `given`.
 -- -> nil, or the code 4 answer.
@@ -512,6 +528,7 @@ end
 routes.ws_organisme_creation = {
   auth = "ws",
   params = { organisme = "string!" },
+  scalars = OPTIONAL_SCALARS,
   run = function(p, env)
     local db, client = env.db, env.client
     local input, given, detail = read_request(p)
@@ -539,6 +556,7 @@ routes.ws_organisme_creation = {
 routes.ws_organisme_modification = {
   auth = "ws",
   params = { organisme = "string!" },
+  scalars = OPTIONAL_SCALARS,
   run = function(p, env)
     local db, client = env.db, env.client
     local input, given, detail = read_request(p)
@@ -590,6 +608,7 @@ routes.ws_organisme_contacts = {
   auth = "ws",
   -- no declared params: a missing id_organisme or contacts is 1100-1102
   -- here, not the generic 4
+  scalars = { id_organisme = true, contacts = true },
   run = function(p, env)
     local db, client = env.db, env.client
     local has_id, has_contacts = present(p.id_organisme), present(p.contacts)
@@ -671,9 +690,20 @@ function M.criteres_of(db, client, id)
 end
 
 -- The fiches lien of an organisme (owner "organisme") or of a contact
--- (owner "contact"), as liste_liens objects (2.7.3.3).
+-- (owner "contact"), as liste_liens objects (2.7.3.3). A contact's list
+-- starts with its own fiche lien (annex 4.1 `id`, no organisme: id_organisme
+-- "", "Vide si pas d'organisme"); each attachment to an organisme is another
+-- fiche lien, since one contact may be attached several times to the same
+-- organisme, each time with its own fonction and details (2.6.4.1).
 function M.links_of(db, client, owner, id)
   local out = {}
+  if owner == "contact" then
+    local c = contacts().get(db, client, id)
+    if c then
+      out[1] = { id = c.id, id_contact = id, id_organisme = "", fonction = "", service = "",
+        telephone = "", portable = "", email = "" }
+    end
+  end
   for _, l in ipairs(links_by(db, client, owner == "contact" and "id_contact" or "id_organisme", id)) do
     out[#out + 1] = { id = l.id, id_contact = l.id_contact, id_organisme = l.id_organisme,
       fonction = l.fonction, service = l.service, telephone = l.telephone, portable = l.portable,

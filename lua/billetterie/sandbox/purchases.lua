@@ -109,7 +109,8 @@ local function euros(c) -- centimes -> JSON number (2.4, 20)
 end
 
 local function comma2(c) -- centimes -> "18,00" (texte of ws_info_telechargement)
-  return ("%d,%02d"):format(c // 100, c % 100)
+  -- on the magnitude: floor division would print -150 as "-2,50"
+  return ("%s%d,%02d"):format(c < 0 and "-" or "", math.abs(c) // 100, math.abs(c) % 100)
 end
 
 local function basic(t) return os.date("%Y%m%dT%H%M%S", t) end
@@ -362,7 +363,10 @@ local function downloadable(billet_at_home, justificatif)
 end
 
 local function print_link(env, l)
-  local host = env.req and env.req.headers and env.req.headers.host or "127.0.0.1"
+  -- the address the caller used; without one (HTTP/1.0 sends no Host) the
+  -- server's own, port included
+  local host = env.req and env.req.headers and env.req.headers.host
+  if host == nil or host == "" then host = env.config.own_authority or "127.0.0.1" end
   return ("http://%s/print_eticket.php?id_detail=%d&cle=%s"):format(host, l.id_detail, l.qrcode or "")
 end
 
@@ -497,13 +501,18 @@ end
 local NOTIFY_DECLARATION = "standalone"
 
 -- 2.4.6: the card and its holder (the buyer of the cart that sold it).
+-- organisme / id_organisme: the holder's organisme as it is now, through
+-- his first attachment (organismes.first_link, as ws_cat_contacts_liste
+-- shows it); id_clistru stays his own fiche lien, "le même numéro obtenu
+-- dans le web service ws_info_contact".
 local function notify_node(db, card)
   local c = db:one("SELECT * FROM caddies WHERE id_caddy = ?", card.id_caddy)
   local a = catalogue.abonnement(db, card.client, card.id_abonnement) or {}
+  local link = c.id_contact and require("billetterie.sandbox.organismes").first_link(db, card.client, c.id_contact)
   return E("NOTIFY", nil, { T("idcarte", ("/CA%013d"):format(card.id_carte)),
     T("type_public", a.code_regroup or ""), T("nom", c.nom), T("prenom", c.prenom), T("civilite", c.genre),
-    T("organisme", ""), T("id_clistru", c.id_clistru or c.id_contact or 0),
-    T("id_contact", c.id_contact or 0), T("id_organisme", 0) })
+    T("organisme", link and link.intitule or ""), T("id_clistru", c.id_clistru or c.id_contact or 0),
+    T("id_contact", c.id_contact or 0), T("id_organisme", link and link.id_organisme or 0) })
 end
 
 local JSON_TYPE = "application/json; charset=utf-8"

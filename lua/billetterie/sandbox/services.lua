@@ -1,6 +1,8 @@
 -- billetterie.sandbox.services: from an HTTP request to a vendor answer.
 --
 -- A dispatch table maps "/ws_name" to a route { auth =, params =, run = }
+-- (and optionally scalars = { name = true }: undeclared scalar parameters,
+-- envelope = a RESHAPE name)
 -- (routes live in one file per group of the spec: sessions.lua,
 -- organismes.lua). This file does what every route shares: merging query and
 -- body, credential checks by auth mode (spec 1.3), parameter checks, the
@@ -87,6 +89,27 @@ local function has_nul(req)
   return false
 end
 
+-- The credentials of every auth mode (spec 1.3): scalars on every route.
+local AUTH_KEYS = { x_rsi_ws_login = true, x_rsi_ws_mdp = true, x_rsi_client = true, x_rsi_token = true,
+  x_rsi_modele = true, x_rsi_login = true, x_rsi_api_key = true }
+
+-- A scalar parameter sent in array or map form (`etat_caddy[]=A`,
+-- `etat_caddy[0]=A`, `ts[x]=...`): refused as a parameter problem (code 4)
+-- before anything runs, rather than read as absent, which would answer with
+-- the default (the paid carts for etat_caddy). Scalars are the
+-- credentials, the route's declared `params` and its `scalars` (those it
+-- reads without declaring them); the names a route takes as lists (liste[],
+-- code_envoi[]...) are none of these, and unknown names stay ignored.
+local function scalar_as_array(req, route)
+  for _, kv in ipairs(req.params or {}) do
+    local base = kv[1]:match("^([^%[]+)%[")
+    if base and (AUTH_KEYS[base] or (route.params or {})[base] or (route.scalars or {})[base]) then
+      return true
+    end
+  end
+  return false
+end
+
 -- Route parameter specs: { name = "integer" | "string", ... }, a trailing
 -- "!" marks a required one. Integers are converted in place.
 -- -> nil when fine, or the code 4 answer.
@@ -169,6 +192,22 @@ end
 -- reshaped from the retour form the helpers build.
 local RESHAPE = {
   statut_data = function(t) return { statut = t.retour.statut, data = t.retour.message } end,
+  -- the lists (2.5, retour_traitement): traitement beside statut and
+  -- message an array, refusals too (their message is the empty object)
+  retour_traitement = function(t)
+    local r = t.retour
+    if type(r.statut) ~= "table" then return t end
+    local msg = r.message
+    if type(msg) ~= "table" or #msg == 0 then msg = codec.array({}) end
+    return { retour = { statut = r.statut, traitement = r.statut.traitement, message = msg } }
+  end,
+  -- ws_modification_pwd (2.3.4): retour_traitement whose message is a
+  -- text; refusals of the common checks get the statut's message as text
+  retour_traitement_texte = function(t)
+    local r = t.retour
+    if type(r.statut) ~= "table" or type(r.message) == "string" then return t end
+    return { retour = { statut = r.statut, traitement = r.statut.traitement, message = r.statut.message } }
+  end,
   -- ws_historique_contact (2.4.5.4): a flat retour {historique, traitement,
   -- message}, refusals too (plus their code); its own answers are flat already
   retour_historique = function(t)
@@ -304,7 +343,8 @@ function M.new(config)
     local env = { config = cfg, db = cfg.db, route = route, now = cfg.clock(), req = req,
       random_hex = cfg.random_hex }
     local ok, result = pcall(function()
-      local refused = (has_nul(req) and M.ko(4)) or AUTH[route.auth or "ws"](p, env)
+      local refused = ((has_nul(req) or scalar_as_array(req, route)) and M.ko(4))
+        or AUTH[route.auth or "ws"](p, env)
         or check_params(route.params, p)
       local res = refused or route.run(p, env)
       local reshape = RESHAPE[route.envelope]
