@@ -1,9 +1,13 @@
 -- Bulk organisme import from a CSV export (';', quotes, accents), resumable:
 -- kill it at any point and run it again, nothing is created twice.
 --   lua5.4 examples/bulk_import.lua organismes.csv
+-- The CSV must be UTF-8 (Excel: "CSV UTF-8 (délimité par des virgules)").
 -- (exit status 1 if a record is not created yet, or the journal is busy or
--- in use: run again; 2 if the import cannot run: a path that cannot be used)
--- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included: README, "Quick start")
+-- in use: run again; 2 if the import cannot run: a path that cannot be
+-- used, a CSV that is not UTF-8, a map column the header lacks, no change
+-- feed credentials)
+-- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included,
+-- required: README, "Quick start")
 local billetterie = require "billetterie"
 local bulk = require "billetterie.bulk"
 
@@ -25,7 +29,7 @@ local report, err = bulk.import{
   -- short list (by default it spans 12 h of the server's changes)
   feed_margin = tonumber(os.getenv("FEED_MARGIN") or ""),
 }
-if not report then   -- the CSV, the journal or the report cannot be used, or the journal is busy
+if not report then   -- the CSV, map, client, journal or report cannot be used, or the journal is busy
   io.stderr:write(tostring(err), "\n")
   os.exit(err.retryable and 1 or 2)
 end

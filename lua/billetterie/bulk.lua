@@ -99,6 +99,7 @@
 -- the state (and sent_at) it read, so it never undoes a newer run's work.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
+local catalogue = require "billetterie.catalogue"
 local errors = require "billetterie.error"
 local runner = require "billetterie.runner"
 local has_lfs, lfs = pcall(require, "lfs")   -- to tell two names of one file apart; optional
@@ -412,8 +413,8 @@ local function find_on_server(c, marker_field, keys, since, margin)
 end
 
 -- Registers the CSV's records; an edited record is taken if it was not
--- sent yet. -> true | nil, message
-local function register(journal, records, header)
+-- sent yet (lines: the file line of each, for the message). -> true | nil, message
+local function register(journal, records, header, lines)
   local known = {}
   for _, r in ipairs(journal:exec("SELECT line, hash, state, id_organisme FROM records")) do known[r.line] = r end
   local refused = {}
@@ -436,9 +437,10 @@ local function register(journal, records, header)
     local first = refused[1]
     local what = first.state == "done" and ("created as organisme %s"):format(tostring(first.id_organisme))
       or "sent, outcome not known yet"
-    return nil, ("record %d%s of the CSV changed after it was sent (%s): put it back as it was and run again; "
-      .. "only records that failed or were not sent may be corrected (ws_organisme_modification changes a "
-      .. "created one)"):format(first.line, #refused > 1 and (" (and %d more)"):format(#refused - 1) or "", what)
+    return nil, ("record %d%s of the CSV changed after it was sent (%s): put it back as it was (line %d of the "
+      .. "file) and run again; only records that failed or were not sent may be corrected "
+      .. "(ws_organisme_modification changes a created one)"):format(first.line,
+      #refused > 1 and (" (and %d more)"):format(#refused - 1) or "", what, lines[first.line])
   end
   journal:exec("COMMIT")
   return true
@@ -505,7 +507,7 @@ end
 local COUNTED = { done = "created", sent = "unknown", pending = "pending" }
 
 -- The run itself, on a locked journal. -> counts | nil, err (raises "journal: ...")
-local function run(journal, records, header, opts)
+local function run(journal, records, header, lines, opts)
   local c = opts.client
   local marker_field = opts.marker_field or "code_libre_stru"
   local timeout = c.timeout or 30
@@ -514,7 +516,7 @@ local function run(journal, records, header, opts)
   local concurrency = opts.concurrency or 8
   local slack = pacing_slack(c, concurrency)
 
-  local ok, why = register(journal, records, header)
+  local ok, why = register(journal, records, header, lines)
   if not ok then return bad_input("csv", why) end
 
   -- the marker prefix is this journal's own: keys of two imports never meet
@@ -706,15 +708,86 @@ local function owning(ws, path, take_over, fn)
 end
 
 -- The CSV's records, its text not kept past this call (as large as the
--- file, it would stay alive through the whole run). -> records, header | nil, message
+-- file, it would stay alive through the whole run). Refused unless it is
+-- UTF-8 throughout: a Latin-1 export would fail only its records with an
+-- accent, and send the others. -> records, header, lines | nil, message
 local function read_csv(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, "cannot read the CSV file: " .. tostring(err) end
   local text = f:read("*a")
   f:close()
-  local records, header = csv.records(text)
+  local bad = csv.utf8_error(text)
+  if bad then
+    return nil, ("%s: line %d is not UTF-8 (an export in Latin-1 or Windows-1252?): save the file as "
+      .. "\"CSV UTF-8\" (Excel: \"CSV UTF-8 (d\195\169limit\195\169 par des virgules)\"), or convert it "
+      .. "with iconv -f WINDOWS-1252 -t UTF-8; nothing was sent"):format(path, bad)
+  end
+  local records, header, lines = csv.records(text)
   if not records then return nil, path .. ": " .. tostring(header) end
-  return records, header
+  return records, header, lines
+end
+
+-- The columns a map table names that the header does not have (a case or
+-- space typo would leave that field out of every record, and the records
+-- sent cannot be corrected). A map function is the caller's own.
+-- -> nil | message
+local function missing_columns(map, header, path)
+  if type(map) ~= "table" then return nil end
+  local has, near = {}, {}
+  local function loose(name) return (name:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")) end
+  for _, name in ipairs(header) do has[name], near[loose(name)] = true, name end
+  local missing, seen = {}, {}
+  for _, column in pairs(map) do
+    if type(column) == "string" and not has[column] and not seen[column] then
+      seen[column] = true
+      local like = near[loose(column)]
+      missing[#missing + 1] = ("%q%s"):format(column, like and (" (not %q?)"):format(like) or "")
+    end
+  end
+  if #missing == 0 then return nil end
+  table.sort(missing)
+  local columns = {}
+  for i, name in ipairs(header) do columns[i] = ("%q"):format(name) end
+  return ("the map names column(s) %s that the header of %s does not have (its columns: %s): correct the "
+    .. "map (the names must match exactly, case and spaces included); nothing was sent"):format(
+    table.concat(missing, ", "), path, table.concat(columns, ", "))
+end
+
+-- What the change feed (looking up records whose answer was lost) needs of
+-- the client, and where the CLI and billetterie.from_env take it from.
+local FEED_NEEDS = {
+  { option = "api_url", env = "BILLETTERIE_API_URL", param = "api_url" },
+  { option = "api_login", env = "BILLETTERIE_API_LOGIN", param = "x_rsi_login" },
+  { option = "client_id", env = "BILLETTERIE_CLIENT", param = "x_rsi_client" },
+  { option = "api_key", env = "BILLETTERIE_API_KEY", param = "x_rsi_api_key" },
+}
+
+-- Whether the client can call ws_liste_fiches_modifiees, checked without
+-- sending anything: without it a lost answer could never be looked up, and
+-- the import would stop for good at the first one. -> nil | message
+local function feed_unusable(c)
+  local missing, named = {}, {}
+  for _, need in ipairs(FEED_NEEDS) do   -- the public options; api_key is the client's secret
+    if need.option ~= "api_key" and c[need.option] == nil then
+      missing[#missing + 1], named[need.param] = need, true
+    end
+  end
+  local fields, err = c:_prepare(catalogue.services.ws_liste_fiches_modifiees, { ts = "2000-01-01T00:00:00" })
+  if not fields and not named[err.param] then
+    local need
+    for _, n in ipairs(FEED_NEEDS) do if n.param == err.param then need = n end end
+    if not need then
+      return "its change feed (ws_liste_fiches_modifiees) cannot be called: " .. tostring(err.message)
+    end
+    missing[#missing + 1] = need
+  end
+  if #missing == 0 then return nil end
+  local options, vars = {}, {}
+  for i, need in ipairs(missing) do options[i], vars[i] = need.option, need.env end
+  return ("the client has no %s option (environment: %s): the import needs the change feed "
+    .. "(ws_liste_fiches_modifiees, with api_url, api_login and api_key: BILLETTERIE_API_URL, "
+    .. "BILLETTERIE_API_LOGIN, BILLETTERIE_API_KEY) to look up a record whose answer was lost; nothing was "
+    .. "sent"):format(table.concat(options, ", "), table.concat(vars, ", "))
 end
 
 function bulk.import(opts)
@@ -724,8 +797,12 @@ function bulk.import(opts)
     return bad_input("map", ("the map sets %s, the import's marker (each record's key, to find it on the "
       .. "server): map it to another field"):format(marker))
   end
-  local records, header = read_csv(opts.csv)
+  local unusable = feed_unusable(opts.client)
+  if unusable then return bad_input("client", unusable) end
+  local records, header, lines = read_csv(opts.csv)
   if not records then return bad_input("csv", header) end
+  local missing = missing_columns(opts.map, header, opts.csv)
+  if missing then return bad_input("map", missing) end
 
   local journal_path = opts.journal or (opts.csv .. ".journal.db")
   if same_file(journal_path, opts.csv) then
@@ -737,16 +814,19 @@ function bulk.import(opts)
   end
 
   local counts, failures = owning("bulk.import", journal_path, opts.take_over, function(journal)
-    return run(journal, records, header, opts)
+    return run(journal, records, header, lines, opts)
   end)
   if not counts then return nil, failures end
 
   if opts.report then
     local out, oerr = io.open(opts.report, "w")
     if not out then return bad_input("report", "cannot write the report: " .. tostring(oerr)) end
-    out:write("ligne;code;message\n")
-    for _, r in ipairs(failures) do
-      out:write(("%d;%s;%s\n"):format(r.line, csv.field(r.code), csv.field(r.message or r.state)))
+    -- with a BOM, as Excel's own "CSV UTF-8": without one, French Excel
+    -- reads it as Windows-1252 and garbles the accents
+    out:write("\239\187\191enregistrement;ligne;code;message\n")
+    for _, r in ipairs(failures) do   -- record number (the journal's), file line it starts on
+      out:write(("%d;%s;%s;%s\n"):format(r.line, csv.field(lines[r.line]), csv.field(r.code),
+        csv.field(r.message or r.state)))
     end
     out:close()
     counts.report = opts.report

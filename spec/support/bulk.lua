@@ -77,13 +77,15 @@ print("not killed")
 ]]):format(echo.serialize(import), echo.serialize(client))
 end
 
--- cli(url, args) -> ok, output ending "exit=N": `billetterie ARGS` (a
--- lua5.4 child; its C modules from $BILLETTERIE_BUILD, else build) with the
--- test account for the sandbox at url
-function M.cli(url, args)
+-- cli(url, args [, unset]) -> ok, output ending "exit=N": `billetterie
+-- ARGS` (a lua5.4 child; its C modules from $BILLETTERIE_BUILD, else build)
+-- with the test account for the sandbox at url, but for the variables
+-- named in the list unset
+function M.cli(url, args, unset)
+  local drop = unset and ("unset " .. table.concat(unset, " ") .. "; ") or ""
   return shell(("export BILLETTERIE_URL=%s BILLETTERIE_LOGIN=xrsitest BILLETTERIE_PASSWORD=xrsimdp "
     .. "BILLETTERIE_CLIENT=677 BILLETTERIE_API_URL=%s BILLETTERIE_API_LOGIN=WSCE BILLETTERIE_API_KEY=%s; "
-    .. "%sbin/billetterie %s"):format(url, url, M.API_KEY, M.LUA54, args))
+    .. "%s%sbin/billetterie %s"):format(url, url, M.API_KEY, drop, M.LUA54, args))
 end
 
 -- script(path, code) -> path, holding code
