@@ -108,6 +108,58 @@ describe("remember-me cookie", function()
     assert.equal("invalid_param", err.kind)
   end)
 
+  -- Failed before: build raised "auth must be the authenticate result",
+  -- parse(nil) "cookie.parse needs a string", and a Cookie header without
+  -- the cookie read "has no pointOfSalesId".
+  it("gives nil, err for the ordinary failures of a request handler", function()
+    for _, auth in ipairs{ false, { statusCode = "failure", statusDetail = "denied" } } do
+      local h, err = cookie.build(auth, POS, { institution = "MOSA" })
+      assert.is_nil(h)
+      assert.equal("invalid_param", err.kind)
+      assert.is_false(err.retryable)
+    end
+    local h, err = cookie.build(nil, POS, { institution = "MOSA" })
+    assert.is_nil(h)
+    assert.matches("no authenticate result", err.message, 1, true)
+    -- a type no authenticate returns is a programmer's mistake
+    assert.has_error(function() cookie.build("tok", POS, { institution = "MOSA" }) end)
+    local c
+    c, err = cookie.parse(nil)
+    assert.is_nil(c)
+    assert.equal("invalid_param", err.kind)
+    assert.matches("no cookie", err.message, 1, true)
+    for _, header in ipairs{ "session=abc; lang=fr", "Cookie: session=abc", "" } do
+      c, err = cookie.parse(header)
+      assert.is_nil(c)
+      assert.matches("no remember-me cookie", err.message, 1, true)
+      assert.is_nil(err.message:find("pointOfSalesId", 1, true))
+    end
+    assert.has_error(function() cookie.parse(42) end)
+  end)
+
+  it("is not built after a failed authenticate, against the sandbox", function()
+    local sb = require("spec.support.sandbox").start{ args = { "--seed", "demo", "--s360-rate-limit", "0" } }
+    local ok, failure = pcall(function()
+      local c = s360.new{ url = sb.url .. "mosa", institution = "MOSA", operator = "MOSA_B2C",
+                          password = "s360-sandbox-secret", retries = 0 }
+      local auth, aerr = c:authenticate{ contactAuthenticationData = { login = "lucas.bernard@example.org",
+        password = "Wrong-Pass-2024!", rememberMe = true, pointOfSalesId = 1001 } }
+      assert.is_nil(auth)
+      assert.is_table(aerr)
+      local h, err = c:remember_me_cookie(auth, 1001)
+      assert.is_nil(h)
+      assert.equal("invalid_param", err.kind)
+      -- the right password: the cookie, read back as a Cookie header
+      auth = assert(c:authenticate{ contactAuthenticationData = { login = "lucas.bernard@example.org",
+        password = "Garrigues-2024!", rememberMe = true, pointOfSalesId = 1001 } })
+      local _, name, value = assert(c:remember_me_cookie(auth, 1001))
+      local read = assert(cookie.parse("lang=fr; " .. name .. "=" .. value))
+      assert.equal(auth.uniqueToken, read.token)
+    end)
+    sb:stop()
+    assert(ok, failure)
+  end)
+
   it("is built by a client from its institution", function()
     local c = s360.new{ institution = "mosa", environment = "demo", operator = "MOSA_B2C", password = "secret-1" }
     local header, name = assert(c:remember_me_cookie(AUTH, POS))

@@ -172,8 +172,17 @@ local HELP = {
 usage: billetterie call WS_NAME [name=value ...] [--raw] [--url URL] [--config FILE]
 
 Calls one web service and prints the payload and the statut as JSON (--raw:
-the answer as it came over the wire, unmasked). Values are strings; name[]=v
-repeats for lists. name=- reads the value from stdin (one line) and
+the answer as it came over the wire, unmasked). Values are the Lua values
+billetterie.call takes, checked alike: strings; name[]=v repeated for a
+list; name[key]=v repeated for a map (liste_maj_code_envoi[145]=1); true or
+false for a boolean (as 1/0); for a parameter sent as JSON or base64 JSON
+(organisme, adresses, criteres...), a value starting with { or [ is JSON,
+decoded into the table the client checks and encodes
+(organisme='{"intitule":"Théâtre","nature":"Association"}'; malformed JSON:
+exit 2), any other value goes as it is. The account's credentials
+(x_rsi_ws_login, x_rsi_ws_mdp, x_rsi_client, x_rsi_login, x_rsi_api_key,
+x_rsi_pwd_key) are refused (exit 2); a session token (x_rsi_token) is taken.
+name=- reads the value from stdin (one line) and
 name=env:VAR from the environment variable VAR: use them for passwords
 (web_passe=-), which `ps` would show on the command line. Contact passwords
 in an answer are printed as "***". each=TAG streams an XML answer (the
@@ -202,13 +211,24 @@ usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is
 created twice (the journal, FILE.csv.journal.db by default, remembers; one
-import at a time per journal). MAP.lua returns { ["organisme.intitule"] =
-"Column", ... }. Failures go to the report (FILE.csv.failures.csv): correct
-those records in the CSV and run again (a record already sent must keep its
-content and its place). A record whose answer was lost is looked for on the
-server before anything is sent again; one not found yet stays "unknown"
-until a later run. The map must not set organisme.code_libre_stru (the
-import's marker), and no one may edit that field before the import ends.
+import at a time per journal). The file must be UTF-8 (a BOM is fine):
+from Excel, save as "CSV UTF-8 (délimité par des virgules)", or convert
+with iconv -f WINDOWS-1252 -t UTF-8; another encoding is refused before
+anything is sent. Rows whose fields are all empty (a spreadsheet's ";;;;"
+rows) are skipped, as blank lines. MAP.lua returns { ["organisme.intitule"]
+= "Column", ... }; a column it names that the header lacks (spelling, case
+and spaces must match) is refused before anything is sent. The change feed
+(ws_liste_fiches_modifiees: BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN,
+BILLETTERIE_API_KEY) is required: without it the import is refused.
+Failures go to the report (FILE.csv.failures.csv, UTF-8 with a BOM for
+Excel; columns enregistrement: the record's number, 1 for the first after
+the header, blank rows not counted, the LINE of --settle; ligne: the file
+line the record starts on; code; message): correct those records in the CSV
+and run again (a record already sent must keep its content and its place).
+A record whose answer was lost is looked for on the server before anything
+is sent again; one not found yet stays "unknown" until a later run. The map
+must not set organisme.code_libre_stru (the import's marker), and no one may
+edit that field before the import ends.
 --concurrency: calls at once (8); --rate: at most N calls a second.
 --feed-margin: how far (seconds, 0 to 86400) before a lost answer's time
 the change feed is read; 43200 (12 h) by default, safe whatever the
@@ -224,12 +244,98 @@ A journal in use by a run of another host is never taken over by itself (a
 paused run would send what it held on resuming): once that run is known to
 be dead, run again with --take-over. Progress on stderr.
 Exit status: 0 every record created (or settled), 1 some failed, unknown or
-not sent (or the import could not run: an unreadable CSV, a journal in use
-or busy, a sent record changed; or the record cannot be settled), 2 usage
-(bad options, a journal or report path that cannot be used, a map that sets
-the marker).]],
+not sent (or the import could not run: an unreadable or non-UTF-8 CSV, a
+journal in use or busy, a sent record changed; or the record cannot be
+settled), 2 usage (bad options, a journal or report path that cannot be
+used, a map that sets the marker or names a column the CSV lacks, no change
+feed credentials).]],
 }
 cli.HELP = HELP
+
+-- The account's credentials, by the variable that gives each: never
+-- taken from the command line (ps shows it), whatever a config's strict
+-- says. A session token (x_rsi_token) is no account credential.
+local ACCOUNT = {
+  x_rsi_ws_login = "BILLETTERIE_LOGIN", x_rsi_ws_mdp = "BILLETTERIE_PASSWORD", x_rsi_client = "BILLETTERIE_CLIENT",
+  x_rsi_login = "BILLETTERIE_API_LOGIN", x_rsi_api_key = "BILLETTERIE_API_KEY", x_rsi_pwd_key = "BILLETTERIE_PWD_KEY",
+}
+
+-- A parameter's catalogue entry in a service, under any of its spellings
+-- (an annex 4.1 receive name stands for its send name), or nil.
+local function spec_of(service, name)
+  if not service then return nil end
+  local index = require("billetterie.params").by_name(service)
+  if index[name] then return index[name] end
+  for _, f in ipairs(catalogue.contact_fields) do
+    if f.receive == name then return index[f.send] end
+  end
+end
+
+-- What a command-line string becomes for the client, by the catalogue's
+-- type: true/false for a boolean (as 1/0), and for a base64_json or json
+-- parameter a value starting with { or [ is JSON, decoded into the table a
+-- library caller gives, so the client checks and encodes it alike (any
+-- other value, already base64 or JSON text, goes as it is).
+local JSON_TYPES = { base64_json = true, json = true }
+local BOOLEANS = { ["true"] = "1", ["false"] = "0" }
+local json_codec = require "billetterie.json"
+local function typed(spec, name, v, item)
+  local t = spec and (item and spec.item_type or spec.type)
+  if t == "boolean" and BOOLEANS[v] then return BOOLEANS[v] end
+  if not item and JSON_TYPES[t] and v:match("^%s*[{%[]") then
+    local value, err = json_codec.decode(v)
+    if type(value) ~= "table" then
+      die(("billetterie call: %s is not valid JSON (%s)"):format(name, tostring(err or "not an object or array")), 2)
+    end
+    -- lua-cjson reads [] and {} alike: an empty list given alone stays a list
+    if next(value) == nil and v:match("^%s*%[") then value = json_codec.array(value) end
+    return value
+  end
+  return v
+end
+
+-- name=value arguments as the Lua values a library caller gives: name[]=v
+-- repeated is a list, name[key]=v a map (a key of digits an integer, as
+-- ids are), a JSON value a table (typed above).
+local function call_params(ws, rest)
+  local service = catalogue.services[ws]
+  local params, shape = {}, {}
+  for i = 2, #rest do
+    local k, v = rest[i]:match("^([^=]+)=(.*)$")
+    if not k then die("billetterie call: arguments are name=value, got " .. rest[i], 2) end
+    local base, key = k:match("^([^%[%]]+)%[([^%[%]]*)%]$")
+    base = base or k
+    local env = ACCOUNT[base:lower()]
+    if env then
+      die(("billetterie call: %s is the account's credential: it comes from the environment (%s) or "
+        .. "--config, never from the command line"):format(base, env), 2)
+    end
+    local spec = spec_of(service, base)
+    v = value_of(k, v)
+    local form = key == nil and "value" or key == "" and "list" or "map"
+    if shape[base] and (shape[base] ~= form or form == "value") then
+      die("billetterie call: " .. base .. " is given twice (name=v once, or name[]=v / name[key]=v repeated)", 2)
+    end
+    shape[base] = form
+    if form == "value" then
+      params[base] = typed(spec, base, v)
+    else
+      local t = params[base] or {}
+      params[base] = t
+      v = typed(spec, k, v, true)
+      if form == "list" then
+        t[#t + 1] = v
+      else
+        if key:match("^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?$") and not (spec and spec.key_type == "string") then
+          key = tonumber(key)
+        end
+        if t[key] ~= nil then die("billetterie call: " .. k .. " is given twice", 2) end
+        t[key] = v
+      end
+    end
+  end
+  return params
+end
 
 -- call WS each=TAG: one document per streamed element, printed as it
 -- comes; a failure after some were printed still exits 1.
@@ -253,19 +359,7 @@ function cli.call(args)
   if opts.help then print(HELP.call) return 0 end
   local name = rest[1]
   if not name then die(HELP.call, 2) end
-  local params = {}
-  for i = 2, #rest do
-    local k, v = rest[i]:match("^([^=]+)=(.*)$")
-    if not k then die("billetterie call: arguments are name=value, got " .. rest[i], 2) end
-    v = value_of(k, v)
-    local list = k:match("^(.-)%[%]$")
-    if list then
-      params[list] = params[list] or {}
-      table.insert(params[list], v)
-    else
-      params[k] = v
-    end
-  end
+  local params = call_params(name, rest)
   if params.each ~= nil and opts.raw then
     die("billetterie call: --raw prints the whole answer, each=TAG its elements: give one of them", 2)
   end
@@ -392,7 +486,7 @@ function cli.import(args)
     -- a path or map that cannot be used is a usage mistake; a busy journal
     -- or an edited record is not
     local usage = ierr.kind == "invalid_param" and not ierr.retryable
-      and (ierr.param == "journal" or ierr.param == "report" or ierr.param == "map")
+      and (ierr.param == "journal" or ierr.param == "report" or ierr.param == "map" or ierr.param == "client")
     die("billetterie import: " .. tostring(ierr.message or ierr), usage and 2 or 1)
   end
   print(("%d records: %d created, %d failed (report %s), %d unknown, %d not sent"):format(report.total,

@@ -159,9 +159,30 @@ local CREDENTIAL_SOURCES = {
   x_rsi_api_key = { "api_key", "needs the client's api_key option", secret = true },
 }
 
+-- The credentials of the client's own account, by the option holding each:
+-- given as call parameters they would switch the account behind the
+-- client's back, so a strict client refuses them (a session token,
+-- x_rsi_token, is the caller's to give: sessions rely on it).
+local ACCOUNT_CREDENTIALS = {}
+for name, source in pairs(CREDENTIAL_SOURCES) do
+  if source[1] then ACCOUNT_CREDENTIALS[name] = source[1] end
+end
+
+-- -> nil, err when a strict client was given one of its account's credentials.
+local function account_credential(self, service, given)
+  if not self.strict then return nil end
+  for param, option in pairs(ACCOUNT_CREDENTIALS) do
+    if given[param] ~= nil then
+      return invalid(service.name, param, ("is the account's credential: set the client's %s option "
+        .. "(billetterie.new), or make the client with strict = false to pass it per call"):format(option))
+    end
+  end
+end
+
 -- Fills the credential fields of an auth mode from the client's options;
--- values the caller passed (a session token, say) win. Returns the name of
--- a missing one and why, or nil.
+-- values the caller passed (a session token; an account's credential on a
+-- client with strict = false) win. Returns the name of a missing one and
+-- why, or nil.
 local function add_credentials(self, names, fields)
   local secrets = secrets_of[self]
   for i = 1, #names do
@@ -493,6 +514,10 @@ function Client:_prepare(service, given)
   -- fields, own (the caller gave a credential) | nil, bad name, reason, code
   local fields, own, reason, code = params.prepare(service, given, names, self.strict, mode)
   if not fields then return invalid(name, own, reason, code) end
+  if own then   -- the caller gave a credential (rare): not the account's on a strict client
+    local _, err = account_credential(self, service, given)
+    if err then return nil, err end
+  end
   local fixed = service.fixed
   if fixed then
     for k, v in pairs(fixed) do   -- x_rsi_modele of the api host

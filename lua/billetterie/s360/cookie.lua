@@ -3,9 +3,12 @@
 -- read back.
 --
 --   cookie.build(auth, pos, opts) -> "Set-Cookie" value, name, value | nil, err
---     (err: a billetterie error of kind invalid_param; a wrong option type
---     is a programmer's mistake and raises)
---     auth  the authenticate result: identification, uniqueToken
+--     (err: a billetterie error of kind invalid_param; a wrong option type,
+--     or an auth that is neither a table nor nil/false, is a programmer's
+--     mistake and raises)
+--     auth  the authenticate result: identification, uniqueToken; nil (a
+--           failed authenticate returns nil, err) or a result whose
+--           statusCode is not success gives nil, err
 --     pos   a point of sales: a listAuthorizedPOS entry { id, saleChannelCode }
 --           or { id = 12, sale_channel = "B2C" } or just its id (then
 --           opts.sale_channel)
@@ -17,7 +20,9 @@
 --   cookie.parse(text) -> { name, institution, sale_channel, pointOfSalesId,
 --     rememberUniqueId, token, virtualOperator, attributes = {...} } | nil, err
 --     text: a Set-Cookie value, a Cookie request header (several cookies),
---     or just the cookie's value; URL-encoded or raw, any whitespace.
+--     or just the cookie's value; URL-encoded or raw, any whitespace; nil
+--     (no Cookie header: ngx.var.http_cookie) gives nil, err. Another type
+--     raises.
 --
 -- The seed gives the content, one pair per line, as
 --   pointOfSalesId = "<pointOfSalesId>",
@@ -85,7 +90,15 @@ end
 
 function cookie.build(auth, pos, opts)
   opts = opts or {}
+  -- a failed authenticate gave nil, err: an ordinary outcome, not a mistake
+  if auth == nil or auth == false then
+    return invalid("no authenticate result (authentication failed?): no remember-me cookie to build")
+  end
   if type(auth) ~= "table" then error("cookie.build: auth must be the authenticate result", 2) end
+  if auth.statusCode ~= nil and auth.statusCode ~= "success" then
+    return invalid("the authentication did not succeed (statusCode " .. tostring(auth.statusCode)
+      .. "): no remember-me cookie to build")
+  end
   local layout, encode = opts.layout or "seed", opts.encode or "url"
   if layout ~= "seed" and layout ~= "compact" then error("cookie.build: layout must be seed or compact", 2) end
   if encode ~= "url" and encode ~= "raw" then error("cookie.build: encode must be url or raw", 2) end
@@ -155,13 +168,18 @@ end
 local function read_content(content)
   local out = {}
   for k, rest in content:gmatch('(%a+)%s*=%s*(%b"")') do out[k] = rest:sub(2, -2) end
+  local found, missing = false, nil
   for _, k in ipairs(KEYS) do
     if out[k] == nil then
       local v = content:match(k .. '%s*=%s*([^,%s"]+)')
       out[k] = v
     end
-    if out[k] == nil then return nil, "the remember-me cookie has no " .. k end
+    if out[k] == nil then missing = missing or k else found = true end
   end
+  -- none of the four: not a remember-me cookie at all (a Cookie header of
+  -- other cookies), which is not the same as a damaged one
+  if not found then return nil, "no remember-me cookie (stx_rememberMe_...) in what was given" end
+  if missing then return nil, "the remember-me cookie has no " .. missing end
   return out
 end
 
@@ -170,7 +188,9 @@ local ATTRIBUTES = { path = true, domain = true, ["max-age"] = true, expires = t
                      httponly = true, samesite = true }
 
 function cookie.parse(text)
-  if type(text) ~= "string" then error("cookie.parse needs a string", 2) end
+  -- no Cookie header at all (ngx.var.http_cookie is nil): an ordinary request
+  if text == nil then return invalid("no cookie (no Cookie header): no remember-me cookie") end
+  if type(text) ~= "string" then error("cookie.parse needs a string (or nil)", 2) end
   local request = text:match("^%s*[Cc]ookie:") ~= nil
   text = text:gsub("^%s*[Ss]et%-[Cc]ookie:%s*", ""):gsub("^%s*[Cc]ookie:%s*", "")
   local name, value, attrs

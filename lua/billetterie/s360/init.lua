@@ -394,7 +394,8 @@ function S360:_send(method, m, values, opts)
 end
 
 -- c:remember_me_cookie(auth_result, pos [, opts]) -> Set-Cookie value, name, value | nil, err
--- (institution from the client; pos as cookie.build takes it)
+-- (institution from the client; auth and pos as cookie.build takes them: a
+-- nil auth, what a failed authenticate returned, gives nil, err)
 function S360:remember_me_cookie(auth, pos, opts)
   if not_mine(self) then error("use c:remember_me_cookie(auth, pos), with a colon", 2) end
   local o = {}
