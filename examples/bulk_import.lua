@@ -2,10 +2,10 @@
 -- kill it at any point and run it again, nothing is created twice.
 --   lua5.4 examples/bulk_import.lua organismes.csv
 -- The CSV must be UTF-8 (Excel: "CSV UTF-8 (délimité par des virgules)").
--- (exit status 1 if a record is not created yet, or the journal is busy or
--- in use: run again; 2 if the import cannot run: a path that cannot be
--- used, a CSV that is not UTF-8, a map column the header lacks, no change
--- feed credentials)
+-- (exit status, as `billetterie import`: 1 if a record is not created yet,
+-- the journal is busy or in use (run again), or the CSV must be corrected
+-- (malformed, not UTF-8); 2 if the import cannot run as given: a path that
+-- cannot be used, a map column the header lacks, no change feed credentials)
 -- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included,
 -- required: README, "Quick start")
 local billetterie = require "billetterie"
@@ -31,7 +31,7 @@ local report, err = bulk.import{
 }
 if not report then   -- the CSV, map, client, journal or report cannot be used, or the journal is busy
   io.stderr:write(tostring(err), "\n")
-  os.exit(err.retryable and 1 or 2)
+  os.exit((err.retryable or err.param == "csv") and 1 or 2)
 end
 print(("%d records: %d created, %d failed (see %s), %d unknown, %d not sent"):format(
   report.total, report.created, report.failed, report.report, report.unknown, report.pending))

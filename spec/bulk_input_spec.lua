@@ -133,7 +133,7 @@ describe("bulk.import refuses before sending anything", function()
 end)
 
 describe("bulk.import's report", function()
-  it("gives each failed record's number and file line, with a BOM; rows of empty fields are not records", function()
+  it("gives each failed record's number and file line, with a BOM; trailing rows of empty fields are not records", function()
     -- record 2 spans file lines 4-5 (a quoted line break) after a blank
     -- line; record 3 (line 6) and 4 (line 7) have no nature; then Excel's
     -- rows of empty fields, not records
@@ -145,12 +145,33 @@ describe("bulk.import's report", function()
     local r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = support.MAP, report = report })
     assert.same({ 4, 2, 2 }, { r.total, r.created, r.failed })
     local text = assert(util.read_file(report))
-    assert.equal(BOM .. "enregistrement;ligne;code;message\n"
-      .. "3;6;;parameter organisme.nature is required\n"
-      .. "4;7;;parameter organisme.nature is required\n", text)
+    assert.equal(BOM .. "ligne;code;message;ligne_fichier\n"
+      .. "3;;parameter organisme.nature is required;6\n"
+      .. "4;;parameter organisme.nature is required;7\n", text)
     -- the journal keeps its key, the record number
     assert.equal("1|done\n2|done\n3|failed\n4|failed", support.sql(path .. ".db",
       "SELECT line, state FROM records ORDER BY line"))
+  end)
+
+  it("keeps a row of empty fields between records a record: emptying a failed one creates nothing twice", function()
+    -- record 2 fails (no nature); the user empties its row to skip it: were
+    -- that row no record, record 3 would take rank 2 (failed: may be
+    -- corrected) and be sent again
+    local path = write_csv{ "Entrée H 1;Association;;", "Entrée H 2;;;", "Entrée H 3;Association;;" }
+    local r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = support.MAP })
+    assert.same({ 2, 1 }, { r.created, r.failed })
+    util.write(path, HEADER .. "Entrée H 1;Association;;\r\n;;;\r\nEntrée H 3;Association;;\r\n;;;\r\n")
+    r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = support.MAP })
+    assert.same({ 3, 2, 1 }, { r.total, r.created, r.failed })
+    local count = support.on_server(c, "Entrée H")
+    assert.same({ ["Entrée H 1"] = 1, ["Entrée H 3"] = 1 }, count)
+  end)
+
+  it("imports an empty file as 0 records, whatever the map", function()
+    local path = temp.new()
+    util.write(path, "")
+    local r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = support.MAP })
+    assert.same({ 0, 0, 0 }, { r.total, r.created, r.failed })
   end)
 
   it("names the file line of a sent record that was changed", function()
@@ -168,7 +189,7 @@ describe("bulk.import's report", function()
     local ok, out = support.cli(sb.url, "import --help")
     assert(ok, out)
     for _, says in ipairs{ "must be UTF-8 (a BOM is fine)", "CSV UTF-8 (délimité par des virgules)",
-                           "BILLETTERIE_API_KEY", "enregistrement: the record's number", "ligne: the file",
+                           "BILLETTERIE_API_KEY", "ligne: the record's number", "ligne_fichier: the file line",
                            "with a BOM" } do
       assert.matches(says, (out:gsub("\n", " ")), 1, true)
     end

@@ -52,9 +52,9 @@ describe("bulk.import", function()
     assert.equal(2, r.failed)
     local text = assert(util.read_file(report))
     -- a record without its nature is refused by the client, never sent (2.6.2.4)
-    assert.matches("^\239\187\191enregistrement;ligne;code;message\n2;3;;parameter organisme.nature is required\n",
+    assert.matches("^\239\187\191ligne;code;message;ligne_fichier\n2;;parameter organisme.nature is required;3\n",
       text)
-    assert.matches("\n4;5;;parameter organisme.nature is required\n", text)
+    assert.matches("\n4;;parameter organisme.nature is required;5\n", text)
   end)
 
   it("finds on the server a creation whose answer was lost instead of creating it again", function()

@@ -128,7 +128,8 @@ describe("remember-me cookie", function()
     assert.is_nil(c)
     assert.equal("invalid_param", err.kind)
     assert.matches("no cookie", err.message, 1, true)
-    for _, header in ipairs{ "session=abc; lang=fr", "Cookie: session=abc", "" } do
+    for _, header in ipairs{ "session=abc; lang=fr", "Cookie: session=abc", "", "csrftoken=abc; lang=fr",
+                             "token=abc; lang=fr", "Cookie: token=abc" } do
       c, err = cookie.parse(header)
       assert.is_nil(c)
       assert.matches("no remember-me cookie", err.message, 1, true)

@@ -6,9 +6,11 @@
 --     report = "organismes.failures.csv", concurrency = 8, progress = true })
 --   --> { total =, created =, already =, failed =, unknown =, pending =, not_in_csv = [, report =, unresolved =] }
 --   | nil, err (a billetterie error, kind invalid_param, param "csv", "journal",
---     "report" or "map": a path that cannot be used, a journal in use by
---     another run or busy (both retryable), a record changed after it was
---     sent, a malformed CSV, a map that sets the marker field)
+--     "report", "map" or "client": a path that cannot be used, a journal in
+--     use by another run or busy (both retryable), a record changed after
+--     it was sent, a malformed CSV or one not in UTF-8, a map that sets the
+--     marker field or names a column the header lacks, a client without the
+--     change feed's credentials)
 -- Options besides those above: rate (calls a second), marker_field, settle
 -- (seconds, below), feed_margin (seconds, below), take_over (below). Bad
 -- options (no client, concurrency 0, rate 0, feed_margin past 0..86400...)
@@ -732,7 +734,7 @@ end
 -- sent cannot be corrected). A map function is the caller's own.
 -- -> nil | message
 local function missing_columns(map, header, path)
-  if type(map) ~= "table" then return nil end
+  if type(map) ~= "table" or #header == 0 then return nil end   -- an empty file: no record to map
   local has, near = {}, {}
   local function loose(name) return (name:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")) end
   for _, name in ipairs(header) do has[name], near[loose(name)] = true, name end
@@ -823,10 +825,13 @@ function bulk.import(opts)
     if not out then return bad_input("report", "cannot write the report: " .. tostring(oerr)) end
     -- with a BOM, as Excel's own "CSV UTF-8": without one, French Excel
     -- reads it as Windows-1252 and garbles the accents
-    out:write("\239\187\191enregistrement;ligne;code;message\n")
-    for _, r in ipairs(failures) do   -- record number (the journal's), file line it starts on
-      out:write(("%d;%s;%s;%s\n"):format(r.line, csv.field(lines[r.line]), csv.field(r.code),
-        csv.field(r.message or r.state)))
+    -- ligne is the record's number, as it always was (the journal's key, the
+    -- LINE of --settle); the file line it starts on comes last, so readers
+    -- of the earlier three columns are not misled
+    out:write("\239\187\191ligne;code;message;ligne_fichier\n")
+    for _, r in ipairs(failures) do
+      out:write(("%d;%s;%s;%s\n"):format(r.line, csv.field(r.code), csv.field(r.message or r.state),
+        csv.field(lines[r.line])))
     end
     out:close()
     counts.report = opts.report

@@ -215,15 +215,15 @@ import at a time per journal). The file must be UTF-8 (a BOM is fine):
 from Excel, save as "CSV UTF-8 (délimité par des virgules)", or convert
 with iconv -f WINDOWS-1252 -t UTF-8; another encoding is refused before
 anything is sent. Rows whose fields are all empty (a spreadsheet's ";;;;"
-rows) are skipped, as blank lines. MAP.lua returns { ["organisme.intitule"]
+rows) after the last record are skipped, as blank lines. MAP.lua returns { ["organisme.intitule"]
 = "Column", ... }; a column it names that the header lacks (spelling, case
 and spaces must match) is refused before anything is sent. The change feed
 (ws_liste_fiches_modifiees: BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN,
 BILLETTERIE_API_KEY) is required: without it the import is refused.
 Failures go to the report (FILE.csv.failures.csv, UTF-8 with a BOM for
-Excel; columns enregistrement: the record's number, 1 for the first after
-the header, blank rows not counted, the LINE of --settle; ligne: the file
-line the record starts on; code; message): correct those records in the CSV
+Excel; columns ligne: the record's number, 1 for the first after the
+header, blank lines not counted, the LINE of --settle; code; message;
+ligne_fichier: the file line the record starts on): correct those records in the CSV
 and run again (a record already sent must keep its content and its place).
 A record whose answer was lost is looked for on the server before anything
 is sent again; one not found yet stays "unknown" until a later run. The map

@@ -79,16 +79,23 @@ end
 -- records(text) -> list of { header = value } from the first line's names,
 -- header, lines (the file line each record starts on, the header being
 -- line 1) | nil, message (a line with another number of fields is an
--- error). Blank rows (every field empty) are skipped: not records.
+-- error). Blank lines are not records, nor are the rows of empty fields
+-- after the last record (a spreadsheet's ";;;;"). A row of empty fields
+-- between records stays one: records are numbered by their rank (bulk's
+-- journal), and skipping it would renumber every record after it.
 function csv.records(text, sep)
   local rows, err, starts = csv.parse(text, sep)
   if not rows then return nil, err end
   local header = rows[1] or {}
+  local last = 1
+  for r = #rows, 2, -1 do
+    if not blank(rows[r]) then last = r; break end
+  end
   local out, lines = {}, {}
   for r = 2, #rows do
     local row = rows[r]
     rows[r] = nil   -- each row once converted: the rows and the records never both stay whole
-    if not blank(row) then
+    if not ((#row == 1 and row[1] == "") or r > last) then
       if #row ~= #header then
         return nil, ("line %d has %d fields, the header has %d"):format(starts[r], #row, #header)
       end

@@ -164,21 +164,24 @@ function cookie.build(auth, pos, opts)
 end
 
 -- Reads the four pairs from the (decoded) content: key = "value" or
--- key=value, separated by commas and any whitespace.
-local function read_content(content)
+-- key=value, separated by commas and any whitespace. named: the content
+-- came under a stx_rememberMe_ name.
+local function read_content(content, named)
   local out = {}
   for k, rest in content:gmatch('(%a+)%s*=%s*(%b"")') do out[k] = rest:sub(2, -2) end
-  local found, missing = false, nil
+  local found, missing = 0, nil
   for _, k in ipairs(KEYS) do
-    if out[k] == nil then
-      local v = content:match(k .. '%s*=%s*([^,%s"]+)')
+    if out[k] == nil then   -- a whole key: "csrftoken=" is no token
+      local v = content:match("%f[%w]" .. k .. '%s*=%s*([^,;%s"]+)')
       out[k] = v
     end
-    if out[k] == nil then missing = missing or k else found = true end
+    if out[k] == nil then missing = missing or k else found = found + 1 end
   end
-  -- none of the four: not a remember-me cookie at all (a Cookie header of
-  -- other cookies), which is not the same as a damaged one
-  if not found then return nil, "no remember-me cookie (stx_rememberMe_...) in what was given" end
+  -- not a remember-me cookie at all (a Cookie header of other cookies, one
+  -- of them maybe named token), which is not the same as a damaged one
+  if found == 0 or (found == 1 and not named) then
+    return nil, "no remember-me cookie (stx_rememberMe_...) in what was given"
+  end
   if missing then return nil, "the remember-me cookie has no " .. missing end
   return out
 end
@@ -209,7 +212,7 @@ function cookie.parse(text)
   value = value:gsub("^%s+", ""):gsub("%s+$", "")
   -- only the encoded form is decoded: a raw value (quotes, =) is kept as is
   if value:find("%%%x%x") and value:match("^[%w%-%._~%%]+$") then value = url_decode(value) end
-  local fields, err = read_content(value)
+  local fields, err = read_content(value, name ~= nil)
   if not fields then return invalid(err) end
   local institution, channel = fields.virtualOperator:match("^([^_]+)_(.+)$")
   if name then
