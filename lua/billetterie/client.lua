@@ -511,9 +511,10 @@ function Client:_prepare(service, given)
   if mode == "ws_or_token" then
     mode = given.x_rsi_token and "token" or "ws"
   end
-  -- fields, own (the caller gave a credential) | nil, bad name, reason, code
-  local fields, own, reason, code = params.prepare(service, given, names, self.strict, mode)
-  if not fields then return invalid(name, own, reason, code) end
+  -- fields, own (the caller gave a credential), maps (the service's, for
+  -- the form) | nil, bad name, reason, code
+  local fields, own, maps, code = params.prepare(service, given, names, self.strict, mode)
+  if not fields then return invalid(name, own, maps, code) end
   if own then   -- the caller gave a credential (rare): not the account's on a strict client
     local _, err = account_credential(self, service, given)
     if err then return nil, err end
@@ -532,12 +533,12 @@ function Client:_prepare(service, given)
   if own then
     local missing, hint = add_credentials(self, catalogue.credentials[mode] or {}, fields)
     if missing then return invalid(name, missing, hint) end
-    body = core.form_encode(fields, nil, params.maps(service))
+    body = core.form_encode(fields, nil, maps)
   else
     local prefix, missing, hint = credentials_prefix(self, mode)
     if not prefix then return invalid(name, missing, hint) end
     -- the catalogue's maps are written keyed, whatever their keys
-    body = core.form_encode(fields, prefix, params.maps(service))
+    body = core.form_encode(fields, prefix, maps)
   end
   local url = self._urls[service]
   if not url then

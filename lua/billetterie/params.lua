@@ -588,7 +588,8 @@ function params.maps(service)
 end
 
 -- prepare(service, given, credential_names, strict, mode)
---   -> fields, own (true when given holds a credential) | nil, name, reason [, vendor code]
+--   -> fields, own (true when given holds a credential), maps (params.maps)
+--    | nil, name, reason [, vendor code]
 -- `given` is the caller's table (never modified). Credential parameters are
 -- allowed in `given` and are checked by the caller. `mode` is the auth mode
 -- the call runs in ("token" or "ws" for a ws_or_token service): params
@@ -682,7 +683,7 @@ function params.prepare(service, given, credential_names, strict, mode)
       if why then return nil, spec.name, why end
     end
   end
-  return fields, own
+  return fields, own, plan.maps   -- the maps, for the form: no second lookup on the hot path
 end
 
 return params
