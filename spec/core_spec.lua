@@ -563,16 +563,7 @@ describe("core http engine", function()
   -- what the process holds right after the call (sockets, the body's file),
   -- so a release skipped or deferred forever fails here, and a handle freed
   -- twice or used after its release fails under ASan and valgrind.
-  local function fds_on(path)
-    local f = io.open("/proc/self/stat")
-    if not f then return nil end
-    local pid = f:read("*l"):match("^(%d+)")
-    f:close()
-    local p = io.popen(("ls -l /proc/%s/fd 2>/dev/null | grep -cF -- ' -> %s'"):format(pid, path))
-    local n = tonumber(p:read("*a"))
-    p:close()
-    return n
-  end
+  local fds_on = require("spec.support.util").fds_on
 
   -- Garbage whose finalizer runs f (LuaJIT: only userdata have __gc, and an
   -- error in one reaches the code that allocated; Lua 5.4 only warns).

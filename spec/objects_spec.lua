@@ -36,16 +36,7 @@ local function sent_json(ws, name)
 end
 
 -- A local invalid_param error naming `param`, nothing sent.
-local function refused(call, param, reason)
-  local before = counting.n
-  local msg, err = call()
-  assert.is_nil(msg)
-  assert.equal("invalid_param", err.kind, tostring(err))
-  assert.equal(param, err.param)
-  if reason then assert.matches(reason, err.message, 1, true) end
-  assert.equal(before, counting.n, "a request was sent")
-  return err
-end
+local function refused(call, param, reason) return counting:refused(call, param, reason) end
 
 local LYCEE = { id_organisme = 1, intitule = "Lycée Alphonse Daudet", nature = "Etablissement scolaire" }
 local function organisme(extra)

@@ -10,32 +10,8 @@ local core = require "billetterie.core"
 local sandbox = require "spec.support.sandbox"
 local transport = require "billetterie.transport"
 
-local SECRET = "operator-secret-42"
-
--- Records each request (with the fake clock's time when it left) and
--- plays back the queued answers, then the default one.
-local function recorder(default, clock)
-  local t = { sent = {}, queue = {} }
-  function t:request(req)
-    local headers = {}
-    for _, h in ipairs(req.headers or {}) do
-      local k, v = h:match("^([^:]+):%s*(.*)$")
-      if k then headers[k:lower()] = v end
-    end
-    self.sent[#self.sent + 1] = { url = req.url, body = req.body, headers = headers, at = clock and clock() }
-    local a = table.remove(self.queue, 1) or default
-    return a[1], a[2], a[3], a[4], a[5], a[6]
-  end
-  return t
-end
-
-local function client(protocol, t, extra)
-  local o = { institution = "mosa", environment = "demo", operator = "MOSA_B2C", password = SECRET,
-              protocol = protocol, transport = t, cache = false, rate_limit = false,
-              sleep = function() end, retries = 0 }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return s360.new(o)
-end
+local support = require "spec.support.s360"
+local SECRET, recorder, client = support.SECRET, support.recorder, support.client
 
 local function claims_of(authorization)
   local c64 = authorization:match("^Bearer [^.]+%.([^.]+)%.")

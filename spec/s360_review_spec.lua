@@ -8,28 +8,10 @@ local soap = require "billetterie.s360.soap"
 local transport = require "billetterie.transport"
 local sandbox = require "spec.support.sandbox"
 
-local SECRET = "operator-secret-42"
+local support = require "spec.support.s360"
+local SECRET, recorder, client = support.SECRET, support.recorder, support.client
 local PASSWORD = "s360-sandbox-secret"   -- the sandbox's operators
 local WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-
--- Plays back the queued answers, then the default one, counting sends.
-local function recorder(default)
-  local t = { sent = {}, queue = {} }
-  function t:request(req)
-    self.sent[#self.sent + 1] = { url = req.url, body = req.body }
-    local a = table.remove(self.queue, 1) or default
-    return a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-  end
-  return t
-end
-
-local function client(protocol, t, extra)
-  local o = { institution = "mosa", environment = "demo", operator = "MOSA_B2C", password = SECRET,
-              protocol = protocol, transport = t, cache = false, rate_limit = false,
-              sleep = function() end, retries = 0 }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return s360.new(o)
-end
 
 -- A SOAP 1.1 fault; `decl` declares the faultcode's prefix on faultcode.
 local function fault(code, text, decl)

@@ -57,20 +57,7 @@ local function collect_all(source, tag, opts)
   end
 end
 
--- Open file descriptors of this process (Linux), or nil where /proc is absent.
--- How many descriptors of this process are open on `path` (nil without
--- /proc): only the file under test counts, never what other specs' objects
--- open or close meanwhile.
-local function fds_on(path)
-  local f = io.open("/proc/self/stat")
-  if not f then return nil end
-  local pid = f:read("*l"):match("^(%d+)")
-  f:close()
-  local p = io.popen(("ls -l /proc/%s/fd 2>/dev/null | grep -cF -- ' -> %s'"):format(pid, path))
-  local n = tonumber(p:read("*a"))
-  p:close()
-  return n
-end
+local fds_on = require("spec.support.util").fds_on   -- descriptors open on a path
 
 describe("xml.decode", function()
   it("maps attributes, text and children", function()

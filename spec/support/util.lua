@@ -54,6 +54,20 @@ function M.write(path, text)
 end
 
 -- popen(cmd): io.popen without an ASan preload (curl deadlocks under it)
+-- How many descriptors of this process are open on `path` (nil without
+-- /proc): only the file under test counts, never what other specs' objects
+-- open or close meanwhile.
+function M.fds_on(path)
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local pid = f:read("*l"):match("^(%d+)")
+  f:close()
+  local p = io.popen(("ls -l /proc/%s/fd 2>/dev/null | grep -cF -- ' -> %s'"):format(pid, path))
+  local n = tonumber(p:read("*a"))
+  p:close()
+  return n
+end
+
 function M.popen(cmd) return io.popen("unset LD_PRELOAD; " .. cmd) end
 
 -- parse_answers(raw) -> the answers in `curl -i` output, each
