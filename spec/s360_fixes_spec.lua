@@ -162,16 +162,11 @@ end)
 
 describe("S-360 sandbox fixes", function()
   local sb
-  local PASSWORD = "s360-sandbox-secret"
+  local PASSWORD = support.SANDBOX_PASSWORD
   setup(function() sb = sandbox.start{ args = { "--seed", "demo" } } end)
   teardown(function() if sb then sb:stop() end end)
 
-  local function new(protocol, extra)
-    local o = { url = sb.url .. "demo", institution = "DEMO", operator = "DEMO_B2C", password = PASSWORD,
-                protocol = protocol, rate_limit = false, retries = 0, cache = false }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return s360.new(o)
-  end
+  local function new(protocol, extra) return support.sandbox_client(sb, protocol, extra) end
 
   local function http(path, body, headers)
     local status, text, _, errkind, errmsg = transport.curl:request {

@@ -10,7 +10,7 @@ local sandbox = require "spec.support.sandbox"
 
 local support = require "spec.support.s360"
 local SECRET, recorder, client = support.SECRET, support.recorder, support.client
-local PASSWORD = "s360-sandbox-secret"   -- the sandbox's operators
+local PASSWORD = support.SANDBOX_PASSWORD   -- the sandbox's operators
 local WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 -- A SOAP 1.1 fault; `decl` declares the faultcode's prefix on faultcode.
@@ -162,12 +162,7 @@ describe("S-360 review: deletes and removals are idempotent (seed l.24) in the s
   setup(function() sb = sandbox.start{ args = { "--seed", "demo" } } end)
   teardown(function() if sb then sb:stop() end end)
 
-  local function new(protocol, extra)
-    local o = { url = sb.url .. "demo", institution = "DEMO", operator = "DEMO_B2C", password = PASSWORD,
-                protocol = protocol, rate_limit = false, retries = 0, cache = false }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return s360.new(o)
-  end
+  local function new(protocol, extra) return support.sandbox_client(sb, protocol, extra) end
 
   -- The real transport, whose first answer is lost after the server did
   -- the work (as a timeout on the way back would).

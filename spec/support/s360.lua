@@ -36,4 +36,15 @@ function M.client(protocol, t, extra)
   return s360.new(o)
 end
 
+-- sandbox_client(sb, protocol [, extra]) -> an s360 client of a real
+-- sandbox's DEMO institution (its operator DEMO_B2C), no cache, no pacing,
+-- no retry unless `extra` says so.
+M.SANDBOX_PASSWORD = "s360-sandbox-secret"   -- the sandbox's operators
+function M.sandbox_client(sb, protocol, extra)
+  local o = { url = sb.url .. "demo", institution = "DEMO", operator = "DEMO_B2C", password = M.SANDBOX_PASSWORD,
+              protocol = protocol, rate_limit = false, retries = 0, cache = false }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return s360.new(o)
+end
+
 return M
