@@ -4,8 +4,9 @@
 -- The CSV must be UTF-8 (Excel: "CSV UTF-8 (délimité par des virgules)").
 -- (exit status, as `billetterie import`: 1 if a record is not created yet,
 -- the journal is busy or in use (run again), or the CSV must be corrected
--- (malformed, not UTF-8); 2 if the import cannot run as given: a path that
--- cannot be used, a map column the header lacks, no change feed credentials)
+-- (unreadable, malformed, not UTF-8); 2 if the import cannot run as given:
+-- a journal or report path that cannot be used, a map column the header
+-- lacks, no change feed credentials)
 -- (account from the BILLETTERIE_* environment, BILLETTERIE_API_* included,
 -- required: README, "Quick start")
 local billetterie = require "billetterie"

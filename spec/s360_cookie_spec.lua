@@ -135,6 +135,10 @@ describe("remember-me cookie", function()
       assert.matches("no remember-me cookie", err.message, 1, true)
       assert.is_nil(err.message:find("pointOfSalesId", 1, true))
     end
+    -- present but damaged: not the same as absent
+    c, err = cookie.parse("stx_rememberMe_DEMO_B2C=abc")
+    assert.is_nil(c)
+    assert.matches("damaged", err.message, 1, true)
     assert.has_error(function() cookie.parse(42) end)
   end)
 

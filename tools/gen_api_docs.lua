@@ -59,7 +59,8 @@ end
 -- The contact_fields placeholder (`champs` in the catalogue) is not a
 -- parameter of its own: each annex 4.1 field is given at the top level.
 local function contact_fields_line(p)
-  return ("| annex 4.1 fields: `v_nom`, `v_prenom`, `v_mail`... | | each its own parameter "
+  return ("| annex 4.1 fields: `v_nom`, `v_prenom`, `v_mail`... | those the form requires (ws_info_formulaire; "
+    .. "505 names the missing ones) | each its own parameter "
     .. "(`{ v_nom = \"Durand\", v_mail = \"...\" }`), never a `champs` table; see [Contact fields](#contact-fields) | %s |")
     :format(cell(p.description))
 end

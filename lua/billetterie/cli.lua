@@ -215,16 +215,18 @@ import at a time per journal). The file must be UTF-8 (a BOM is fine):
 from Excel, save as "CSV UTF-8 (délimité par des virgules)", or convert
 with iconv -f WINDOWS-1252 -t UTF-8; another encoding is refused before
 anything is sent. Rows whose fields are all empty (a spreadsheet's ";;;;"
-rows) after the last record are skipped, as blank lines. MAP.lua returns { ["organisme.intitule"]
-= "Column", ... }; a column it names that the header lacks (spelling, case
-and spaces must match) is refused before anything is sent. The change feed
+rows) after the last record are skipped, as blank lines. MAP.lua returns
+{ ["organisme.intitule"] = "Column", ... }; a column it names that the
+header lacks (spelling, case and spaces must match) is refused before
+anything is sent. The change feed
 (ws_liste_fiches_modifiees: BILLETTERIE_API_URL, BILLETTERIE_API_LOGIN,
 BILLETTERIE_API_KEY) is required: without it the import is refused.
 Failures go to the report (FILE.csv.failures.csv, UTF-8 with a BOM for
 Excel; columns ligne: the record's number, 1 for the first after the
 header, blank lines not counted, the LINE of --settle; code; message;
-ligne_fichier: the file line the record starts on): correct those records in the CSV
-and run again (a record already sent must keep its content and its place).
+ligne_fichier: the file line the record starts on): correct those records
+in the CSV and run again (a record already sent must keep its content and
+its place).
 A record whose answer was lost is looked for on the server before anything
 is sent again; one not found yet stays "unknown" until a later run. The map
 must not set organisme.code_libre_stru (the import's marker), and no one may
@@ -232,9 +234,10 @@ edit that field before the import ends.
 --concurrency: calls at once (8); --rate: at most N calls a second.
 --feed-margin: how far (seconds, 0 to 86400) before a lost answer's time
 the change feed is read; 43200 (12 h) by default, safe whatever the
-server's time zone but a long list. Lower it (e.g. 0) only when the server
-and this machine share a time zone (both in metropolitan France): the
-lookup stays short.
+server's time zone but a long list. Below 43200 the server is assumed in
+this machine's time zone (or at most that margin behind it) and ts goes in
+local time: lower it (e.g. 0) only when both share a zone (both in
+metropolitan France); the lookup stays short.
 --settle: a record still unknown (its lookup keeps failing, e.g. timing
 out on a long list) once looked for on the server by hand, as the organisme
 whose code_libre_stru is "PREFIX:LINE" (the prefix is in the message of the

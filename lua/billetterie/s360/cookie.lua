@@ -179,6 +179,7 @@ local function read_content(content, named)
   end
   -- not a remember-me cookie at all (a Cookie header of other cookies, one
   -- of them maybe named token), which is not the same as a damaged one
+  if found == 0 and named then return nil, "the remember-me cookie is damaged: none of its four fields" end
   if found == 0 or (found == 1 and not named) then
     return nil, "no remember-me cookie (stx_rememberMe_...) in what was given"
   end
