@@ -167,6 +167,22 @@ describe("bulk.import's report", function()
     assert.same({ ["Entrée H 1"] = 1, ["Entrée H 3"] = 1 }, count)
   end)
 
+  it("keeps no CSV value in the journal, only a digest; a journal of an earlier version is taken", function()
+    local path = write_csv{ "Entrée J 1;Association;34000;Secret-Ville-77", "Entrée J 2;Association;30000;Nîmes" }
+    local journal = path .. ".db"
+    assert.equal(2, assert(bulk.import{ client = c, csv = path, journal = journal, map = support.MAP }).created)
+    local bytes = assert(util.read_file(journal)) .. (util.read_file(journal .. "-wal") or "")
+    assert.is_nil(bytes:find("Secret-Ville-77", 1, true))
+    assert.matches("^%x+$", support.sql(journal, "SELECT hash FROM records WHERE line = 1"))
+    -- the clear copy an earlier version kept: recognised, replaced by the digest, nothing sent again
+    support.sql(journal, "UPDATE records SET hash = 'Nom=Entrée J 1' || char(31) || 'Nature=Association' || "
+      .. "char(31) || 'Code postal=34000' || char(31) || 'Ville =Secret-Ville-77' WHERE line = 1")
+    local r = assert(bulk.import{ client = c, csv = path, journal = journal, map = support.MAP })
+    assert.same({ 2, 2 }, { r.created, r.already })
+    assert.matches("^%x+$", support.sql(journal, "SELECT hash FROM records WHERE line = 1"))
+    assert.same({ ["Entrée J 1"] = 1, ["Entrée J 2"] = 1 }, (support.on_server(c, "Entrée J")))
+  end)
+
   it("imports an empty file as 0 records, whatever the map", function()
     local path = temp.new()
     util.write(path, "")

@@ -529,6 +529,24 @@ describe("a password written in the URL", function()
     assert.not_matches(pw, tostring(neterr), 1, true)
   end)
 
+  it("is refused when a '/', '?' or '#' in it is not percent-encoded (it would be read as host and port)", function()
+    for _, url in ipairs{ "http://bob:S3c?retPW@vendor.example/", "http://bob:S3c#retPW@vendor.example/",
+                          "http://bob:S3c/retPW@vendor.example/" } do
+      local ok, err = pcall(billetterie.new, { url = url, login = "xrsitest", password = "xrsimdp", client_id = 677 })
+      assert.is_false(ok)
+      assert.matches("must be percent-encoded", err, 1, true)
+      assert.is_nil(err:find("retPW", 1, true))
+      ok, err = pcall(require("billetterie.s360").new, { url = url, operator = "DEMO_B2C", password = "s360-secret" })
+      assert.is_false(ok)
+      assert.matches("must be percent-encoded", err, 1, true)
+    end
+    -- encoded, and the usual addresses, are taken
+    for _, url in ipairs{ "http://bob:S3c%3FretPW@vendor.example/", "http://vendor.example:8080/", "http://[::1]:8080/",
+                          "https://vendor.example/", "http://u:p@[::1]:9/" } do
+      assert(billetterie.new{ url = url, login = "xrsitest", password = "xrsimdp", client_id = 677 })
+    end
+  end)
+
   it("is left out of page links and cache keys, and masked by the S-360 client too", function()
     local pw = "url-Secret-78"
     local c = client("https://shop:" .. pw .. "@billetterie.example.fr/")

@@ -135,6 +135,13 @@ describe("remember-me cookie", function()
       assert.matches("no remember-me cookie", err.message, 1, true)
       assert.is_nil(err.message:find("pointOfSalesId", 1, true))
     end
+    -- a visitor's long header (read cookie by cookie, in one pass) and one
+    -- past what nginx would pass
+    c, err = cookie.parse("Cookie: x=" .. ("A"):rep(8000) .. "; y=" .. ("A"):rep(8000))
+    assert.matches("no remember-me cookie", err.message, 1, true)
+    c, err = cookie.parse(("stx_rememberMe"):rep(3000))
+    assert.is_nil(c)
+    assert.matches("too long", err.message, 1, true)
     -- present but damaged: not the same as absent
     c, err = cookie.parse("stx_rememberMe_DEMO_B2C=abc")
     assert.is_nil(c)

@@ -101,6 +101,7 @@
 -- the state (and sent_at) it read, so it never undoes a newer run's work.
 local luasql = require "luasql.sqlite3"
 local csv = require "billetterie.csv"
+local core = require "billetterie.core"
 local catalogue = require "billetterie.catalogue"
 local errors = require "billetterie.error"
 local runner = require "billetterie.runner"
@@ -118,7 +119,7 @@ local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)]],
   [[CREATE TABLE IF NOT EXISTS records (
       line INTEGER PRIMARY KEY,   -- record number in the CSV (1 = first after the header)
-      hash TEXT NOT NULL,         -- the record's content, to notice an edited record
+      hash TEXT NOT NULL,         -- the record's content's SHA-256, to notice an edited record
       state TEXT NOT NULL,        -- pending | sent | done | failed
       id_organisme INTEGER,
       code INTEGER, message TEXT, sent_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0
@@ -337,11 +338,16 @@ end
 
 ---- records ----
 
--- The content of a record, in a stable order, to notice an edited one.
+-- The content of a record, in a stable order, to notice an edited one:
+-- its SHA-256 (hex) is kept in the journal, never the values themselves
+-- (personal data, columns the map never sends). -> digest, content (the
+-- clear form journals of earlier versions hold)
 local function fingerprint(rec, header)
   local parts = {}
   for i, name in ipairs(header) do parts[i] = name .. "=" .. (rec[name] or "") end
-  return table.concat(parts, "\31")
+  local text = table.concat(parts, "\31")
+  local digest = core.hmac_sha256("billetterie.bulk record", text)
+  return (digest:gsub(".", function(c) return ("%02x"):format(c:byte()) end)), text
 end
 
 -- Applies a mapping { ["a.b.1.c"] = "Column" } (or a function) to a record;
@@ -422,8 +428,11 @@ local function register(journal, records, header, lines)
   local refused = {}
   journal:exec("BEGIN IMMEDIATE")
   for line, rec in ipairs(records) do
-    local hash, k = fingerprint(rec, header), known[line]
-    if not k then
+    local hash, text = fingerprint(rec, header)
+    local k = known[line]
+    if k and k.hash == text then   -- an earlier version's clear copy: the digest replaces it
+      journal:exec("UPDATE records SET hash = ? WHERE line = ?", hash, line)
+    elseif not k then
       journal:exec("INSERT INTO records (line, hash, state) VALUES (?, ?, 'pending')", line, hash)
     elseif k.hash ~= hash then
       if k.state == "pending" or k.state == "failed" then

@@ -181,7 +181,8 @@ decoded into the table the client checks and encodes
 (organisme='{"intitule":"Théâtre","nature":"Association"}'; malformed JSON:
 exit 2), any other value goes as it is. The account's credentials
 (x_rsi_ws_login, x_rsi_ws_mdp, x_rsi_client, x_rsi_login, x_rsi_api_key,
-x_rsi_pwd_key) are refused (exit 2); a session token (x_rsi_token) is taken.
+x_rsi_pwd_key) are refused (exit 2); a session token is taken
+(x_rsi_token=env:TOKEN: ps shows the command line).
 name=- reads the value from stdin (one line) and
 name=env:VAR from the environment variable VAR: use them for passwords
 (web_passe=-), which `ps` would show on the command line. Contact passwords

@@ -66,6 +66,8 @@ function Client.new(opts)
     if opts[k] and opts[k]:find("[%s%c]") then
       error("billetterie.new: " .. k .. " must not contain spaces or control characters", 2)
     end
+    local problem = errors.url_problem(opts[k])
+    if problem then error("billetterie.new: " .. k .. ": " .. problem, 2) end
   end
   for k in pairs(SECRET_OPTIONS) do
     if opts[k] and #opts[k] < 4 then error("billetterie.new: " .. k .. " is too short to be real", 2) end

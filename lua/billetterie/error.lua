@@ -162,6 +162,23 @@ function M.url_password(url)
   return pw, (pw:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+-- A URL whose port is not a number: a user or password holding '/', '?'
+-- or '#' unencoded ends the address's authority early, so the password
+-- would be taken for a host and port (and escape the masking).
+-- -> message (never the URL) | nil
+function M.url_problem(url)
+  local authority = type(url) == "string" and url:match("^https?://([^/?#]*)")
+  if not authority then return nil end
+  local hostport = authority:match("@([^@]*)$") or authority
+  local port = hostport:match("^%[.-%]:(.*)$")
+  if not port and not hostport:find("^%[") then port = hostport:match(":(.*)$") end
+  if port and not port:match("^%d*$") then
+    return "the URL's port is not a number: a user or password holding '/', '?' or '#' must be "
+      .. "percent-encoded (%2F, %3F, %23)"
+  end
+  return nil
+end
+
 -- The URL as it may be shown: the userinfo's password as ***.
 function M.shown_url(url)
   return (url:gsub("^(https?://[^/@:]*):[^/@]*@", "%1:***@", 1))

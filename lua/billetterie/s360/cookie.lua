@@ -44,6 +44,8 @@ end
 
 local KEYS = { "pointOfSalesId", "rememberUniqueId", "token", "virtualOperator" }
 local DEFAULT_MAX_AGE = 30 * 24 * 3600   -- remember-me tokens live at most one month
+local MAX_HEADER = 32 * 1024   -- a Cookie header longer than this is not read
+local MAX_CONTENT = 4096       -- a remember-me value is a few hundred bytes
 local SAME_SITE = { Lax = true, Strict = true, None = true }
 
 local function url_encode(s)
@@ -168,7 +170,8 @@ end
 -- came under a stx_rememberMe_ name.
 local function read_content(content, named)
   local out = {}
-  for k, rest in content:gmatch('(%a+)%s*=%s*(%b"")') do out[k] = rest:sub(2, -2) end
+  -- from word starts only (%f): a long run of letters costs its length once
+  for k, rest in content:gmatch('%f[%a](%a+)%s*=%s*(%b"")') do out[k] = rest:sub(2, -2) end
   local found, missing = 0, nil
   for _, k in ipairs(KEYS) do
     if out[k] == nil then   -- a whole key: "csrftoken=" is no token
@@ -197,17 +200,29 @@ function cookie.parse(text)
   if type(text) ~= "string" then error("cookie.parse needs a string (or nil)", 2) end
   local request = text:match("^%s*[Cc]ookie:") ~= nil
   text = text:gsub("^%s*[Ss]et%-[Cc]ookie:%s*", ""):gsub("^%s*[Cc]ookie:%s*", "")
+  -- a visitor's header: bounded (nginx's default allows 8 KB a line), and
+  -- read in one pass, cookie by cookie
+  if #text > MAX_HEADER then return invalid("the Cookie header is too long (no remember-me cookie read)") end
   local name, value, attrs
   -- the stx_rememberMe_ pair among other cookies, or the bare value
-  local s, e, n = text:find("(stx_rememberMe_[%w%-_]+)=")
-  if s then
-    name = n
-    local rest = text:sub(e + 1)
-    value, attrs = rest:match("^([^;]*)(.*)$")
-    -- other cookies before it: a Cookie request header, which has no attributes
-    if text:sub(1, s - 1):find("%S") then request = true end
-  else
-    value, attrs = text, ""
+  local pos = 1
+  while pos <= #text do
+    local stop = text:find(";", pos, true)
+    local piece = text:sub(pos, (stop or #text + 1) - 1)
+    local n, v = piece:match("^%s*(stx_rememberMe_[%w%-_]+)=(.*)$")
+    if n then
+      name, value, attrs = n, v, stop and text:sub(stop) or ""
+      -- other cookies before it: a Cookie request header, which has no attributes
+      if text:sub(1, pos - 1):find("%S") then request = true end
+      break
+    end
+    if not stop then break end
+    pos = stop + 1
+  end
+  if not name then value, attrs = text, "" end
+  if #value > MAX_CONTENT then
+    return invalid(name and "the remember-me cookie is damaged: too long"
+      or "no remember-me cookie (stx_rememberMe_...) in what was given")
   end
   if request then attrs = "" end
   value = value:gsub("^%s+", ""):gsub("%s+$", "")

@@ -92,6 +92,8 @@ function M.new(opts)
     if not base:match("^https?://[^/]") then error("s360.new: url must be an http:// or https:// address", 2) end
     -- a space or CR/LF would split the request line (as billetterie.new)
     if base:find("[%s%c]") then error("s360.new: url must not contain spaces or control characters", 2) end
+    local problem = errors.url_problem(base)
+    if problem then error("s360.new: url: " .. problem, 2) end
     base = base:gsub("/+$", "")
   else
     if not institution then error("s360.new: give institution (and environment) or url", 2) end

@@ -457,7 +457,11 @@ end
 local function brackets(env, name, is_map)
   local list, map, seen, keyless = {}, {}, false, false
   for _, kv in ipairs(env.req and env.req.params or {}) do
-    local base, key = kv[1]:match("^(.-)%[(.-)%]$")
+    -- name[key]: the first '[' and a final ']' (a lazy pattern would cost a
+    -- long run of brackets its length squared)
+    local open = kv[1]:find("[", 1, true)
+    local base, key
+    if open and kv[1]:sub(-1) == "]" then base, key = kv[1]:sub(1, open - 1), kv[1]:sub(open + 1, -2) end
     if (base or kv[1]) == name then
       seen = true
       if key and key ~= "" and (is_map or not key:find("^%d+$")) then
