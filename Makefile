@@ -24,7 +24,7 @@ LUAJIT_INC  = -I/usr/include/luajit-2.1
 SANITIZE   ?=
 LDFLAGS_SO  = -shared $(SANITIZE)
 
-CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c csrc/clock.c csrc/xml_write.c csrc/crypto.c
+CORE_SRC  = csrc/core.c csrc/http.c csrc/form.c csrc/base64.c csrc/json.c csrc/xml.c csrc/clock.c csrc/xml_write.c csrc/crypto.c csrc/file.c
 CORE_HDR  = csrc/core.h csrc/compat.h
 HTTPD_SRC = csrc/httpd.c
 

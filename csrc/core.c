@@ -19,5 +19,6 @@ int luaopen_billetterie_core(lua_State *L)
     bt_clock_register(L);
     bt_xml_write_register(L);
     bt_crypto_register(L);
+    bt_file_register(L);
     return 1;
 }

@@ -29,7 +29,7 @@ build = {
   modules = {
     ["billetterie.core"] = {
       sources = { "csrc/core.c", "csrc/http.c", "csrc/form.c", "csrc/base64.c", "csrc/json.c", "csrc/xml.c",
-                  "csrc/clock.c", "csrc/xml_write.c", "csrc/crypto.c" },
+                  "csrc/clock.c", "csrc/xml_write.c", "csrc/crypto.c", "csrc/file.c" },
       libraries = { "curl", "xml2", "crypto" },
       incdirs = { "csrc", "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(LIBXML2_LIBDIR)", "$(OPENSSL_LIBDIR)" },

@@ -183,6 +183,23 @@ describe("bulk.import's report", function()
     assert.same({ ["Entrée J 1"] = 1, ["Entrée J 2"] = 1 }, (support.on_server(c, "Entrée J")))
   end)
 
+  it("makes its journal (and SQLite's -wal) and report readable by their owner only", function()
+    local path = write_csv{ "Entrée K 1;;34000;Montpellier" }   -- no nature: a failure, so a report
+    local report = path .. ".failures.csv"
+    local r = assert(bulk.import{ client = c, csv = path, journal = path .. ".db", map = support.MAP,
+                                  report = report })
+    assert.equal(1, r.failed)
+    for _, f in ipairs{ path .. ".db", report } do
+      local p = io.popen("stat -c %a " .. util.q(f))
+      assert.equal("600", (p:read("*a"):gsub("%s+$", "")), f)
+      p:close()
+    end
+    local p = io.popen("stat -c %a " .. util.q(path .. ".db-wal") .. " 2>/dev/null")
+    local wal = p:read("*a"):gsub("%s+$", "")
+    p:close()
+    if wal ~= "" then assert.equal("600", wal) end
+  end)
+
   it("imports an empty file as 0 records, whatever the map", function()
     local path = temp.new()
     util.write(path, "")

@@ -165,6 +165,31 @@ describe("core.json_decoder", function()
   end)
 end)
 
+describe("core.private_file", function()
+  local function mode(path)
+    local p = io.popen("stat -c %a '" .. path .. "'")
+    local m = p:read("*a"):gsub("%s+$", "")
+    p:close()
+    return m
+  end
+
+  it("creates a file only its owner reads, leaves an existing one, says why it cannot", function()
+    local path = os.tmpname()
+    os.remove(path)
+    assert.is_true(core.private_file(path))
+    assert.equal("600", mode(path))
+    local f = assert(io.open(path, "w")); f:write("kept"); f:close()
+    os.execute("chmod 644 '" .. path .. "'")
+    assert.is_true(core.private_file(path))   -- an existing file: neither emptied nor changed
+    assert.equal("644", mode(path))
+    assert.equal("kept", assert(io.open(path)):read("*a"))
+    os.remove(path)
+    local ok, err = core.private_file("/nonexistent/dir/file")
+    assert.is_nil(ok)
+    assert.matches("cannot create /nonexistent/dir/file: ", err, 1, true)
+  end)
+end)
+
 describe("core.sleep", function()
   it("sleeps, returns at once for 0 or less, and refuses NaN and huge values", function()
     local t0 = core.now()

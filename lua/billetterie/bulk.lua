@@ -824,12 +824,16 @@ function bulk.import(opts)
       same_file(opts.report, opts.csv) and "CSV file" or "journal"))
   end
 
+  -- a new journal is its owner's only (0600); one that cannot be made
+  -- fails again, with SQLite's own message, just below
+  core.private_file(journal_path)
   local counts, failures = owning("bulk.import", journal_path, opts.take_over, function(journal)
     return run(journal, records, header, lines, opts)
   end)
   if not counts then return nil, failures end
 
   if opts.report then
+    core.private_file(opts.report)   -- a new report is its owner's only (0600)
     local out, oerr = io.open(opts.report, "w")
     if not out then return bad_input("report", "cannot write the report: " .. tostring(oerr)) end
     -- with a BOM, as Excel's own "CSV UTF-8": without one, French Excel
