@@ -531,11 +531,12 @@ describe("a password written in the URL", function()
 
   it("is refused when a '/', '?' or '#' in it is not percent-encoded (it would be read as host and port)", function()
     for _, url in ipairs{ "http://bob:S3c?retPW@vendor.example/", "http://bob:S3c#retPW@vendor.example/",
-                          "http://bob:S3c/retPW@vendor.example/" } do
+                          "http://bob:S3c/retPW@vendor.example/", "http://bob:1234/retPW@vendor.example/",
+                          "http://bob/x:retPW@vendor.example/", "http://bob:99?retPW@vendor.example/" } do
       local ok, err = pcall(billetterie.new, { url = url, login = "xrsitest", password = "xrsimdp", client_id = 677 })
       assert.is_false(ok)
       assert.matches("must be percent-encoded", err, 1, true)
-      assert.is_nil(err:find("retPW", 1, true))
+      assert.is_nil(err:find("retPW", 1, true), url)
       ok, err = pcall(require("billetterie.s360").new, { url = url, operator = "DEMO_B2C", password = "s360-secret" })
       assert.is_false(ok)
       assert.matches("must be percent-encoded", err, 1, true)

@@ -142,6 +142,17 @@ describe("remember-me cookie", function()
     c, err = cookie.parse(("stx_rememberMe"):rep(3000))
     assert.is_nil(c)
     assert.matches("too long", err.message, 1, true)
+    -- header names in any case, a space before the colon, folded values,
+    -- a quoted value: the cookie is read (each an earlier parser's form)
+    local set = assert(cookie.build(AUTH, POS, { institution = "MOSA" }))
+    local name, value = set:match("^([^=]+)=([^;]*)")
+    for _, form in ipairs{ "SET-COOKIE: " .. set, "Set-Cookie : " .. set, "COOKIE: a=1; " .. name .. "=" .. value,
+                           "a=1, " .. name .. "=" .. value, "a=b; Path=/, " .. set, name .. '="' .. value .. '"',
+                           set .. "; x" .. (" "):rep(8000) .. "y" } do
+      local got = cookie.parse(form)
+      assert.is_table(got, form:sub(1, 60))
+      assert.equal("12", got.pointOfSalesId)
+    end
     -- present but damaged: not the same as absent
     c, err = cookie.parse("stx_rememberMe_DEMO_B2C=abc")
     assert.is_nil(c)

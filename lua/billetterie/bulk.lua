@@ -338,6 +338,9 @@ end
 
 ---- records ----
 
+local HEX = {}   -- byte -> two hex digits
+for b = 0, 255 do HEX[string.char(b)] = ("%02x"):format(b) end
+
 -- The content of a record, in a stable order, to notice an edited one:
 -- its SHA-256 (hex) is kept in the journal, never the values themselves
 -- (personal data, columns the map never sends). -> digest, content (the
@@ -346,8 +349,7 @@ local function fingerprint(rec, header)
   local parts = {}
   for i, name in ipairs(header) do parts[i] = name .. "=" .. (rec[name] or "") end
   local text = table.concat(parts, "\31")
-  local digest = core.hmac_sha256("billetterie.bulk record", text)
-  return (digest:gsub(".", function(c) return ("%02x"):format(c:byte()) end)), text
+  return (core.hmac_sha256("billetterie.bulk record", text):gsub(".", HEX)), text
 end
 
 -- Applies a mapping { ["a.b.1.c"] = "Column" } (or a function) to a record;

@@ -169,7 +169,8 @@ cli.pretty = pretty
 
 local HELP = {
   call = [[
-usage: billetterie call WS_NAME [name=value ...] [--raw] [--url URL] [--config FILE]
+usage: billetterie call WS_NAME [name=value ...] [--raw]
+                        [--url URL] [--config FILE]
 
 Calls one web service and prints the payload and the statut as JSON (--raw:
 the answer as it came over the wire, unmasked). Values are the Lua values
@@ -203,11 +204,12 @@ with lua, arg[0] is the script and arg[1], arg[2]... its arguments (every
 argument after SCRIPT.lua is the script's). Exit status: 0, 1 if the
 script raised an error (its message on stderr), 2 usage.]],
   import = [[
-usage: billetterie import FILE.csv --map MAP.lua [--journal FILE] [--report FILE]
-                          [--concurrency N] [--rate N] [--feed-margin SECONDS]
-                          [--take-over] [--url URL] [--config FILE]
-       billetterie import [FILE.csv] [--journal FILE] --settle LINE=ID|LINE=absent
-                          [--take-over]
+usage: billetterie import FILE.csv --map MAP.lua [--journal FILE]
+                          [--report FILE] [--concurrency N] [--rate N]
+                          [--feed-margin SECONDS] [--take-over]
+                          [--url URL] [--config FILE]
+       billetterie import [FILE.csv] [--journal FILE]
+                          --settle LINE=ID|LINE=absent [--take-over]
 
 Imports organismes from a CSV file (';' or ','), one ws_organisme_creation
 per record, resumable: run it again after any interruption and nothing is

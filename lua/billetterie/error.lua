@@ -162,13 +162,19 @@ function M.url_password(url)
   return pw, (pw:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- A URL whose port is not a number: a user or password holding '/', '?'
--- or '#' unencoded ends the address's authority early, so the password
--- would be taken for a host and port (and escape the masking).
--- -> message (never the URL) | nil
+-- A user or password holding '/', '?' or '#' unencoded ends the address's
+-- authority early: the password would be taken for a host and port, or
+-- for a path, and escape the masking. So a base URL (a site's, not a
+-- page's) with a port that is not a number, or with an '@' after its
+-- authority, is refused. -> message (never the URL) | nil
 function M.url_problem(url)
-  local authority = type(url) == "string" and url:match("^https?://([^/?#]*)")
+  if type(url) ~= "string" then return nil end
+  local authority, rest = url:match("^https?://([^/?#]*)(.*)$")
   if not authority then return nil end
+  if not authority:find("@", 1, true) and rest:find("@", 1, true) then
+    return "the URL holds an '@' after its host: a user or password holding '/', '?' or '#' must be "
+      .. "percent-encoded (%2F, %3F, %23), and an '@' of the path as %40"
+  end
   local hostport = authority:match("@([^@]*)$") or authority
   local port = hostport:match("^%[.-%]:(.*)$")
   if not port and not hostport:find("^%[") then port = hostport:match(":(.*)$") end

@@ -194,38 +194,74 @@ end
 local ATTRIBUTES = { path = true, domain = true, ["max-age"] = true, expires = true, secure = true,
                      httponly = true, samesite = true }
 
+-- s without its leading and trailing whitespace, in one pass (a pattern
+-- such as "%s+$" retries a run of spaces from each of its positions: a
+-- visitor's header would cost its length squared)
+local function trim(s)
+  local first = s:find("%S")
+  if not first then return "" end
+  local last = #s
+  local b = s:byte(last)
+  while b == 32 or (b >= 9 and b <= 13) do
+    last = last - 1
+    b = s:byte(last)
+  end
+  return s:sub(first, last)
+end
+
+-- The pieces of `text` between `sep` (plain), each given to fn(piece,
+-- start, stop) until fn returns true. One pass.
+local function each_piece(text, sep, fn)
+  local pos = 1
+  while pos <= #text do
+    local stop = text:find(sep, pos, true)
+    if fn(text:sub(pos, (stop or #text + 1) - 1), pos, stop) or not stop then return end
+    pos = stop + 1
+  end
+end
+
 function cookie.parse(text)
   -- no Cookie header at all (ngx.var.http_cookie is nil): an ordinary request
   if text == nil then return invalid("no cookie (no Cookie header): no remember-me cookie") end
   if type(text) ~= "string" then error("cookie.parse needs a string (or nil)", 2) end
-  local request = text:match("^%s*[Cc]ookie:") ~= nil
-  text = text:gsub("^%s*[Ss]et%-[Cc]ookie:%s*", ""):gsub("^%s*[Cc]ookie:%s*", "")
   -- a visitor's header: bounded (nginx's default allows 8 KB a line), and
   -- read in one pass, cookie by cookie
   if #text > MAX_HEADER then return invalid("the Cookie header is too long (no remember-me cookie read)") end
-  local name, value, attrs
-  -- the stx_rememberMe_ pair among other cookies, or the bare value
-  local pos = 1
-  while pos <= #text do
-    local stop = text:find(";", pos, true)
-    local piece = text:sub(pos, (stop or #text + 1) - 1)
-    local n, v = piece:match("^%s*(stx_rememberMe_[%w%-_]+)=(.*)$")
-    if n then
-      name, value, attrs = n, v, stop and text:sub(stop) or ""
-      -- other cookies before it: a Cookie request header, which has no attributes
-      if text:sub(1, pos - 1):find("%S") then request = true end
-      break
-    end
-    if not stop then break end
-    pos = stop + 1
+  -- a header's name, in any case, with spaces before its colon or not
+  local head = text:sub(1, 64):lower()
+  local request = false
+  local after = head:match("^%s*set%-cookie%s*:%s*()")
+  if not after then
+    after = head:match("^%s*cookie%s*:%s*()")
+    request = after ~= nil
   end
+  if after then text = text:sub(after) end
+  local name, value, attrs
+  -- the stx_rememberMe_ pair among other cookies (after a ';', or a ','
+  -- of folded Set-Cookie values), or the bare value
+  each_piece(text, ";", function(piece, start, stop)
+    local n, v = piece:match("^%s*(stx_rememberMe_[%w%-_]+)=(.*)$")
+    local at = 1
+    if not n then
+      at = piece:find(",%s*stx_rememberMe_[%w%-_]+=")
+      if at then n, v = piece:match("^,%s*(stx_rememberMe_[%w%-_]+)=(.*)$", at) end
+    end
+    if not n then return false end
+    name, value, attrs = n, v, stop and text:sub(stop) or ""
+    -- other cookies before it: a Cookie request header, which has no attributes
+    if (text:sub(1, start - 1) .. piece:sub(1, at - 1)):find("[^%s,]") then request = true end
+    return true
+  end)
   if not name then value, attrs = text, "" end
   if #value > MAX_CONTENT then
     return invalid(name and "the remember-me cookie is damaged: too long"
       or "no remember-me cookie (stx_rememberMe_...) in what was given")
   end
   if request then attrs = "" end
-  value = value:gsub("^%s+", ""):gsub("%s+$", "")
+  value = trim(value)
+  -- RFC 6265 allows a value in double quotes
+  local quoted = #value >= 2 and value:sub(1, 1) == '"' and value:sub(-1) == '"' and value:sub(2, -2)
+  if quoted and quoted:match("^[%w%-%._~%%]+$") then value = quoted end
   -- only the encoded form is decoded: a raw value (quotes, =) is kept as is
   if value:find("%%%x%x") and value:match("^[%w%-%._~%%]+$") then value = url_decode(value) end
   local fields, err = read_content(value, name ~= nil)
@@ -240,12 +276,13 @@ function cookie.parse(text)
   fields.name = name or (institution and cookie.name(institution, channel))
   fields.institution, fields.sale_channel = institution, channel
   fields.attributes = {}
-  for a in attrs:gmatch(";%s*([^;]+)") do
-    local k, v = a:match("^([^=]-)%s*=%s*(.-)%s*$")
-    if not k then k, v = a:gsub("%s+$", ""), true end
+  each_piece(attrs, ";", function(a)
+    local eq = a:find("=", 1, true)
+    local k, v = trim(eq and a:sub(1, eq - 1) or a), eq and trim(a:sub(eq + 1)) or true
     -- another cookie (name=value) is not an attribute of this one
     if ATTRIBUTES[k:lower()] then fields.attributes[k] = v end
-  end
+    return false
+  end)
   return fields
 end
 
