@@ -532,7 +532,8 @@ describe("a password written in the URL", function()
   it("is refused when a '/', '?' or '#' in it is not percent-encoded (it would be read as host and port)", function()
     for _, url in ipairs{ "http://bob:S3c?retPW@vendor.example/", "http://bob:S3c#retPW@vendor.example/",
                           "http://bob:S3c/retPW@vendor.example/", "http://bob:1234/retPW@vendor.example/",
-                          "http://bob/x:retPW@vendor.example/", "http://bob:99?retPW@vendor.example/" } do
+                          "http://bob/x:retPW@vendor.example/", "http://bob:99?retPW@vendor.example/",
+                          "http://bob:Pa@retPW@vendor.example/" } do
       local ok, err = pcall(billetterie.new, { url = url, login = "xrsitest", password = "xrsimdp", client_id = 677 })
       assert.is_false(ok)
       assert.matches("must be percent-encoded", err, 1, true)

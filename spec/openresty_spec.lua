@@ -390,7 +390,7 @@ document.querySelector('button[type=submit]').click();";
         seen[#seen + 1] = { status = status, errkind = errkind, errmsg = errmsg }
         -- a password in the client's URL goes as Basic authentication, as with
         -- libcurl (proxy_pass would refuse the URL and log it whole)
-        require("billetterie").new{ url = "http://bob:Pw%3Ahush-hush@billetterie-echo/echo/", login = "xrsitest",
+        require("billetterie").new{ url = "http://bob:Pw%3Ahush-hush+1@billetterie-echo/echo/", login = "xrsitest",
           password = "xrsimdp", client_id = 677, retries = 0, transport = recorder }:call("ws_idsession")
         ngx.say(cjson.encode(seen))
       }
@@ -871,7 +871,8 @@ describe("OpenResty: examples/openresty under nginx with transport_ngx", functio
     assert.truthy(seen[4].errmsg:find("X-Secret-Header", 1, true), seen[4].errmsg)
     assert.falsy(seen[4].errmsg:find("hush-hush", 1, true))
     assert.are.equal(200, seen[5].status, body)
-    assert.are.equal("Basic " .. core.b64encode("bob:Pw:hush-hush"), seen[5].echo.headers.authorization)
+    -- %XX decoded, '+' kept (as libcurl sends it)
+    assert.are.equal("Basic " .. core.b64encode("bob:Pw:hush-hush+1"), seen[5].echo.headers.authorization)
     assert.truthy(seen[5].echo.body:find("x_rsi_ws_login=xrsitest", 1, true), seen[5].echo.body)
     -- no secret in nginx's log either
     local log = read(server.dir .. "/error.log")

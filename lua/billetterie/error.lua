@@ -171,7 +171,11 @@ function M.url_problem(url)
   if type(url) ~= "string" then return nil end
   local authority, rest = url:match("^https?://([^/?#]*)(.*)$")
   if not authority then return nil end
-  if not authority:find("@", 1, true) and rest:find("@", 1, true) then
+  local _, ats = authority:gsub("@", "")
+  if ats > 1 then
+    return "the URL's user or password holds an '@': it must be percent-encoded (%40)"
+  end
+  if ats == 0 and rest:find("@", 1, true) then
     return "the URL holds an '@' after its host: a user or password holding '/', '?' or '#' must be "
       .. "percent-encoded (%2F, %3F, %23), and an '@' of the path as %40"
   end

@@ -191,7 +191,9 @@ function M:request(req)
     if vars[HEADER_VARS.authorization] then
       return 0, nil, nil, "setup", "the URL's user:password@ and an Authorization header cannot both be sent"
     end
-    vars[HEADER_VARS.authorization] = "Basic " .. ngx.encode_base64(ngx.unescape_uri(userinfo))
+    -- %XX decoded only, as libcurl does (ngx.unescape_uri would make a '+' a space)
+    local plain = userinfo:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    vars[HEADER_VARS.authorization] = "Basic " .. ngx.encode_base64(plain)
     with_headers = true
   end
   local options = { method = m, vars = vars }
