@@ -235,6 +235,7 @@ for _, service in pairs(catalogue.services) do
   if service.xml_arrays then XML_OPTIONS[service] = { arrays = set_of(service.xml_arrays) } end
   if service.xml_integers then XML_INTEGERS[service] = set_of(service.xml_integers) end
 end
+Client._xml_options, Client._xml_integers = XML_OPTIONS, XML_INTEGERS   -- streamed calls decode alike
 
 -- The secret values an error of this call must not show: the client's own,
 -- and the secret parameters of the call (a session token, a password).

@@ -4,34 +4,24 @@
 -- client (Client:_send: paced by `rate`, holding a `max_in_flight` slot,
 -- retried like any read), so a failed transfer is retried before the first
 -- item reaches the caller; then the file is read back element by element.
-local catalogue = require "billetterie.catalogue"
 local errors = require "billetterie.error"
 
 local M = {}
 
 local xml  -- loaded on the first streamed call
 
-local function set_of(list)
-  local set = {}
-  for _, n in ipairs(list or {}) do set[n] = true end
-  return set
-end
-
 -- Per XML service: the tags it streams (catalogue xml_each: the repeated
--- elements its answer holds, from the seed), the decoder's list elements,
--- the leaves read as integers; built on its first streamed call.
+-- elements its answer holds, from the seed), built on its first streamed
+-- call; the decoder's options and integer leaves are the client's own.
 local SHAPES = setmetatable({}, { __mode = "k" })
-local function shape_of(service)
+local function shape_of(self, service)
   local shape = SHAPES[service]
   if not shape then
-    local tags = {}
-    for i, t in ipairs(service.xml_each or {}) do tags[i] = t end
+    local tags, set = {}, {}
+    for i, t in ipairs(service.xml_each or {}) do tags[i], set[t] = t, true end
     table.sort(tags)
-    shape = {
-      tags = set_of(tags), listed = table.concat(tags, ", "),
-      options = service.xml_arrays and { arrays = set_of(service.xml_arrays) },
-      integers = service.xml_integers and set_of(service.xml_integers),
-    }
+    shape = { tags = set, listed = table.concat(tags, ", "),
+              options = self._xml_options[service], integers = self._xml_integers[service] }
     SHAPES[service] = shape
   end
   return shape
@@ -115,7 +105,7 @@ end
 -- Client:call once `each` is known to be a string and the service an XML one.
 function M.call(self, service, given, opts)
   local each = given.each
-  local shape = shape_of(service)
+  local shape = shape_of(self, service)
   if not shape.tags[each] then
     -- a misspelt tag would stream nothing and look like an empty catalogue
     return failing(errors.new{
